@@ -1,0 +1,299 @@
+//! The command line: flags (each with an environment variable), and the commands that
+//! wire the library together. The only place that prints to stdout.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config;
+use crate::diff::{self, render};
+use crate::flink::spec::{validate, ManifestSet, Severity};
+use crate::git::source::{self, GitSource, RepoLocation};
+
+/// Exit code: everything valid / no changes.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: invalid input (or, for `plan --detailed-exitcode`, invalid or error).
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code: could not run (or, for `plan --detailed-exitcode`, there are changes).
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flink-gitops",
+    version,
+    about = "GitOps for Apache Flink: FlinkDeployment and FlinkSessionJob manifests in Git, applied with the Flink Kubernetes Operator's rules.",
+    long_about = "GitOps for Apache Flink.\n\n\
+Keep FlinkDeployment and FlinkSessionJob manifests (apiVersion flink.apache.org/v1beta1, the YAML \
+you write for the Flink Kubernetes Operator) in a Git repository. flink-gitops validates them, tells \
+a reviewer what a pull request will do to running jobs and their state, and applies merged changes \
+with the operator's upgrade rules.\n\n\
+Typical workflow:\n  \
+flink-gitops validate examples/repo                      # check manifests before committing\n  \
+flink-gitops plan --repo . --base main --head my-branch  # what will this PR do to running jobs?\n  \
+flink-gitops plan --repo . --base main --head HEAD -o markdown  # as a PR comment",
+    after_help = "Exit codes: 0 ok, 1 invalid manifests, 2 could not run (plan --detailed-exitcode: 0 no changes, 2 changes, 1 invalid or error).\nLogs go to stderr; set FLINK_GITOPS_LOG=debug for more."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check manifests: every error with its file, line, field and what is allowed.
+    ///
+    /// Reads a folder or file on disk (uncommitted changes included), or a Git repository at a
+    /// revision. Exit 0 when valid, 1 when invalid, 2 when it could not run.
+    Validate(ValidateArgs),
+    /// Show what merging one revision over another does to each resource and its job.
+    ///
+    /// For every resource added, removed or changed between --base and --head: the change class
+    /// (ignore, scale, upgrade, savepoint-redeploy), the action on the running job in plain words,
+    /// warnings where state is at risk, validation errors, and a diff of the spec.
+    Plan(PlanArgs),
+}
+
+/// Where to read manifests from Git, and how.
+#[derive(Args, Debug, Clone)]
+pub struct GitArgs {
+    /// Folder below the repository root that holds the manifests (default: the whole tree).
+    #[arg(long, env = "FLINK_GITOPS_PATH", value_name = "P")]
+    pub path: Option<String>,
+    /// Folder for Git mirrors and other caches.
+    #[arg(long, env = config::ENV_CACHE_DIR, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Deadline for fetching a remote repository.
+    #[arg(long, env = "FLINK_GITOPS_GIT_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub git_timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Folder or file to validate (default: the current folder). Ignored with --repo.
+    #[arg(value_name = "PATH")]
+    pub target: Option<PathBuf>,
+    /// Validate a Git repository instead: a local path or a URL (file://, https://, ssh://).
+    #[arg(long, env = "FLINK_GITOPS_REPO", value_name = "R")]
+    pub repo: Option<String>,
+    /// Revision to read with --repo: branch, tag or commit.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub revision: String,
+    #[command(flatten)]
+    pub git: GitArgs,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: ValidateFormat,
+    /// Also show notices (skipped kinds, ignored fields).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The Git repository: a local path or a URL (file://, https://, ssh://).
+    #[arg(long, env = "FLINK_GITOPS_REPO", value_name = "R")]
+    pub repo: String,
+    /// The revision that is deployed now (usually the target branch of the pull request).
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// The revision to be merged (the pull request's branch or commit).
+    #[arg(long, value_name = "REV")]
+    pub head: String,
+    #[command(flatten)]
+    pub git: GitArgs,
+    /// Output format: text for a terminal, json for tools, markdown for a PR comment.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: render::Format,
+    /// Terraform's convention: exit 0 no changes, 2 changes, 1 invalid or error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Colour the text output.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: Color,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging("warn");
+    let code = match cli.command {
+        Command::Validate(args) => cmd_validate(args),
+        Command::Plan(args) => cmd_plan(args),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(config::ENV_LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The cache folder: the flag, else `$XDG_CACHE_HOME/flink-gitops`, else `~/.cache/flink-gitops`.
+pub fn cache_dir(flag: Option<&PathBuf>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.clone();
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(config::DEFAULT_CACHE_SUBDIR)
+}
+
+fn validation_options() -> validate::Options {
+    validate::Options::default()
+}
+
+/// Opens a repository (fetching a remote once) and returns it with its source.
+fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository), String> {
+    let location = RepoLocation::parse(repo);
+    let source = GitSource::new(
+        location,
+        &cache_dir(git.cache_dir.as_ref()),
+        git.git_timeout,
+    );
+    source.fetch().map_err(|e| e.to_string())?;
+    let repository = source.open().map_err(|e| e.to_string())?;
+    Ok((source, repository))
+}
+
+fn load_revision(
+    source: &GitSource,
+    repo: &git2::Repository,
+    rev: &str,
+    path: Option<&str>,
+) -> Result<(String, ManifestSet), String> {
+    let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
+    let mut set = source
+        .load(repo, &revision, path)
+        .map_err(|e| e.to_string())?;
+    set.validate(&validation_options());
+    Ok((revision.to_string(), set))
+}
+
+fn cmd_validate(args: ValidateArgs) -> u8 {
+    let set = match &args.repo {
+        Some(repo) => match open_repo(repo, &args.git)
+            .and_then(|(s, r)| load_revision(&s, &r, &args.revision, args.git.path.as_deref()))
+        {
+            Ok((_, set)) => set,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+        },
+        None => {
+            let target = args.target.clone().unwrap_or_else(|| PathBuf::from("."));
+            if !target.exists() {
+                eprintln!("error: {} does not exist", target.display());
+                return EXIT_ERROR;
+            }
+            match source::read_folder(&target) {
+                Ok(files) => {
+                    let mut set = source::parse_files(files);
+                    set.validate(&validation_options());
+                    set
+                }
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", target.display());
+                    return EXIT_ERROR;
+                }
+            }
+        }
+    };
+    let errors = set.errors().count();
+    let warnings = set
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    match args.output {
+        ValidateFormat::Json => {
+            let value = serde_json::json!({
+                "valid": errors == 0,
+                "files": set.files_read,
+                "resources": set.manifests.iter().map(|m| serde_json::json!({
+                    "kind": m.key.kind, "namespace": m.key.namespace, "name": m.key.name,
+                    "file": m.file, "specHash": m.spec.hash(),
+                })).collect::<Vec<_>>(),
+                "diagnostics": set.diagnostics,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        }
+        ValidateFormat::Text => {
+            for d in &set.diagnostics {
+                if d.severity != Severity::Notice || args.verbose {
+                    println!("{d}");
+                }
+            }
+            let verdict = if errors == 0 { "valid" } else { "invalid" };
+            println!(
+                "{verdict}: {} file(s), {} resource(s), {errors} error(s), {warnings} warning(s)",
+                set.files_read,
+                set.manifests.len()
+            );
+        }
+    }
+    if errors == 0 {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    }
+}
+
+fn cmd_plan(args: PlanArgs) -> u8 {
+    let fail = if args.detailed_exitcode {
+        EXIT_INVALID
+    } else {
+        EXIT_ERROR
+    };
+    let loaded = open_repo(&args.repo, &args.git).and_then(|(source, repo)| {
+        let base = load_revision(&source, &repo, &args.base, args.git.path.as_deref())?;
+        let head = load_revision(&source, &repo, &args.head, args.git.path.as_deref())?;
+        Ok((base, head))
+    });
+    let ((base_label, base), (head_label, head)) = match loaded {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return fail;
+        }
+    };
+    let plan = diff::plan(&base, &head, &base_label, &head_label);
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    print!("{}", render::render(&plan, args.output, color));
+    if plan.has_errors() {
+        EXIT_INVALID
+    } else if args.detailed_exitcode && plan.has_changes() {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    }
+}

@@ -1,0 +1,531 @@
+//! The one home of configuration: the agent's defaults, the environment variables it reads,
+//! and the Flink and operator option keys it understands, each documented once.
+//!
+//! Flags in [`crate::cli`] take their defaults from the `DEFAULT_*` constants here and their
+//! environment variables from the `ENV_*` constants. Flink option keys are [`FlinkOption`]s:
+//! one constant per option with its Flink 2.x name, the deprecated 1.x names that still
+//! mean the same thing, and the kind of value it takes, so validation, the runtimes and the
+//! docs agree on every key.
+
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------
+// Agent defaults
+// ---------------------------------------------------------------------------------------
+
+/// Branch the agent writes status to, on the same remote as the manifests.
+pub const DEFAULT_STATUS_BRANCH: &str = "flink-gitops/status";
+/// Branch the agent reads manifests from.
+pub const DEFAULT_BRANCH: &str = "main";
+/// Time between two reconcile passes when nothing is in flight.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(15);
+/// Time between two observations of Flink while an action is in flight.
+pub const DEFAULT_FAST_POLL: Duration = Duration::from_millis(100);
+/// Deadline for one Git fetch (all resources share one fetch per cycle).
+pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deadline for one Flink REST call.
+pub const DEFAULT_REST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Resources whose actions run at the same time.
+pub const DEFAULT_MAX_CONCURRENT_RESOURCES: usize = 4;
+/// Folder (below the user's cache) that holds Git mirrors, downloaded jars and local clusters.
+pub const DEFAULT_CACHE_SUBDIR: &str = "flink-gitops";
+/// Namespace of a manifest that names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Schemes a `jarURI` may use. The operator allows only `https` for session jobs by
+/// default; the local runtime also needs `file` and `local`, so this agent allows these.
+pub const DEFAULT_ALLOWED_ARTIFACT_SCHEMES: &[&str] = &["https", "http", "file", "local"];
+/// API version of the manifests this agent reads.
+pub const API_VERSION: &str = "flink.apache.org/v1beta1";
+/// Manifests with this label set to "true" are the operator's canaries: health probes,
+/// never deployed.
+pub const CANARY_LABEL: &str = "flink.apache.org/canary";
+
+// ---------------------------------------------------------------------------------------
+// Environment variables (every flag also reads one; these are the ones read directly)
+// ---------------------------------------------------------------------------------------
+
+/// Token for `https://` Git remotes (sent as the password; the user name is taken from the
+/// URL, or `x-access-token`).
+pub const ENV_GIT_TOKEN: &str = "FLINK_GITOPS_GIT_TOKEN";
+/// Private key file for `ssh://` and scp-style Git remotes (the SSH agent is tried first).
+pub const ENV_GIT_SSH_KEY: &str = "FLINK_GITOPS_GIT_SSH_KEY";
+/// Root folder for caches and local clusters (default: `$XDG_CACHE_HOME/flink-gitops` or
+/// `$HOME/.cache/flink-gitops`).
+pub const ENV_CACHE_DIR: &str = "FLINK_GITOPS_CACHE";
+/// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
+pub const ENV_LOG: &str = "FLINK_GITOPS_LOG";
+
+// ---------------------------------------------------------------------------------------
+// Flink and operator options
+// ---------------------------------------------------------------------------------------
+
+/// What a Flink option's value must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A Flink duration: `10 s`, `5min`, `1h`, `500ms`, or a bare number of milliseconds.
+    Duration,
+    /// A Flink duration or a Quartz cron expression (6 or 7 fields).
+    DurationOrCron,
+    /// A Flink memory size: `1g`, `2048m`, `64 mb`, or bytes.
+    MemorySize,
+    /// A whole number no smaller than the bound.
+    Int {
+        min: i64,
+    },
+    Bool,
+    /// One of the listed words (compared ignoring case, as Flink does for enums).
+    Enum(&'static [&'static str]),
+    /// A URI with a scheme (`file:///...`, `s3://...`).
+    Uri,
+}
+
+/// One Flink (or operator) configuration option.
+#[derive(Debug, Clone, Copy)]
+pub struct FlinkOption {
+    /// The name Flink 2.x reads.
+    pub key: &'static str,
+    /// Older names that mean the same (Flink 1.x names, deprecated fallbacks in 2.x).
+    pub legacy: &'static [&'static str],
+    pub kind: ValueKind,
+    pub doc: &'static str,
+}
+
+impl FlinkOption {
+    /// Every name this option may be written under, newest first.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(self.key).chain(self.legacy.iter().copied())
+    }
+}
+
+macro_rules! option {
+    ($name:ident, $key:expr, [$($legacy:expr),*], $kind:expr, $doc:expr) => {
+        #[doc = $doc]
+        pub const $name: FlinkOption = FlinkOption { key: $key, legacy: &[$($legacy),*], kind: $kind, doc: $doc };
+    };
+}
+
+option!(
+    CHECKPOINTS_DIR,
+    "execution.checkpointing.dir",
+    ["state.checkpoints.dir"],
+    ValueKind::Uri,
+    "Where checkpoints are written; required for savepoint and last-state upgrades."
+);
+option!(
+    SAVEPOINTS_DIR,
+    "execution.checkpointing.savepoint-dir",
+    ["state.savepoints.dir"],
+    ValueKind::Uri,
+    "Default savepoint target; required for savepoint upgrades and savepoint triggers."
+);
+option!(
+    CHECKPOINT_INTERVAL,
+    "execution.checkpointing.interval",
+    [],
+    ValueKind::Duration,
+    "Checkpoint interval; last-state upgrades restore from the newest checkpoint."
+);
+option!(
+    CHECKPOINT_TIMEOUT,
+    "execution.checkpointing.timeout",
+    [],
+    ValueKind::Duration,
+    "Timeout of one checkpoint or savepoint; also the stop-with-savepoint deadline."
+);
+option!(
+    CHECKPOINT_MIN_PAUSE,
+    "execution.checkpointing.min-pause",
+    [],
+    ValueKind::Duration,
+    "Minimal pause between checkpoints."
+);
+option!(
+    CHECKPOINT_RETENTION,
+    "execution.checkpointing.externalized-checkpoint-retention",
+    [],
+    ValueKind::Enum(&[
+        "NO_EXTERNALIZED_CHECKPOINTS",
+        "RETAIN_ON_CANCELLATION",
+        "DELETE_ON_CANCELLATION"
+    ]),
+    "Whether checkpoints survive a cancel; the agent defaults to RETAIN_ON_CANCELLATION."
+);
+option!(
+    CHECKPOINTS_RETAINED,
+    "execution.checkpointing.num-retained",
+    ["state.checkpoints.num-retained"],
+    ValueKind::Int { min: 1 },
+    "How many completed checkpoints are kept."
+);
+option!(
+    RESTORE_PATH,
+    "execution.state-recovery.path",
+    ["execution.savepoint.path"],
+    ValueKind::Uri,
+    "Savepoint or checkpoint a job starts from."
+);
+option!(
+    IGNORE_UNCLAIMED_STATE,
+    "execution.state-recovery.ignore-unclaimed-state",
+    ["execution.savepoint.ignore-unclaimed-state"],
+    ValueKind::Bool,
+    "allowNonRestoredState: drop state no operator claims."
+);
+option!(
+    TASK_SLOTS,
+    "taskmanager.numberOfTaskSlots",
+    [],
+    ValueKind::Int { min: 1 },
+    "Slots per TaskManager; TaskManager count = ceil(parallelism / slots)."
+);
+option!(
+    PARALLELISM_DEFAULT,
+    "parallelism.default",
+    [],
+    ValueKind::Int { min: 1 },
+    "Default parallelism of jobs without one."
+);
+option!(
+    MAX_PARALLELISM,
+    "pipeline.max-parallelism",
+    [],
+    ValueKind::Int { min: 1 },
+    "Upper bound of rescaling; fixed for a job's state."
+);
+option!(
+    JM_PROCESS_MEMORY,
+    "jobmanager.memory.process.size",
+    [],
+    ValueKind::MemorySize,
+    "JobManager process memory (spec.jobManager.resource.memory writes it)."
+);
+option!(
+    TM_PROCESS_MEMORY,
+    "taskmanager.memory.process.size",
+    [],
+    ValueKind::MemorySize,
+    "TaskManager process memory (spec.taskManager.resource.memory writes it)."
+);
+option!(
+    JM_FLINK_MEMORY,
+    "jobmanager.memory.flink.size",
+    [],
+    ValueKind::MemorySize,
+    "JobManager total Flink memory."
+);
+option!(
+    TM_FLINK_MEMORY,
+    "taskmanager.memory.flink.size",
+    [],
+    ValueKind::MemorySize,
+    "TaskManager total Flink memory."
+);
+option!(
+    TM_MANAGED_MEMORY,
+    "taskmanager.memory.managed.size",
+    [],
+    ValueKind::MemorySize,
+    "TaskManager managed memory."
+);
+option!(
+    TM_TASK_HEAP,
+    "taskmanager.memory.task.heap.size",
+    [],
+    ValueKind::MemorySize,
+    "TaskManager task heap."
+);
+option!(
+    JM_HEAP,
+    "jobmanager.memory.heap.size",
+    [],
+    ValueKind::MemorySize,
+    "JobManager heap."
+);
+option!(
+    JVM_METASPACE_TM,
+    "taskmanager.memory.jvm-metaspace.size",
+    [],
+    ValueKind::MemorySize,
+    "TaskManager metaspace."
+);
+option!(
+    HEARTBEAT_TIMEOUT,
+    "heartbeat.timeout",
+    [],
+    ValueKind::Duration,
+    "Time after which a silent TaskManager or JobManager is considered lost."
+);
+option!(
+    SCHEDULER,
+    "jobmanager.scheduler",
+    [],
+    ValueKind::Enum(&["default", "adaptive", "adaptivebatch"]),
+    "The adaptive scheduler enables in-place rescaling."
+);
+option!(
+    SCHEDULER_MODE,
+    "scheduler-mode",
+    [],
+    ValueKind::Enum(&["reactive"]),
+    "Reactive mode (standalone): the job scales with the TaskManagers."
+);
+option!(
+    HA_TYPE,
+    "high-availability.type",
+    ["high-availability"],
+    ValueKind::Enum(&[]),
+    "High-availability services (kubernetes, zookeeper, or a factory class)."
+);
+option!(
+    HA_STORAGE_DIR,
+    "high-availability.storageDir",
+    ["high-availability.storage-dir"],
+    ValueKind::Uri,
+    "Where HA metadata is stored."
+);
+option!(
+    RESTART_STRATEGY,
+    "restart-strategy.type",
+    ["restart-strategy"],
+    ValueKind::Enum(&[]),
+    "Restart strategy of a failing job."
+);
+option!(
+    FORBIDDEN_NAMESPACE,
+    "kubernetes.namespace",
+    [],
+    ValueKind::Enum(&[]),
+    "Set by the agent from metadata.namespace; may not be set in a manifest."
+);
+option!(
+    FORBIDDEN_CLUSTER_ID,
+    "kubernetes.cluster-id",
+    [],
+    ValueKind::Enum(&[]),
+    "Set by the agent from metadata.name; may not be set in a manifest."
+);
+option!(
+    FORBIDDEN_HA_CLUSTER_ID,
+    "high-availability.cluster-id",
+    [],
+    ValueKind::Enum(&[]),
+    "Set by the agent from metadata.name; may not be set in a manifest."
+);
+option!(
+    FIXED_JOB_ID,
+    "$internal.pipeline.job-id",
+    [],
+    ValueKind::Enum(&[]),
+    "A fixed job id; the agent sets one per deployment attempt unless the manifest does."
+);
+
+// Operator options (kubernetes.operator.*): never handed to Flink, read by the agent.
+option!(OP_SAVEPOINT_ON_DELETION, "kubernetes.operator.job.savepoint-on-deletion", [], ValueKind::Bool,
+    "Take a final savepoint when a resource is removed from Git. Default here: true (the operator's is false): deleting a manifest must not silently lose state.");
+option!(
+    OP_DRAIN_ON_SAVEPOINT_DELETION,
+    "kubernetes.operator.job.drain-on-savepoint-deletion",
+    [],
+    ValueKind::Bool,
+    "Drain the job when stopping it with a savepoint for deletion."
+);
+option!(
+    OP_PERIODIC_SAVEPOINT,
+    "kubernetes.operator.periodic.savepoint.interval",
+    [],
+    ValueKind::DurationOrCron,
+    "Periodic savepoints (duration or cron); requires a savepoint directory."
+);
+option!(
+    OP_PERIODIC_CHECKPOINT,
+    "kubernetes.operator.periodic.checkpoint.interval",
+    [],
+    ValueKind::DurationOrCron,
+    "Periodic checkpoints (duration or cron)."
+);
+option!(
+    OP_ROLLBACK_ENABLED,
+    "kubernetes.operator.deployment.rollback.enabled",
+    [],
+    ValueKind::Bool,
+    "Roll back an upgrade that does not become stable within the readiness timeout."
+);
+option!(
+    OP_READINESS_TIMEOUT,
+    "kubernetes.operator.deployment.readiness.timeout",
+    [],
+    ValueKind::Duration,
+    "How long an upgrade may take to become stable before it is rolled back (default 5 min)."
+);
+option!(
+    OP_LAST_STATE_FALLBACK,
+    "kubernetes.operator.job.upgrade.last-state-fallback.enabled",
+    [],
+    ValueKind::Bool,
+    "Savepoint upgrade of a job that is not running falls back to last-state (default true)."
+);
+option!(
+    OP_SAVEPOINT_FORMAT,
+    "kubernetes.operator.savepoint.format.type",
+    [],
+    ValueKind::Enum(&["CANONICAL", "NATIVE"]),
+    "Format of savepoints the agent takes."
+);
+option!(
+    OP_CHECKPOINT_TYPE,
+    "kubernetes.operator.checkpoint.type",
+    [],
+    ValueKind::Enum(&["FULL", "INCREMENTAL"]),
+    "Type of checkpoints the agent triggers."
+);
+option!(
+    OP_RESTART_FAILED,
+    "kubernetes.operator.job.restart.failed",
+    [],
+    ValueKind::Bool,
+    "Restart a FAILED job from its latest state."
+);
+option!(
+    OP_SAVEPOINT_HISTORY_COUNT,
+    "kubernetes.operator.savepoint.history.max.count",
+    [],
+    ValueKind::Int { min: 1 },
+    "Savepoints kept in the history."
+);
+option!(
+    OP_SAVEPOINT_HISTORY_AGE,
+    "kubernetes.operator.savepoint.history.max.age",
+    [],
+    ValueKind::Duration,
+    "Age after which savepoints leave the history."
+);
+option!(
+    OP_MAX_CHECKPOINT_AGE,
+    "kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age",
+    [],
+    ValueKind::Duration,
+    "A last-state upgrade whose newest checkpoint is older takes a savepoint instead."
+);
+option!(
+    OP_INPLACE_SCALING,
+    "kubernetes.operator.job.upgrade.inplace-scaling.enabled",
+    [],
+    ValueKind::Bool,
+    "Apply parallelism overrides without a restart when the adaptive scheduler runs."
+);
+option!(
+    OP_HEALTH_CHECK,
+    "kubernetes.operator.cluster.health-check.enabled",
+    [],
+    ValueKind::Bool,
+    "Restart unhealthy jobs; needs jm-deployment-recovery."
+);
+option!(
+    OP_JM_RECOVERY,
+    "kubernetes.operator.jm-deployment-recovery.enabled",
+    [],
+    ValueKind::Bool,
+    "Recover a missing JobManager."
+);
+
+/// Options whose values are type-checked when they appear in a manifest.
+pub const CHECKED_OPTIONS: &[FlinkOption] = &[
+    CHECKPOINTS_DIR,
+    SAVEPOINTS_DIR,
+    CHECKPOINT_INTERVAL,
+    CHECKPOINT_TIMEOUT,
+    CHECKPOINT_MIN_PAUSE,
+    CHECKPOINT_RETENTION,
+    CHECKPOINTS_RETAINED,
+    RESTORE_PATH,
+    IGNORE_UNCLAIMED_STATE,
+    TASK_SLOTS,
+    PARALLELISM_DEFAULT,
+    MAX_PARALLELISM,
+    JM_PROCESS_MEMORY,
+    TM_PROCESS_MEMORY,
+    JM_FLINK_MEMORY,
+    TM_FLINK_MEMORY,
+    TM_MANAGED_MEMORY,
+    TM_TASK_HEAP,
+    JM_HEAP,
+    JVM_METASPACE_TM,
+    HEARTBEAT_TIMEOUT,
+    SCHEDULER,
+    SCHEDULER_MODE,
+    HA_STORAGE_DIR,
+    OP_SAVEPOINT_ON_DELETION,
+    OP_DRAIN_ON_SAVEPOINT_DELETION,
+    OP_PERIODIC_SAVEPOINT,
+    OP_PERIODIC_CHECKPOINT,
+    OP_ROLLBACK_ENABLED,
+    OP_READINESS_TIMEOUT,
+    OP_LAST_STATE_FALLBACK,
+    OP_SAVEPOINT_FORMAT,
+    OP_CHECKPOINT_TYPE,
+    OP_RESTART_FAILED,
+    OP_SAVEPOINT_HISTORY_COUNT,
+    OP_SAVEPOINT_HISTORY_AGE,
+    OP_MAX_CHECKPOINT_AGE,
+    OP_INPLACE_SCALING,
+    OP_HEALTH_CHECK,
+    OP_JM_RECOVERY,
+];
+
+/// Keys a manifest may not set: the agent derives them from metadata.
+pub const FORBIDDEN_OPTIONS: &[FlinkOption] = &[
+    FORBIDDEN_NAMESPACE,
+    FORBIDDEN_CLUSTER_ID,
+    FORBIDDEN_HA_CLUSTER_ID,
+];
+
+/// Prefix of operator options: never handed to Flink, and changing them restarts nothing.
+pub const OPERATOR_PREFIX: &str = "kubernetes.operator.";
+/// Prefix of autoscaler options: changing them restarts nothing.
+pub const AUTOSCALER_PREFIX: &str = "job.autoscaler.";
+/// Per-vertex parallelism overrides: a SCALE change in native mode.
+pub const PARALLELISM_OVERRIDES_KEY: &str = "pipeline.jobvertex-parallelism-overrides";
+
+/// Defaults of operator options where this agent's default matters to a decision.
+pub const DEFAULT_SAVEPOINT_ON_DELETION: bool = true;
+pub const DEFAULT_LAST_STATE_FALLBACK: bool = true;
+pub const DEFAULT_ROLLBACK_ENABLED: bool = false;
+pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_SAVEPOINT_HISTORY_COUNT: usize = 10;
+pub const DEFAULT_INPLACE_SCALING: bool = true;
+
+/// Looks an option up in a flat configuration under any of its names; returns the name it
+/// was found under and the value.
+pub fn lookup<'a>(
+    config: &'a std::collections::BTreeMap<String, String>,
+    option: &FlinkOption,
+) -> Option<(&'a str, &'a str)> {
+    option.names().find_map(|name| {
+        config
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    })
+}
+
+/// Reads a boolean option, with the given default when absent or unreadable.
+pub fn lookup_bool(
+    config: &std::collections::BTreeMap<String, String>,
+    option: &FlinkOption,
+    default: bool,
+) -> bool {
+    match lookup(config, option) {
+        Some((_, v)) if v.eq_ignore_ascii_case("true") => true,
+        Some((_, v)) if v.eq_ignore_ascii_case("false") => false,
+        _ => default,
+    }
+}
+
+/// The name of an option that a given Flink major version reads: Flink 2.x reads the new
+/// names; 1.x reads the first legacy name where there is one.
+pub fn key_for(option: &FlinkOption, flink_2x: bool) -> &'static str {
+    if flink_2x {
+        option.key
+    } else {
+        option.legacy.first().copied().unwrap_or(option.key)
+    }
+}

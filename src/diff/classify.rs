@@ -1,0 +1,212 @@
+//! Change classification: which fields changed between two specs and what class each
+//! change is, from one table of spec paths (the operator's `@SpecDiff` rules).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config;
+use crate::flink::lifecycle::ChangeClass;
+use crate::flink::spec::{DeploymentMode, Spec};
+
+/// One changed field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    /// `spec.job.parallelism`, `spec.flinkConfiguration[state.savepoints.dir]`, ...
+    pub path: String,
+    pub class: ChangeClass,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+}
+
+/// The class of a change to one field. `standalone` is the deployment mode of the new spec.
+pub fn class_of(path: &str, new_is_null: bool, standalone: bool) -> ChangeClass {
+    if let Some(key) = path
+        .strip_prefix("spec.flinkConfiguration[")
+        .and_then(|k| k.strip_suffix(']'))
+    {
+        return if key.starts_with(config::OPERATOR_PREFIX)
+            || key.starts_with(config::AUTOSCALER_PREFIX)
+            || key == config::PARALLELISM_DEFAULT.key
+        {
+            ChangeClass::Ignore
+        } else if key == config::PARALLELISM_OVERRIDES_KEY && !standalone {
+            ChangeClass::Scale
+        } else {
+            ChangeClass::Upgrade
+        };
+    }
+    match path {
+        "spec.job.upgradeMode"
+        | "spec.job.initialSavepointPath"
+        | "spec.job.allowNonRestoredState"
+        | "spec.job.savepointTriggerNonce"
+        | "spec.job.checkpointTriggerNonce"
+        | "spec.job.autoscalerResetNonce" => ChangeClass::Ignore,
+        "spec.job.savepointRedeployNonce" if new_is_null => ChangeClass::Ignore,
+        "spec.job.savepointRedeployNonce" => ChangeClass::SavepointRedeploy,
+        "spec.restartNonce" if new_is_null => ChangeClass::Ignore,
+        "spec.job.parallelism" | "spec.taskManager.replicas" if standalone => ChangeClass::Scale,
+        _ => ChangeClass::Upgrade,
+    }
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if prefix == "spec.flinkConfiguration" || prefix == "spec.logConfiguration" {
+                    out.insert(format!("{prefix}[{k}]"), v.clone());
+                } else {
+                    flatten(&format!("{prefix}.{k}"), v, out);
+                }
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+fn show(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Every changed field between two specs of the same kind, with its class, and the
+/// overall class (the maximum; `None` when nothing changed).
+pub fn classify(old: &Spec, new: &Spec) -> (Option<ChangeClass>, Vec<FieldChange>) {
+    let mut a = BTreeMap::new();
+    let mut b = BTreeMap::new();
+    flatten("spec", &old.canonical_json(), &mut a);
+    flatten("spec", &new.canonical_json(), &mut b);
+    let standalone =
+        matches!(new, Spec::Deployment(d) if d.effective_mode() == DeploymentMode::Standalone);
+    let mut changes = Vec::new();
+    let paths: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for path in paths {
+        let (o, n) = (a.get(path), b.get(path));
+        if o == n {
+            continue;
+        }
+        let class = class_of(path, n.is_none_or(serde_json::Value::is_null), standalone);
+        changes.push(FieldChange {
+            path: path.clone(),
+            class,
+            old: o.map(show),
+            new: n.map(show),
+        });
+    }
+    let overall = changes.iter().map(|c| c.class).max();
+    (overall, changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flink::spec::{DeploymentSpec, JobSpec, UpgradeMode};
+
+    fn app(f: impl FnOnce(&mut DeploymentSpec)) -> Spec {
+        let mut d = DeploymentSpec {
+            job: Some(JobSpec {
+                parallelism: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        f(&mut d);
+        Spec::Deployment(d)
+    }
+
+    #[test]
+    fn table_of_paths() {
+        let cases: &[(&str, bool, bool, ChangeClass)] = &[
+            ("spec.job.upgradeMode", false, false, ChangeClass::Ignore),
+            (
+                "spec.job.savepointTriggerNonce",
+                false,
+                false,
+                ChangeClass::Ignore,
+            ),
+            (
+                "spec.job.savepointRedeployNonce",
+                false,
+                false,
+                ChangeClass::SavepointRedeploy,
+            ),
+            (
+                "spec.job.savepointRedeployNonce",
+                true,
+                false,
+                ChangeClass::Ignore,
+            ),
+            ("spec.restartNonce", false, false, ChangeClass::Upgrade),
+            ("spec.restartNonce", true, false, ChangeClass::Ignore),
+            ("spec.job.parallelism", false, false, ChangeClass::Upgrade),
+            ("spec.job.parallelism", false, true, ChangeClass::Scale),
+            ("spec.taskManager.replicas", false, true, ChangeClass::Scale),
+            (
+                "spec.flinkConfiguration[kubernetes.operator.savepoint.format.type]",
+                false,
+                false,
+                ChangeClass::Ignore,
+            ),
+            (
+                "spec.flinkConfiguration[job.autoscaler.enabled]",
+                false,
+                false,
+                ChangeClass::Ignore,
+            ),
+            (
+                "spec.flinkConfiguration[pipeline.jobvertex-parallelism-overrides]",
+                false,
+                false,
+                ChangeClass::Scale,
+            ),
+            (
+                "spec.flinkConfiguration[pipeline.jobvertex-parallelism-overrides]",
+                false,
+                true,
+                ChangeClass::Upgrade,
+            ),
+            (
+                "spec.flinkConfiguration[state.savepoints.dir]",
+                false,
+                false,
+                ChangeClass::Upgrade,
+            ),
+            ("spec.image", false, false, ChangeClass::Upgrade),
+            (
+                "spec.podTemplate.spec.containers",
+                false,
+                false,
+                ChangeClass::Upgrade,
+            ),
+        ];
+        for (path, null, standalone, want) in cases {
+            assert_eq!(
+                class_of(path, *null, *standalone),
+                *want,
+                "{path} null={null} standalone={standalone}"
+            );
+        }
+    }
+
+    #[test]
+    fn overall_class_is_the_maximum() {
+        let old = app(|_| {});
+        let new = app(|d| {
+            let j = d.job.as_mut().expect("job");
+            j.upgrade_mode = UpgradeMode::Savepoint;
+            j.jar_uri = Some("local:///b.jar".into());
+        });
+        let (class, fields) = classify(&old, &new);
+        assert_eq!(class, Some(ChangeClass::Upgrade));
+        assert_eq!(fields.len(), 2);
+        assert_eq!(classify(&old, &old.clone()).0, None);
+    }
+}

@@ -1,0 +1,371 @@
+//! Desired versus recorded (or base) specs: which resources change, how (the operator's
+//! change classes), what that does to their jobs, and what is at risk.
+//!
+//! [`plan`] is pure: two validated manifest sets in, a [`Plan`] out. [`render`] turns a plan
+//! into text, JSON or Markdown.
+
+pub mod classify;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use similar::TextDiff;
+
+pub use classify::{classify, FieldChange};
+
+use crate::config;
+use crate::flink::lifecycle::{self, Action, ChangeClass, PredictContext};
+use crate::flink::spec::validate::validate_transition;
+use crate::flink::spec::{
+    Diagnostic, Kind, Manifest, ManifestSet, ResourceKey, Severity, Spec, UpgradeMode,
+};
+
+/// How a resource changes between base and head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    Added,
+    Removed,
+    Ignore,
+    Scale,
+    Upgrade,
+    SavepointRedeploy,
+    /// The spec is the same; listed because something about it is wrong.
+    Unchanged,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Ignore => "ignore",
+            Change::Scale => "scale",
+            Change::Upgrade => "upgrade",
+            Change::SavepointRedeploy => "savepoint-redeploy",
+            Change::Unchanged => "unchanged",
+        }
+    }
+
+    fn from_class(c: ChangeClass) -> Change {
+        match c {
+            ChangeClass::Ignore => Change::Ignore,
+            ChangeClass::Scale => Change::Scale,
+            ChangeClass::Upgrade => Change::Upgrade,
+            ChangeClass::SavepointRedeploy => Change::SavepointRedeploy,
+        }
+    }
+}
+
+/// What merging does to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePlan {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    /// File at head (or at base, for a removed resource).
+    pub file: String,
+    pub change: Change,
+    /// The action in plain words.
+    pub action: String,
+    /// The action as data.
+    #[serde(rename = "actionDetail")]
+    pub action_detail: Action,
+    /// Upgrade mode at head (at base for a removed resource); none for session clusters.
+    pub upgrade_mode: Option<UpgradeMode>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<Diagnostic>,
+    pub fields: Vec<FieldChange>,
+    /// Unified diff of the canonical spec, base to head.
+    pub diff: String,
+}
+
+impl ResourcePlan {
+    pub fn key(&self) -> ResourceKey {
+        ResourceKey::new(self.namespace.clone(), self.kind, self.name.clone())
+    }
+}
+
+/// What merging head into base does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub base: String,
+    pub head: String,
+    pub resources: Vec<ResourcePlan>,
+    /// Resources whose spec is the same at both revisions.
+    pub unchanged: usize,
+    /// Errors at head that concern no single resource (unreadable files, missing kinds).
+    pub errors: Vec<Diagnostic>,
+    /// Notices at head (skipped kinds, ignored fields).
+    pub notices: Vec<Diagnostic>,
+}
+
+impl Plan {
+    /// Whether anything changes.
+    pub fn has_changes(&self) -> bool {
+        self.resources.iter().any(|r| r.change != Change::Unchanged)
+    }
+
+    /// Whether head is invalid anywhere.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty() || self.resources.iter().any(|r| !r.errors.is_empty())
+    }
+}
+
+fn session_jobs_of(set: &ManifestSet, cluster: &ResourceKey) -> Vec<String> {
+    set.manifests
+        .iter()
+        .filter(|m| m.key.namespace == cluster.namespace)
+        .filter(|m| {
+            m.as_session_job()
+                .and_then(|s| s.deployment_name.as_deref())
+                == Some(cluster.name.as_str())
+        })
+        .map(|m| m.key.name.clone())
+        .collect()
+}
+
+fn spec_diff(old: Option<&Spec>, new: Option<&Spec>) -> String {
+    let a = old.map(Spec::to_canonical_yaml).unwrap_or_default();
+    let b = new.map(Spec::to_canonical_yaml).unwrap_or_default();
+    if a == b {
+        return String::new();
+    }
+    TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(3)
+        .header("base", "head")
+        .to_string()
+}
+
+/// Builds the plan for merging `head` over `base`. Both sets should already be validated.
+pub fn plan(base: &ManifestSet, head: &ManifestSet, base_label: &str, head_label: &str) -> Plan {
+    let base_by_key: BTreeMap<&ResourceKey, &Manifest> =
+        base.manifests.iter().map(|m| (&m.key, m)).collect();
+    let head_by_key: BTreeMap<&ResourceKey, &Manifest> =
+        head.manifests.iter().map(|m| (&m.key, m)).collect();
+    let keys: BTreeSet<&ResourceKey> = base_by_key
+        .keys()
+        .chain(head_by_key.keys())
+        .copied()
+        .collect();
+    let mut head_errors: BTreeMap<String, Vec<Diagnostic>> = BTreeMap::new();
+    let mut plan = Plan {
+        base: base_label.to_string(),
+        head: head_label.to_string(),
+        resources: Vec::new(),
+        unchanged: 0,
+        errors: Vec::new(),
+        notices: Vec::new(),
+    };
+    for d in &head.diagnostics {
+        match (&d.resource, d.severity) {
+            (_, Severity::Notice) => plan.notices.push(d.clone()),
+            (Some(r), _) => head_errors.entry(r.clone()).or_default().push(d.clone()),
+            (None, Severity::Error) => plan.errors.push(d.clone()),
+            (None, Severity::Warning) => plan.notices.push(d.clone()),
+        }
+    }
+
+    for key in keys {
+        let old = base_by_key.get(key).copied();
+        let new = head_by_key.get(key).copied();
+        let mut diags = head_errors.remove(&key.to_string()).unwrap_or_default();
+        if let (Some(o), Some(n)) = (old, new) {
+            validate_transition(&o.spec, n, &mut diags);
+        }
+        let errors: Vec<Diagnostic> = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .cloned()
+            .collect();
+        let mut warnings: Vec<String> = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(|d| format!("{}: {}", d.field, d.message))
+            .collect();
+
+        let (change, class, fields) = match (old, new) {
+            (None, Some(_)) => (Change::Added, None, Vec::new()),
+            (Some(o), None) => {
+                if head.unreadable_files.contains(&o.file) {
+                    // Its file could not be read at head: keep it as it is, never remove it.
+                    warnings.push(format!(
+                        "{} could not be read at head; this resource is kept as it is until the file is fixed",
+                        o.file
+                    ));
+                    (Change::Unchanged, None, Vec::new())
+                } else {
+                    (Change::Removed, None, Vec::new())
+                }
+            }
+            (Some(o), Some(n)) => {
+                let (class, fields) = classify(&o.spec, &n.spec);
+                match class {
+                    None => (Change::Unchanged, None, fields),
+                    Some(c) => (Change::from_class(c), Some(c), fields),
+                }
+            }
+            (None, None) => continue,
+        };
+        if change == Change::Unchanged && errors.is_empty() && warnings.is_empty() {
+            plan.unchanged += 1;
+            continue;
+        }
+        let ctx = PredictContext {
+            session_jobs: {
+                let mut jobs = session_jobs_of(head, key);
+                jobs.extend(session_jobs_of(base, key));
+                jobs.sort();
+                jobs.dedup();
+                jobs
+            },
+            recorded_savepoint: None,
+        };
+        let action = if !errors.is_empty() {
+            Action::Hold
+        } else if change == Change::Unchanged {
+            Action::NoRestart
+        } else {
+            lifecycle::predict(old.map(|m| &m.spec), new.map(|m| &m.spec), class, &ctx)
+        };
+        let shown = new.or(old).expect("one side exists"); // ok: (None, None) was skipped above
+        warnings.extend(risk_warnings(
+            old.map(|m| &m.spec),
+            new.map(|m| &m.spec),
+            &fields,
+            &action,
+        ));
+        plan.resources.push(ResourcePlan {
+            kind: key.kind,
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            file: shown.file.clone(),
+            change,
+            action: action.to_string(),
+            upgrade_mode: shown.spec.upgrade_mode(),
+            action_detail: action,
+            warnings,
+            errors,
+            fields,
+            diff: spec_diff(old.map(|m| &m.spec), new.map(|m| &m.spec)),
+        });
+    }
+    // Errors about resources that are in neither set (e.g. a document whose spec failed
+    // before it had a name) stay visible.
+    for (_, diags) in head_errors {
+        plan.errors
+            .extend(diags.into_iter().filter(|d| d.severity == Severity::Error));
+    }
+    plan
+}
+
+/// Warnings where a change puts state at risk or stops other jobs.
+fn risk_warnings(
+    old: Option<&Spec>,
+    new: Option<&Spec>,
+    fields: &[FieldChange],
+    action: &Action,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    let restarts = matches!(
+        action,
+        Action::Upgrade { .. }
+            | Action::Resume { .. }
+            | Action::SavepointRedeploy { .. }
+            | Action::Deploy { .. }
+    );
+    let old_job = old.and_then(Spec::job);
+    let new_job = new.and_then(Spec::job);
+    if let (Some(oj), Some(nj)) = (old_job, new_job) {
+        if oj.upgrade_mode.is_stateful() && !nj.upgrade_mode.is_stateful() {
+            w.push(format!(
+                "upgradeMode changes from {} to stateless: this and every later restart discard the job's state",
+                oj.upgrade_mode
+            ));
+        }
+        if oj.jar_uri != nj.jar_uri
+            && nj.upgrade_mode == UpgradeMode::Stateless
+            && nj.state == crate::flink::spec::JobState::Running
+        {
+            w.push(
+                "jarURI changes while upgradeMode is stateless: the new job starts without state"
+                    .to_string(),
+            );
+        }
+        if oj.initial_savepoint_path != nj.initial_savepoint_path
+            && !matches!(action, Action::SavepointRedeploy { .. })
+        {
+            w.push("initialSavepointPath is only read on the first deployment (or with a new savepointRedeployNonce); this change has no effect on the running job".to_string());
+        }
+    }
+    if restarts
+        && new_job.is_some_and(|j| {
+            j.allow_non_restored_state == Some(true) && j.upgrade_mode.is_stateful()
+        })
+    {
+        w.push("allowNonRestoredState is true: state of operators missing from the new job is dropped without an error".to_string());
+    }
+    if let (Some(Spec::Deployment(o)), Some(Spec::Deployment(n))) = (old, new) {
+        if let (Some(ov), Some(nv)) = (o.flink_version, n.flink_version) {
+            if ov != nv {
+                w.push(format!(
+                    "flinkVersion changes from {ov} to {nv}: state written by one Flink version is not guaranteed to restore in another; take a savepoint first and keep it"
+                ));
+            }
+        }
+    }
+    if let Action::SavepointRedeploy { path } = action {
+        w.push(format!(
+            "savepoint redeploy discards the job's current state and starts from {path}"
+        ));
+    }
+    match action {
+        Action::Delete {
+            final_savepoint: false,
+            mode,
+            ..
+        } => {
+            let cfg = old.map(Spec::flink_configuration);
+            let disabled = cfg.is_some_and(|c| {
+                !config::lookup_bool(
+                    c,
+                    &config::OP_SAVEPOINT_ON_DELETION,
+                    config::DEFAULT_SAVEPOINT_ON_DELETION,
+                )
+            });
+            if disabled {
+                w.push("kubernetes.operator.job.savepoint-on-deletion is false: removing this resource takes no final savepoint".to_string());
+            } else if *mode == UpgradeMode::Stateless {
+                w.push("removing a stateless job discards its state (no final savepoint is taken in stateless mode)".to_string());
+            } else if *mode == UpgradeMode::LastState {
+                w.push("no savepoint directory is set: removing this job keeps only its latest checkpoint".to_string());
+            }
+        }
+        Action::Delete {
+            final_savepoint: true,
+            ..
+        } => {
+            w.push("removing this job stops it with a final savepoint; reverting the removal restores it from there".to_string());
+        }
+        Action::RedeploySessionCluster { session_jobs } if !session_jobs.is_empty() => {
+            w.push(format!(
+                "redeploying this session cluster stops every session job on it: {}",
+                session_jobs.join(", ")
+            ));
+        }
+        Action::DeleteSessionCluster => {
+            w.push("removing a session cluster stops every job still running on it".to_string());
+        }
+        Action::Suspend {
+            mode: UpgradeMode::Stateless,
+        } => {
+            w.push("suspending in stateless mode cancels the job without a savepoint: its state is discarded".to_string());
+        }
+        _ => {}
+    }
+    let _ = fields;
+    w
+}

@@ -1,0 +1,1 @@
+//! Typed client for the Flink REST API.

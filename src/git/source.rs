@@ -1,0 +1,463 @@
+//! A Git repository of manifests: a local path, or a remote mirrored into a cache folder.
+//!
+//! Manifests are read straight from the tree of a commit (no checkout), so any revision can
+//! be read at any time, and one fetch per cycle serves every resource.
+//!
+//! *Guarantees*: a fetch never runs past its deadline (git2's transfer callback aborts it);
+//! refs in the mirror are exactly the remote's branches and tags after a successful fetch.
+//! *Errors*: [`GitError`], each classified as transient (retry later) or permanent (needs a
+//! change in configuration or in the repository).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use git2::{Cred, CredentialType, FetchOptions, ObjectType, RemoteCallbacks, Repository};
+use sha2::{Digest, Sha256};
+
+use crate::config;
+use crate::flink::spec::ManifestSet;
+
+/// Errors from reading Git.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot open the repository at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("cannot fetch {url}: {source}")]
+    Fetch {
+        url: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("fetching {url} took longer than {timeout:?}")]
+    Timeout { url: String, timeout: Duration },
+    #[error("revision {rev:?} not found in {repo} (tried branch, tag, commit)")]
+    UnknownRevision { rev: String, repo: String },
+    #[error("path {path:?} is not a folder at revision {rev}")]
+    PathNotFound { path: String, rev: String },
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("git task failed: {0}")]
+    Task(String),
+}
+
+impl GitError {
+    /// Whether retrying later may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GitError::Fetch { source, .. } => {
+                !matches!(source.class(), git2::ErrorClass::Ssh if source.code() == git2::ErrorCode::Auth)
+            }
+            GitError::Timeout { .. } | GitError::Io(_) | GitError::Task(_) => true,
+            GitError::Git(e) => matches!(e.code(), git2::ErrorCode::Locked),
+            GitError::Open { .. }
+            | GitError::UnknownRevision { .. }
+            | GitError::PathNotFound { .. } => false,
+        }
+    }
+}
+
+/// Where manifests come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoLocation {
+    /// A repository on this machine, read in place.
+    Local(PathBuf),
+    /// A remote URL (`file://`, `https://`, `ssh://`, `git://` or scp-style `user@host:path`).
+    Remote(String),
+}
+
+impl RepoLocation {
+    pub fn parse(s: &str) -> RepoLocation {
+        let scp_like = !s.contains("://")
+            && s.split_once(':').is_some_and(|(host, path)| {
+                host.contains('@') && !host.contains('/') && !path.is_empty()
+            });
+        if s.contains("://") || scp_like {
+            RepoLocation::Remote(s.to_string())
+        } else {
+            RepoLocation::Local(PathBuf::from(s))
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            RepoLocation::Local(p) => p.display().to_string(),
+            RepoLocation::Remote(u) => redact(u),
+        }
+    }
+}
+
+/// Removes a password or token from a URL before it is logged.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((cred, host)) = rest.split_once('@') {
+            if cred.contains(':') || !cred.is_empty() && scheme.starts_with("http") {
+                return format!("{scheme}://***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// A resolved revision: what the user asked for and the commit it named.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Revision {
+    /// What was asked for: a branch, tag or commit.
+    pub reference: String,
+    /// Full commit id (hex).
+    pub commit: String,
+    /// First line of the commit message.
+    pub summary: String,
+}
+
+impl Revision {
+    pub fn short(&self) -> &str {
+        self.commit.get(..7).unwrap_or(&self.commit)
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@sha1:{}", self.reference, self.short())
+    }
+}
+
+/// A Git repository of manifests.
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    location: RepoLocation,
+    /// The repository git2 opens: the local path, or the mirror of a remote.
+    git_dir: PathBuf,
+    timeout: Duration,
+}
+
+impl GitSource {
+    /// Prepares a source; a remote is mirrored under `cache_root/git/<hash of the URL>`.
+    pub fn new(location: RepoLocation, cache_root: &Path, timeout: Duration) -> GitSource {
+        let git_dir = match &location {
+            RepoLocation::Local(p) => p.clone(),
+            RepoLocation::Remote(url) => {
+                let digest = hex::encode(Sha256::digest(url.as_bytes()));
+                cache_root.join("git").join(&digest[..16])
+            }
+        };
+        GitSource {
+            location,
+            git_dir,
+            timeout,
+        }
+    }
+
+    pub fn location(&self) -> &RepoLocation {
+        &self.location
+    }
+
+    /// The git directory read by [`GitSource::open`].
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
+    pub fn is_remote(&self) -> bool {
+        matches!(self.location, RepoLocation::Remote(_))
+    }
+
+    /// Opens the repository (the mirror for a remote; call [`GitSource::fetch`] first).
+    pub fn open(&self) -> Result<Repository, GitError> {
+        Repository::open(&self.git_dir).map_err(|source| GitError::Open {
+            path: self.git_dir.display().to_string(),
+            source,
+        })
+    }
+
+    /// Brings the mirror up to date with the remote (branches and tags, pruned). A local
+    /// repository needs no fetch.
+    pub fn fetch(&self) -> Result<(), GitError> {
+        let RepoLocation::Remote(url) = &self.location else {
+            return Ok(());
+        };
+        let repo = match Repository::open_bare(&self.git_dir) {
+            Ok(r) => r,
+            Err(_) => {
+                std::fs::create_dir_all(&self.git_dir)?;
+                Repository::init_bare(&self.git_dir)?
+            }
+        };
+        let deadline = Instant::now() + self.timeout;
+        let mut remote = repo.remote_anonymous(url)?;
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(callbacks(deadline));
+        options.prune(git2::FetchPrune::On);
+        options.download_tags(git2::AutotagOption::All);
+        let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
+        let started = Instant::now();
+        match remote.fetch(&refspecs, Some(&mut options), None) {
+            Ok(()) => {
+                tracing::debug!(url = %redact(url), elapsed = ?started.elapsed(), "fetched");
+                Ok(())
+            }
+            Err(_) if Instant::now() >= deadline => Err(GitError::Timeout {
+                url: redact(url),
+                timeout: self.timeout,
+            }),
+            Err(source) => Err(GitError::Fetch {
+                url: redact(url),
+                source,
+            }),
+        }
+    }
+
+    /// Resolves a branch, tag or commit (full or abbreviated) to a commit.
+    pub fn resolve(&self, repo: &Repository, rev: &str) -> Result<Revision, GitError> {
+        let candidates = [
+            format!("refs/heads/{rev}"),
+            format!("refs/tags/{rev}"),
+            format!("refs/remotes/origin/{rev}"),
+            rev.to_string(),
+        ];
+        for c in &candidates {
+            if let Ok(obj) = repo.revparse_single(c) {
+                if let Ok(commit) = obj.peel_to_commit() {
+                    return Ok(Revision {
+                        reference: rev.to_string(),
+                        commit: commit.id().to_string(),
+                        summary: commit.summary().unwrap_or_default().to_string(),
+                    });
+                }
+            }
+        }
+        Err(GitError::UnknownRevision {
+            rev: rev.to_string(),
+            repo: self.location.display(),
+        })
+    }
+
+    /// Reads every `.yaml` / `.yml` file below `subpath` (or the root) at a commit, without
+    /// a checkout. Paths are relative to the repository root. Hidden files and folders are
+    /// skipped.
+    pub fn read_files(
+        &self,
+        repo: &Repository,
+        rev: &Revision,
+        subpath: Option<&str>,
+    ) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+        let oid = git2::Oid::from_str(&rev.commit)?;
+        let commit = repo.find_commit(oid)?;
+        let root = commit.tree()?;
+        let (tree, prefix) = match subpath
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty() && *p != ".")
+        {
+            None => (root, String::new()),
+            Some(p) => {
+                let entry = root
+                    .get_path(Path::new(p))
+                    .map_err(|_| GitError::PathNotFound {
+                        path: p.to_string(),
+                        rev: rev.to_string(),
+                    })?;
+                let obj = entry.to_object(repo)?;
+                match obj.into_tree() {
+                    Ok(t) => (t, format!("{p}/")),
+                    Err(_) => {
+                        return Err(GitError::PathNotFound {
+                            path: p.to_string(),
+                            rev: rev.to_string(),
+                        })
+                    }
+                }
+            }
+        };
+        let mut files = Vec::new();
+        let mut walk_error = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            let name = entry.name().unwrap_or_default();
+            if name.starts_with('.') {
+                return git2::TreeWalkResult::Skip;
+            }
+            if entry.kind() == Some(ObjectType::Blob) && is_manifest_name(name) {
+                match repo.find_blob(entry.id()) {
+                    Ok(blob) => {
+                        files.push((format!("{prefix}{dir}{name}"), blob.content().to_vec()))
+                    }
+                    Err(e) => {
+                        walk_error = Some(e);
+                        return git2::TreeWalkResult::Abort;
+                    }
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        if let Some(e) = walk_error {
+            return Err(e.into());
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Reads and parses the manifests at a revision (not yet validated).
+    pub fn load(
+        &self,
+        repo: &Repository,
+        rev: &Revision,
+        subpath: Option<&str>,
+    ) -> Result<ManifestSet, GitError> {
+        let files = self.read_files(repo, rev, subpath)?;
+        Ok(parse_files(files))
+    }
+}
+
+/// Parses (file, bytes) pairs into a manifest set; a file that is not UTF-8 is an error
+/// about that file only.
+pub fn parse_files(files: Vec<(String, Vec<u8>)>) -> ManifestSet {
+    let mut set = ManifestSet::default();
+    for (path, bytes) in files {
+        match String::from_utf8(bytes) {
+            Ok(text) => set.add_file(&path, &text),
+            Err(_) => {
+                set.files_read += 1;
+                set.unreadable_files.insert(path.clone());
+                set.diagnostics.push(crate::flink::spec::Diagnostic {
+                    severity: crate::flink::spec::Severity::Error,
+                    file: path,
+                    line: 1,
+                    column: 1,
+                    field: String::new(),
+                    resource: None,
+                    message: "the file is not UTF-8 text".to_string(),
+                });
+            }
+        }
+    }
+    set
+}
+
+/// Whether a file name is read as a manifest.
+pub fn is_manifest_name(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+}
+
+/// Reads manifests from a folder or a single file on disk (the working tree, uncommitted
+/// changes included). Paths in diagnostics are relative to `path`'s folder.
+pub fn read_folder(path: &Path) -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
+    let mut files = Vec::new();
+    if path.is_file() {
+        files.push((path.display().to_string(), std::fs::read(path)?));
+        return Ok(files);
+    }
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let p = entry.path();
+            if entry.file_type()?.is_dir() {
+                stack.push(p);
+            } else if is_manifest_name(&name) {
+                let rel = p.strip_prefix(path).unwrap_or(&p).display().to_string();
+                files.push((rel, std::fs::read(&p)?));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn callbacks<'a>(deadline: Instant) -> RemoteCallbacks<'a> {
+    let mut cb = RemoteCallbacks::new();
+    let mut attempts = 0u32;
+    cb.credentials(move |url, username, allowed| {
+        attempts += 1;
+        if attempts > 4 {
+            return Err(git2::Error::from_str(
+                "authentication failed (credentials were rejected)",
+            ));
+        }
+        let user = username.unwrap_or("git");
+        if allowed.contains(CredentialType::SSH_KEY) {
+            // A key file named in the environment first, then the SSH agent.
+            return match (std::env::var(config::ENV_GIT_SSH_KEY).ok(), attempts) {
+                (Some(key), 1) => Cred::ssh_key(user, None, Path::new(&key), None),
+                _ => Cred::ssh_key_from_agent(user),
+            };
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            if let Ok(token) = std::env::var(config::ENV_GIT_TOKEN) {
+                return Cred::userpass_plaintext(username.unwrap_or("x-access-token"), &token);
+            }
+            if let Ok(cfg) = git2::Config::open_default() {
+                return Cred::credential_helper(&cfg, url, username);
+            }
+        }
+        if allowed.contains(CredentialType::DEFAULT) {
+            return Cred::default();
+        }
+        Err(git2::Error::from_str(
+            "no credentials available for this remote",
+        ))
+    });
+    cb.transfer_progress(move |_| Instant::now() < deadline);
+    cb.sideband_progress(move |_| Instant::now() < deadline);
+    cb
+}
+
+/// Runs blocking Git work off the async runtime, bounded by a deadline.
+pub async fn run_blocking<T, F>(timeout: Duration, what: &str, f: F) -> Result<T, GitError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, GitError> + Send + 'static,
+{
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(GitError::Task(join.to_string())),
+        Err(_) => Err(GitError::Timeout {
+            url: what.to_string(),
+            timeout,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_told_apart() {
+        assert_eq!(
+            RepoLocation::parse("/srv/repo"),
+            RepoLocation::Local("/srv/repo".into())
+        );
+        assert!(matches!(
+            RepoLocation::parse("file:///srv/repo.git"),
+            RepoLocation::Remote(_)
+        ));
+        assert!(matches!(
+            RepoLocation::parse("git@github.com:org/repo.git"),
+            RepoLocation::Remote(_)
+        ));
+        assert!(matches!(
+            RepoLocation::parse("https://h/r.git"),
+            RepoLocation::Remote(_)
+        ));
+        assert_eq!(
+            RepoLocation::parse("./examples/repo"),
+            RepoLocation::Local("./examples/repo".into())
+        );
+    }
+
+    #[test]
+    fn tokens_are_redacted() {
+        assert_eq!(
+            redact("https://user:tok@host/r.git"),
+            "https://***@host/r.git"
+        );
+        assert_eq!(redact("file:///x"), "file:///x");
+    }
+}

@@ -1,0 +1,14 @@
+//! flink-gitops: a GitOps agent for Apache Flink.
+//!
+//! Data flows one way: [`git`] reads manifests at a revision, [`flink::spec`] parses and
+//! validates them, [`diff`] compares desired, recorded and live state and classifies each
+//! change, [`flink::lifecycle`] decides what to do (pure), and [`apply`] carries it out
+//! against a runtime through the Flink REST API ([`flink::rest`]).
+//! [`config`] is the one home of configuration keys and their defaults.
+
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod diff;
+pub mod flink;
+pub mod git;
