@@ -134,7 +134,9 @@ mod tests {
         assert_eq!(parse_memory("1g"), Some(1 << 30));
         assert_eq!(parse_memory("512 mb"), Some(512 << 20));
         assert_eq!(parse_memory("2Gi"), Some(2 << 30));
-        assert_eq!(parse_memory("1500M"), Some(1_500_000_000));
+        // Flink reads "M" as mebibytes before the Kubernetes reading is tried, as the operator does.
+        assert_eq!(parse_memory("1500M"), Some(1500 << 20));
+        assert_eq!(parse_memory("1.5Gi"), Some(3 << 29));
         assert_eq!(parse_memory("1024"), Some(1024));
         for bad in ["", "two gigs", "1.5.2g", "-1g", "g", "10 parsecs"] {
             assert_eq!(parse_memory(bad), None, "{bad}");

@@ -1,0 +1,1 @@
+//! The invalid-manifest corpus.

@@ -1,0 +1,1 @@
+//! plan on real Git histories.
