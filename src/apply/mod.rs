@@ -1,1 +1,7 @@
-//! Executor and runtimes.
+//! Carrying out decisions: the [`runtime::Runtime`] trait (where Flink clusters live: local
+//! processes, or Kubernetes) and the [`executor`] that runs the observe, decide, act loop
+//! for every resource and records each step on the status branch.
+
+pub mod executor;
+pub mod local;
+pub mod runtime;

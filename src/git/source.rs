@@ -177,6 +177,14 @@ impl GitSource {
     /// Brings the mirror up to date with the remote (branches and tags, pruned). A local
     /// repository needs no fetch.
     pub fn fetch(&self) -> Result<(), GitError> {
+        self.fetch_refspecs(&[
+            "+refs/heads/*:refs/heads/*".to_string(),
+            "+refs/tags/*:refs/tags/*".to_string(),
+        ])
+    }
+
+    /// Fetches only the given refspecs (an empty list just creates the mirror).
+    pub fn fetch_refspecs(&self, refspecs: &[String]) -> Result<(), GitError> {
         let RepoLocation::Remote(url) = &self.location else {
             return Ok(());
         };
@@ -191,11 +199,22 @@ impl GitSource {
         let mut remote = repo.remote_anonymous(url)?;
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks(deadline));
-        options.prune(git2::FetchPrune::On);
-        options.download_tags(git2::AutotagOption::All);
-        let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
+        let all = refspecs.iter().any(|r| r.contains('*'));
+        options.prune(if all {
+            git2::FetchPrune::On
+        } else {
+            git2::FetchPrune::Off
+        });
+        options.download_tags(if all {
+            git2::AutotagOption::All
+        } else {
+            git2::AutotagOption::None
+        });
+        if refspecs.is_empty() {
+            return Ok(());
+        }
         let started = Instant::now();
-        match remote.fetch(&refspecs, Some(&mut options), None) {
+        match remote.fetch(refspecs, Some(&mut options), None) {
             Ok(()) => {
                 tracing::debug!(url = %redact(url), elapsed = ?started.elapsed(), "fetched");
                 Ok(())
@@ -205,6 +224,40 @@ impl GitSource {
                 timeout: self.timeout,
             }),
             Err(source) => Err(GitError::Fetch {
+                url: redact(url),
+                source,
+            }),
+        }
+    }
+
+    /// Pushes a ref of the mirror to the same ref on the remote; fails if the remote rejects
+    /// it (for instance because it does not fast-forward).
+    pub fn push(&self, repo: &Repository, refname: &str) -> Result<(), GitError> {
+        let RepoLocation::Remote(url) = &self.location else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.timeout;
+        let mut remote = repo.remote_anonymous(url)?;
+        let rejected = std::cell::RefCell::new(None::<String>);
+        let mut cb = callbacks(deadline);
+        cb.push_update_reference(|name, status| {
+            if let Some(msg) = status {
+                *rejected.borrow_mut() = Some(format!("{name}: {msg}"));
+            }
+            Ok(())
+        });
+        let mut options = git2::PushOptions::new();
+        options.remote_callbacks(cb);
+        let spec = format!("{refname}:{refname}");
+        let result = remote.push(&[spec.as_str()], Some(&mut options));
+        drop(options);
+        match (result, rejected.into_inner()) {
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(msg)) => Err(GitError::Fetch {
+                url: redact(url),
+                source: git2::Error::from_str(&format!("push rejected: {msg}")),
+            }),
+            (Err(source), _) => Err(GitError::Fetch {
                 url: redact(url),
                 source,
             }),

@@ -341,11 +341,10 @@ fn check_resource(
         }
         None => {
             if !memory_keys.iter().any(|k| config::lookup(cfg, k).is_some()) {
-                out.push(
-                    m.diag(
-                        Severity::Error,
-                        &format!("{path}.resource.memory"),
-                        format!(
+                out.push(m.diag(
+                    Severity::Error,
+                    &format!("{path}.resource.memory"),
+                    format!(
                             "{path}.resource.memory is missing and no memory option ({}) is set",
                             memory_keys
                                 .iter()
@@ -353,8 +352,7 @@ fn check_resource(
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                    ),
-                );
+                ));
             }
         }
     }

@@ -4,6 +4,9 @@
 //! do, assuming the base revision is deployed and its job is running) and the agent loop
 //! (which decides from observed facts). Nothing here does I/O or reads the clock.
 
+pub mod decide;
+pub mod record;
+
 use std::fmt;
 
 use serde::Serialize;

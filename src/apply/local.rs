@@ -1,0 +1,704 @@
+//! The local runtime: every FlinkDeployment becomes real Flink processes on this machine.
+//!
+//! An application cluster is a JobManager started with Flink's standalone application
+//! entrypoint (fixed job id, restore path, the job's jar) plus TaskManagers; a session
+//! cluster is a session JobManager plus TaskManagers. Each cluster has its own folder under
+//! `<state-dir>/clusters/<namespace>/<name>/`: `conf/config.yaml` (the agent's defaults,
+//! then the manifest's `flinkConfiguration`, then what the agent must set), `log/`,
+//! `data/` (checkpoints and savepoints unless the manifest names other places) and
+//! `cluster.json` (ports and process ids).
+//!
+//! Processes are started in their own process group and outlive the agent: a restarted
+//! agent reads `cluster.json`, checks that each process id still belongs to that cluster
+//! (its command line names the cluster's conf folder), and adopts it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::runtime::{ClusterRequest, Runtime, RuntimeError};
+use crate::config;
+use crate::flink::lifecycle::decide::ClusterState;
+use crate::flink::spec::{quantity, DeploymentSpec, ResourceKey};
+
+/// Environment variable naming the Flink distribution.
+pub const ENV_FLINK_HOME: &str = "FLINK_HOME";
+/// Memory of a local JobManager / TaskManager when the manifest gives none.
+pub const DEFAULT_LOCAL_PROCESS_MEMORY: &str = "1g";
+/// Managed memory of a local TaskManager (the hashmap state backend does not use it).
+pub const DEFAULT_LOCAL_MANAGED_MEMORY: &str = "64m";
+/// How long a process gets to exit after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Settings of the local runtime.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub flink_home: PathBuf,
+    /// Clusters live under `<state_dir>/clusters`.
+    pub state_dir: PathBuf,
+    /// `local:///x/y.jar` is read from `<jar_root>/x/y.jar`.
+    pub jar_root: PathBuf,
+    /// Downloaded jars are kept under `<cache_dir>/jars`.
+    pub cache_dir: PathBuf,
+}
+
+/// What `cluster.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterFile {
+    pub namespace: String,
+    pub name: String,
+    pub application: bool,
+    pub generation: u64,
+    pub rest_port: u16,
+    pub rpc_port: u16,
+    pub jm_pid: u32,
+    pub tm_pids: Vec<u32>,
+    pub task_managers: u32,
+    pub checkpoint_dir: String,
+    pub savepoint_dir: String,
+}
+
+/// Flink processes on this machine.
+#[derive(Debug)]
+pub struct LocalRuntime {
+    settings: LocalSettings,
+    java_opts: String,
+    reserved_ports: Mutex<BTreeSet<u16>>,
+    http: reqwest::Client,
+}
+
+impl LocalRuntime {
+    /// Checks the Flink distribution and prepares the state folder.
+    pub fn new(settings: LocalSettings) -> Result<LocalRuntime, RuntimeError> {
+        let jm = settings.flink_home.join("bin/jobmanager.sh");
+        if !jm.exists() {
+            return Err(RuntimeError::NoFlink(
+                settings.flink_home.display().to_string(),
+            ));
+        }
+        std::fs::create_dir_all(settings.state_dir.join("clusters"))?;
+        let java_opts = distribution_java_opts(&settings.flink_home);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        Ok(LocalRuntime {
+            settings,
+            java_opts,
+            reserved_ports: Mutex::new(BTreeSet::new()),
+            http,
+        })
+    }
+
+    pub fn settings(&self) -> &LocalSettings {
+        &self.settings
+    }
+
+    fn cluster_dir(&self, key: &ResourceKey) -> PathBuf {
+        cluster_dir(&self.settings.state_dir, key)
+    }
+
+    /// Reads a cluster's `cluster.json`.
+    pub fn cluster_file(&self, key: &ResourceKey) -> Option<ClusterFile> {
+        read_cluster_file(&self.cluster_dir(key))
+    }
+
+    fn all_cluster_files(&self) -> Vec<ClusterFile> {
+        all_cluster_dirs(&self.settings.state_dir)
+            .iter()
+            .filter_map(|d| read_cluster_file(d))
+            .collect()
+    }
+
+    fn allocate_port(&self) -> Result<u16, RuntimeError> {
+        let in_use: BTreeSet<u16> = self
+            .all_cluster_files()
+            .iter()
+            .flat_map(|c| [c.rest_port, c.rpc_port])
+            .collect();
+        let mut reserved = self
+            .reserved_ports
+            .lock()
+            .map_err(|_| RuntimeError::Other("port table poisoned".into()))?;
+        for _ in 0..50 {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            let port = listener.local_addr()?.port();
+            if !in_use.contains(&port) && reserved.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(RuntimeError::Other("no free port found".into()))
+    }
+
+    /// The configuration a cluster starts with.
+    fn render_config(
+        &self,
+        request: &ClusterRequest,
+        dir: &Path,
+        rest_port: u16,
+        rpc_port: u16,
+    ) -> BTreeMap<String, String> {
+        let spec = &request.spec;
+        let mut cfg: BTreeMap<String, String> = BTreeMap::new();
+        let set = |cfg: &mut BTreeMap<String, String>, k: &str, v: String| {
+            cfg.insert(k.to_string(), v);
+        };
+        // The agent's defaults.
+        set(
+            &mut cfg,
+            "taskmanager.memory.managed.size",
+            DEFAULT_LOCAL_MANAGED_MEMORY.into(),
+        );
+        set(&mut cfg, "state.backend.type", "hashmap".into());
+        set(
+            &mut cfg,
+            config::CHECKPOINT_RETENTION.key,
+            "RETAIN_ON_CANCELLATION".into(),
+        );
+        set(&mut cfg, "cluster.registration.error-delay", "1 s".into());
+        set(
+            &mut cfg,
+            "cluster.registration.refused-registration-delay",
+            "1 s".into(),
+        );
+        set(
+            &mut cfg,
+            "rest.cache.execution-graph.timeout",
+            "200 ms".into(),
+        );
+        set(
+            &mut cfg,
+            "rest.cache.checkpoint-statistics.timeout",
+            "200 ms".into(),
+        );
+        set(&mut cfg, "pipeline.name", request.key.name.clone());
+        for (k, v) in self.default_configuration(&request.key) {
+            set(&mut cfg, &k, v);
+        }
+        // The manifest's own, with renamed keys written under the name Flink 2.x reads.
+        for (k, v) in &spec.flink_configuration {
+            if k.starts_with(config::OPERATOR_PREFIX)
+                || k.starts_with(config::AUTOSCALER_PREFIX)
+                || k.starts_with("kubernetes.")
+                || k.starts_with("high-availability")
+            {
+                continue;
+            }
+            set(&mut cfg, &canonical_key(k), v.clone());
+        }
+        // Memory from the resource section, as the operator maps it.
+        let jm_mem = spec
+            .job_manager
+            .as_ref()
+            .and_then(|j| j.resource.as_ref())
+            .and_then(|r| r.memory.clone());
+        let tm_mem = spec
+            .task_manager
+            .as_ref()
+            .and_then(|t| t.resource.as_ref())
+            .and_then(|r| r.memory.clone());
+        for (option, mem) in [
+            (config::JM_PROCESS_MEMORY, jm_mem),
+            (config::TM_PROCESS_MEMORY, tm_mem),
+        ] {
+            match mem.and_then(|m| quantity::parse_memory(&m)) {
+                Some(bytes) => set(&mut cfg, option.key, format!("{}m", bytes >> 20)),
+                None => {
+                    cfg.entry(option.key.to_string())
+                        .or_insert_with(|| DEFAULT_LOCAL_PROCESS_MEMORY.to_string());
+                }
+            }
+        }
+        // What the agent must set.
+        let data = dir.join("data");
+        let force = set;
+        force(&mut cfg, "env.java.opts.all", self.java_opts.clone());
+        force(&mut cfg, "jobmanager.bind-host", "localhost".into());
+        force(&mut cfg, "jobmanager.rpc.address", "localhost".into());
+        force(&mut cfg, "jobmanager.rpc.port", rpc_port.to_string());
+        force(&mut cfg, "taskmanager.bind-host", "localhost".into());
+        force(&mut cfg, "taskmanager.host", "localhost".into());
+        force(&mut cfg, "rest.address", "localhost".into());
+        force(&mut cfg, "rest.bind-address", "localhost".into());
+        force(&mut cfg, "rest.port", rest_port.to_string());
+        force(
+            &mut cfg,
+            "web.upload.dir",
+            data.join("web-upload").display().to_string(),
+        );
+        force(
+            &mut cfg,
+            "io.tmp.dirs",
+            data.join("tmp").display().to_string(),
+        );
+        if let Some(job) = &request.job {
+            force(
+                &mut cfg,
+                "execution.shutdown-on-application-finish",
+                "false".into(),
+            );
+            if let Some(p) = job.parallelism {
+                force(&mut cfg, config::PARALLELISM_DEFAULT.key, p.to_string());
+            }
+            if job.allow_non_restored_state {
+                force(&mut cfg, config::IGNORE_UNCLAIMED_STATE.key, "true".into());
+            }
+        }
+        cfg
+    }
+
+    fn task_manager_count(spec: &DeploymentSpec, cfg: &BTreeMap<String, String>) -> u32 {
+        if let Some(r) = spec.task_manager.as_ref().and_then(|t| t.replicas) {
+            return r.max(1) as u32;
+        }
+        let slots = config::lookup(cfg, &config::TASK_SLOTS)
+            .and_then(|(_, v)| v.trim().parse::<i64>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let parallelism = spec
+            .job
+            .as_ref()
+            .and_then(|j| j.parallelism)
+            .unwrap_or(1)
+            .max(1);
+        ((parallelism + slots - 1) / slots) as u32
+    }
+
+    async fn spawn(
+        &self,
+        dir: &Path,
+        role: &str,
+        generation: u64,
+        script: &str,
+        args: &[String],
+    ) -> Result<u32, RuntimeError> {
+        let log_dir = dir.join("log");
+        std::fs::create_dir_all(&log_dir)?;
+        std::fs::create_dir_all(dir.join("run"))?;
+        let out = std::fs::File::create(log_dir.join(format!("{role}-g{generation}.out")))?;
+        let err = out.try_clone()?;
+        let mut cmd =
+            tokio::process::Command::new(self.settings.flink_home.join("bin").join(script));
+        cmd.arg("start-foreground")
+            .args(args)
+            .env("FLINK_CONF_DIR", dir.join("conf"))
+            .env("FLINK_LOG_DIR", &log_dir)
+            .env("FLINK_PID_DIR", dir.join("run"))
+            .env("FLINK_IDENT_STRING", format!("g{generation}"))
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = cmd.spawn().map_err(|e| RuntimeError::Start {
+            what: format!("{role} ({script})"),
+            reason: e.to_string(),
+        })?;
+        // The scripts `exec` down to java, so this is the JVM's pid. Dropping the handle
+        // leaves the process running; tokio reaps it if it exits while we live.
+        child.id().ok_or_else(|| RuntimeError::Start {
+            what: role.to_string(),
+            reason: "exited at once".to_string(),
+        })
+    }
+
+    /// Stops every process of every cluster under a state folder (for `down` and for tests).
+    pub fn stop_all(state_dir: &Path) {
+        for dir in all_cluster_dirs(state_dir) {
+            if let Some(c) = read_cluster_file(&dir) {
+                stop_processes(&dir, &c);
+            }
+        }
+    }
+
+    async fn download(&self, uri: &str) -> Result<PathBuf, RuntimeError> {
+        let name = hex::encode(Sha256::digest(uri.as_bytes()));
+        let dir = self.settings.cache_dir.join("jars");
+        std::fs::create_dir_all(&dir)?;
+        let target = dir.join(format!("{}.jar", &name[..24]));
+        if target.exists() {
+            return Ok(target);
+        }
+        let jar_err = |reason: String| RuntimeError::Jar {
+            uri: uri.to_string(),
+            reason,
+        };
+        let resp = self
+            .http
+            .get(uri)
+            .send()
+            .await
+            .map_err(|e| jar_err(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(jar_err(format!("HTTP {}", resp.status())));
+        }
+        let bytes = resp.bytes().await.map_err(|e| jar_err(e.to_string()))?;
+        let tmp = dir.join(format!("{}.part", &name[..24]));
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &target)?;
+        tracing::info!(uri, sha256 = %hex::encode(Sha256::digest(&bytes)), "downloaded jar");
+        Ok(target)
+    }
+}
+
+/// A key under the name Flink 2.x reads (old names are translated).
+fn canonical_key(key: &str) -> String {
+    for opt in config::CHECKED_OPTIONS
+        .iter()
+        .chain([&config::HA_TYPE, &config::RESTART_STRATEGY])
+    {
+        if opt.legacy.contains(&key) {
+            return opt.key.to_string();
+        }
+    }
+    key.to_string()
+}
+
+fn uri_to_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri
+        .strip_prefix("file://")
+        .or_else(|| uri.strip_prefix("file:"))
+        .unwrap_or(uri);
+    rest.starts_with('/').then(|| PathBuf::from(rest))
+}
+
+/// The cluster folder of a resource under a state folder.
+pub fn cluster_dir(state_dir: &Path, key: &ResourceKey) -> PathBuf {
+    state_dir
+        .join("clusters")
+        .join(&key.namespace)
+        .join(&key.name)
+}
+
+fn all_cluster_dirs(state_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(namespaces) = std::fs::read_dir(state_dir.join("clusters")) else {
+        return out;
+    };
+    for ns in namespaces.flatten() {
+        if let Ok(names) = std::fs::read_dir(ns.path()) {
+            out.extend(names.flatten().map(|e| e.path()));
+        }
+    }
+    out
+}
+
+fn read_cluster_file(dir: &Path) -> Option<ClusterFile> {
+    let text = std::fs::read_to_string(dir.join("cluster.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether `pid` is alive and is a process of the cluster in `dir`.
+fn owns(pid: u32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let conf = dir.join("conf");
+    let needle = conf.to_string_lossy();
+    let text = String::from_utf8_lossy(&cmdline);
+    if !text.contains(needle.as_ref()) {
+        return false;
+    }
+    // A zombie has a cmdline of nothing; a stopped (Z) process does not count as alive.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.split(") ")
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid we recorded for this cluster and verified via /proc.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Stops a cluster's processes: TaskManagers first, then the JobManager; SIGTERM, then
+/// SIGKILL after a grace period.
+fn stop_processes(dir: &Path, c: &ClusterFile) {
+    for group in [c.tm_pids.clone(), vec![c.jm_pid]] {
+        let alive: Vec<u32> = group.into_iter().filter(|p| owns(*p, dir)).collect();
+        for p in &alive {
+            signal(*p, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while alive.iter().any(|p| owns(*p, dir)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for p in alive.iter().filter(|p| owns(**p, dir)) {
+            signal(*p, libc::SIGKILL);
+        }
+    }
+}
+
+/// `env.java.opts.all` of the distribution's own config (required on Java 17).
+fn distribution_java_opts(flink_home: &Path) -> String {
+    let text = std::fs::read_to_string(flink_home.join("conf/config.yaml")).unwrap_or_default();
+    for line in text.lines() {
+        if let Some(v) = line.trim_start().strip_prefix("env.java.opts.all:") {
+            return v.trim().to_string();
+        }
+    }
+    // Fall back to the flags Flink needs on Java 17 for the DataStream API.
+    "--add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.text=ALL-UNNAMED --add-opens=java.base/java.time=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED".to_string()
+}
+
+fn write_config(
+    flink_home: &Path,
+    dir: &Path,
+    cfg: &BTreeMap<String, String>,
+) -> Result<(), RuntimeError> {
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf)?;
+    let yaml = serde_yaml::to_string(cfg).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    std::fs::write(conf.join("config.yaml"), yaml)?;
+    // The scripts expect logging configuration beside config.yaml.
+    for file in [
+        "log4j-console.properties",
+        "log4j.properties",
+        "logback-console.xml",
+        "logback.xml",
+    ] {
+        let target = conf.join(file);
+        if !target.exists() {
+            let _ = std::fs::copy(flink_home.join("conf").join(file), &target);
+        }
+    }
+    Ok(())
+}
+
+impl Runtime for LocalRuntime {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn deploy_cluster(&self, request: ClusterRequest) -> Result<(), RuntimeError> {
+        let dir = self.cluster_dir(&request.key);
+        if let Some(old) = read_cluster_file(&dir) {
+            stop_processes(&dir, &old);
+        }
+        let _ = std::fs::remove_file(dir.join("cluster.json"));
+        let rest_port = self.allocate_port()?;
+        let rpc_port = self.allocate_port()?;
+        let cfg = self.render_config(&request, &dir, rest_port, rpc_port);
+        write_config(&self.settings.flink_home, &dir, &cfg)?;
+        for (file, text) in &request.spec.log_configuration {
+            std::fs::write(dir.join("conf").join(file), text)?;
+        }
+        for ignored in ["image", "podTemplate", "ingress", "serviceAccount"] {
+            let set = match ignored {
+                "image" => request.spec.image.is_some(),
+                "podTemplate" => request.spec.pod_template.is_some(),
+                "ingress" => request.spec.ingress.is_some(),
+                _ => request.spec.service_account.is_some(),
+            };
+            if set && request.generation <= 1 {
+                tracing::info!(resource = %request.key, field = ignored, "has no meaning for the local runtime; ignored");
+            }
+        }
+        let (jm_pid, application) = match &request.job {
+            Some(job) => {
+                let mut args = vec![
+                    "--jars".to_string(),
+                    job.jar.display().to_string(),
+                    "--job-id".to_string(),
+                    job.job_id.clone(),
+                ];
+                if let Some(c) = &job.entry_class {
+                    args.extend(["--job-classname".to_string(), c.clone()]);
+                }
+                if let Some(r) = &job.restore {
+                    args.extend(["--fromSavepoint".to_string(), r.clone()]);
+                }
+                if job.allow_non_restored_state {
+                    args.push("--allowNonRestoredState".to_string());
+                }
+                args.extend(job.args.iter().cloned());
+                (
+                    self.spawn(
+                        &dir,
+                        "jobmanager",
+                        request.generation,
+                        "standalone-job.sh",
+                        &args,
+                    )
+                    .await?,
+                    true,
+                )
+            }
+            None => (
+                self.spawn(&dir, "jobmanager", request.generation, "jobmanager.sh", &[])
+                    .await?,
+                false,
+            ),
+        };
+        let count = Self::task_manager_count(&request.spec, &cfg);
+        let mut tm_pids = Vec::new();
+        for i in 0..count {
+            tm_pids.push(
+                self.spawn(
+                    &dir,
+                    &format!("taskmanager-{i}"),
+                    request.generation,
+                    "taskmanager.sh",
+                    &[],
+                )
+                .await?,
+            );
+        }
+        let checkpoint_dir = cfg
+            .get(config::CHECKPOINTS_DIR.key)
+            .cloned()
+            .unwrap_or_default();
+        let savepoint_dir = cfg
+            .get(config::SAVEPOINTS_DIR.key)
+            .cloned()
+            .unwrap_or_default();
+        let file = ClusterFile {
+            namespace: request.key.namespace.clone(),
+            name: request.key.name.clone(),
+            application,
+            generation: request.generation,
+            rest_port,
+            rpc_port,
+            jm_pid,
+            tm_pids,
+            task_managers: count,
+            checkpoint_dir,
+            savepoint_dir,
+        };
+        let json =
+            serde_json::to_string_pretty(&file).map_err(|e| RuntimeError::Other(e.to_string()))?;
+        std::fs::write(dir.join("cluster.json"), json)?;
+        if let Ok(mut reserved) = self.reserved_ports.lock() {
+            reserved.remove(&rest_port);
+            reserved.remove(&rpc_port);
+        }
+        tracing::info!(resource = %request.key, rest_port, application, task_managers = count, generation = request.generation, "started local Flink cluster");
+        Ok(())
+    }
+
+    async fn delete_cluster(&self, key: &ResourceKey) -> Result<(), RuntimeError> {
+        let dir = self.cluster_dir(key);
+        if let Some(c) = read_cluster_file(&dir) {
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || stop_processes(&d, &c))
+                .await
+                .map_err(|e| RuntimeError::Other(e.to_string()))?;
+            std::fs::remove_file(dir.join("cluster.json"))?;
+            tracing::info!(resource = %key, "stopped local Flink cluster");
+        }
+        Ok(())
+    }
+
+    async fn cluster_state(&self, key: &ResourceKey) -> ClusterState {
+        let dir = self.cluster_dir(key);
+        let Some(c) = read_cluster_file(&dir) else {
+            return ClusterState::Missing;
+        };
+        if !owns(c.jm_pid, &dir) {
+            return ClusterState::Exited {
+                reason: format!(
+                    "the JobManager process ({}) is gone; see {}",
+                    c.jm_pid,
+                    dir.join("log").display()
+                ),
+            };
+        }
+        let url = format!("http://localhost:{}/overview", c.rest_port);
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        let Ok(resp) = resp else {
+            return ClusterState::Starting;
+        };
+        let Ok(v) = resp.json::<serde_json::Value>().await else {
+            return ClusterState::Starting;
+        };
+        let tms = v
+            .get("taskmanagers")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if tms >= u64::from(c.task_managers.max(1)) {
+            ClusterState::Ready
+        } else {
+            ClusterState::Starting
+        }
+    }
+
+    fn rest_url(&self, key: &ResourceKey) -> Option<String> {
+        self.cluster_file(key)
+            .map(|c| format!("http://localhost:{}", c.rest_port))
+    }
+
+    async fn resolve_jar(&self, uri: &str) -> Result<PathBuf, RuntimeError> {
+        let jar_err = |reason: String| RuntimeError::Jar {
+            uri: uri.to_string(),
+            reason,
+        };
+        let path = if let Some(rest) = uri.strip_prefix("local://") {
+            self.settings.jar_root.join(rest.trim_start_matches('/'))
+        } else if uri.starts_with("file:") {
+            uri_to_path(uri).ok_or_else(|| jar_err("a file: URI needs an absolute path".into()))?
+        } else if uri.starts_with("http://") || uri.starts_with("https://") {
+            return self.download(uri).await;
+        } else {
+            return Err(jar_err(
+                "the local runtime reads local://, file://, http:// and https:// jars".into(),
+            ));
+        };
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(jar_err(format!("{} does not exist", path.display())))
+        }
+    }
+
+    fn default_configuration(&self, key: &ResourceKey) -> BTreeMap<String, String> {
+        let data = self.cluster_dir(key).join("data");
+        let mut cfg = BTreeMap::new();
+        cfg.insert(
+            config::CHECKPOINTS_DIR.key.to_string(),
+            format!("file://{}", data.join("checkpoints").display()),
+        );
+        cfg.insert(
+            config::SAVEPOINTS_DIR.key.to_string(),
+            format!("file://{}", data.join("savepoints").display()),
+        );
+        cfg
+    }
+
+    fn latest_checkpoint_on_storage(&self, key: &ResourceKey, job_id: &str) -> Option<String> {
+        let dir = self
+            .cluster_file(key)
+            .map(|c| c.checkpoint_dir)
+            .filter(|d| !d.is_empty())
+            .or_else(|| {
+                self.default_configuration(key)
+                    .get(config::CHECKPOINTS_DIR.key)
+                    .cloned()
+            })?;
+        let base = uri_to_path(&dir)?.join(job_id);
+        let newest = std::fs::read_dir(&base)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let n: u64 = name.strip_prefix("chk-")?.parse().ok()?;
+                e.path().join("_metadata").exists().then_some((n, e.path()))
+            })
+            .max_by_key(|(n, _)| *n)?;
+        Some(format!("file:{}", newest.1.display()))
+    }
+}
