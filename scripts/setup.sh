@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Prepare the local Flink test environment for flink-gitops (idempotent, fast when done):
+#   * Java 17 JDK (apt-get install openjdk-17-jdk-headless if javac is missing or < 17)
+#   * Flink 2.3.0 from PyPI in a venv under ${FLINK_GITOPS_CACHE:-$HOME/.cache/flink-gitops}
+#   * the stateful test job (jobs/stateful-counter) compiled into
+#     ${FLINK_GITOPS_CACHE}/jobs/stateful-counter.jar
+#
+# Usage: scripts/setup.sh [--print-env]
+#   --print-env  print FLINK_HOME=..., FLINK_GITOPS_JOB_JAR=..., JAVA_HOME=... on stdout, e.g.
+#                eval "$(scripts/setup.sh --print-env | sed 's/^/export /')"
+# Progress goes to stderr; stdout stays empty unless --print-env is given.
+set -euo pipefail
+
+FLINK_VERSION=2.3.0
+PRINT_ENV=0
+for arg in "$@"; do
+    case "$arg" in
+        --print-env) PRINT_ENV=1 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        *) echo "setup.sh: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "setup.sh: $*" >&2; }
+die() { echo "setup.sh: ERROR: $*" >&2; exit 1; }
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${FLINK_GITOPS_CACHE:-$HOME/.cache/flink-gitops}"
+mkdir -p "$CACHE"
+CACHE="$(cd "$CACHE" && pwd)"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+# ---------------------------------------------------------------- Java 17
+javac_major() {
+    # "javac 17.0.15" -> 17 ; "javac 1.8.0_392" -> 8
+    local v
+    v="$(javac -version 2>&1 | awk '/^javac/ {print $2; exit}')" || true
+    v="${v#1.}"
+    v="${v%%.*}"
+    v="${v%%[!0-9]*}"
+    echo "${v:-0}"
+}
+
+ensure_java() {
+    local major=0
+    if command -v javac >/dev/null 2>&1; then
+        major="$(javac_major)"
+    fi
+    if [ "$major" -ge 17 ] && command -v jar >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
+        log "java: javac $major found"
+    else
+        log "java: javac missing or older than 17 (found: $major); installing openjdk-17-jdk-headless"
+        command -v apt-get >/dev/null 2>&1 || die "apt-get not available; install a JDK >= 17 manually"
+        as_root apt-get update >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jdk-headless >&2
+        hash -r
+        major="$(javac_major)"
+        [ "$major" -ge 17 ] || die "javac is still older than 17 after install (found $major); check update-alternatives"
+    fi
+    JAVAC_BIN="$(readlink -f "$(command -v javac)")"
+    JAVA_HOME_DETECTED="$(dirname "$(dirname "$JAVAC_BIN")")"
+    JAR_BIN="$JAVA_HOME_DETECTED/bin/jar"
+    [ -x "$JAR_BIN" ] || JAR_BIN="$(command -v jar)"
+}
+
+# ---------------------------------------------------------------- Flink
+VENV="$CACHE/flink-$FLINK_VERSION"
+FLINK_HOME_FOUND=""
+
+find_flink_home() {
+    FLINK_HOME_FOUND=""
+    local d
+    for d in "$VENV"/lib/python3*/site-packages/pyflink; do
+        if [ -f "$d/lib/flink-dist-$FLINK_VERSION.jar" ]; then
+            FLINK_HOME_FOUND="$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+install_flink_locked() {
+    # Runs with the install lock held; another process may have finished meanwhile.
+    if find_flink_home; then
+        log "flink: installed by a concurrent run at $FLINK_HOME_FOUND"
+        return 0
+    fi
+    local py
+    py="$(command -v python3 || true)"
+    [ -n "$py" ] || die "python3 not found (needed for the PyPI install of Flink)"
+    if [ ! -x "$VENV/bin/pip" ]; then
+        log "flink: creating venv $VENV"
+        rm -rf "$VENV"
+        if ! "$py" -m venv "$VENV" >&2; then
+            log "flink: python3 -m venv failed; installing python3-venv"
+            as_root apt-get update >&2
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv >&2
+            rm -rf "$VENV"
+            "$py" -m venv "$VENV" >&2
+        fi
+    fi
+    log "flink: pip install --no-deps apache-flink==$FLINK_VERSION apache-flink-libraries==$FLINK_VERSION (large download)"
+    "$VENV/bin/pip" install --disable-pip-version-check --no-deps \
+        "apache-flink==$FLINK_VERSION" "apache-flink-libraries==$FLINK_VERSION" >&2
+    find_flink_home || die "flink: install finished but $VENV/lib/python3*/site-packages/pyflink/lib/flink-dist-$FLINK_VERSION.jar is missing"
+}
+
+ensure_flink() {
+    if find_flink_home; then
+        log "flink: $FLINK_VERSION present at $FLINK_HOME_FOUND"
+        return 0
+    fi
+    log "flink: $FLINK_VERSION not installed; waiting for install lock"
+    (
+        flock -w 1800 9 || die "timeout waiting for $CACHE/.flink-install.lock"
+        install_flink_locked
+    ) 9>"$CACHE/.flink-install.lock"
+    find_flink_home || die "flink: flink-dist-$FLINK_VERSION.jar not found under $VENV"
+    [ -x "$FLINK_HOME_FOUND/bin/jobmanager.sh" ] || die "flink: $FLINK_HOME_FOUND/bin/jobmanager.sh missing"
+    log "flink: installed at $FLINK_HOME_FOUND"
+}
+
+# ---------------------------------------------------------------- test job
+JOB_SRC="$ROOT/jobs/stateful-counter/src/main/java"
+JOB_DIR="$CACHE/jobs"
+JOB_JAR="$JOB_DIR/stateful-counter.jar"
+
+job_is_stale() {
+    [ -f "$JOB_JAR" ] || return 0
+    [ -n "$(find "$JOB_SRC" -name '*.java' -newer "$JOB_JAR" -print -quit)" ]
+}
+
+build_job_locked() {
+    job_is_stale || { log "job: built by a concurrent run"; return 0; }
+    local build="$JOB_DIR/build" tmpjar
+    log "job: compiling $JOB_SRC -> $JOB_JAR"
+    rm -rf "$build"
+    mkdir -p "$build/classes"
+    find "$JOB_SRC" -name '*.java' -print >"$build/sources.txt"
+    "$JAVA_HOME_DETECTED/bin/javac" --release 17 -nowarn -encoding UTF-8 \
+        -cp "$FLINK_HOME_FOUND/lib/*" -d "$build/classes" "@$build/sources.txt" >&2
+    tmpjar="$JOB_JAR.tmp.$$"
+    "$JAR_BIN" --create --file "$tmpjar" --main-class lab.StatefulCounterJob -C "$build/classes" . >&2
+    mv -f "$tmpjar" "$JOB_JAR"
+    log "job: built $JOB_JAR"
+}
+
+ensure_job() {
+    [ -d "$JOB_SRC" ] || die "job sources not found: $JOB_SRC"
+    mkdir -p "$JOB_DIR"
+    if job_is_stale; then
+        (
+            flock -w 600 9 || die "timeout waiting for $JOB_DIR/.build.lock"
+            build_job_locked
+        ) 9>"$JOB_DIR/.build.lock"
+    else
+        log "job: $JOB_JAR is up to date"
+    fi
+}
+
+ensure_java
+ensure_flink
+ensure_job
+
+if [ "$PRINT_ENV" -eq 1 ]; then
+    printf 'FLINK_HOME=%q\n' "$FLINK_HOME_FOUND"
+    printf 'FLINK_GITOPS_JOB_JAR=%q\n' "$JOB_JAR"
+    printf 'JAVA_HOME=%q\n' "$JAVA_HOME_DETECTED"
+fi
