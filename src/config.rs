@@ -25,6 +25,9 @@ pub const DEFAULT_FAST_POLL: Duration = Duration::from_millis(100);
 pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Deadline for one Flink REST call.
 pub const DEFAULT_REST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline for the Flink REST calls that submit a job: the jar upload and `/jars/:id/run`
+/// (which runs the job's `main()` on the JobManager before it answers).
+pub const DEFAULT_REST_SUBMIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Resources whose actions run at the same time.
 pub const DEFAULT_MAX_CONCURRENT_RESOURCES: usize = 4;
 /// Folder (below the user's cache) that holds Git mirrors, downloaded jars and local clusters.

@@ -358,6 +358,11 @@ fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: 
     if rec.applied_suspended() {
         return Step::Nothing;
     }
+    // A failed deployment or job stays failed until the spec changes (or restartNonce).
+    let job_alive = observed.job.as_ref().is_some_and(|j| !j.is_terminal());
+    if rec.job_state.as_deref() == Some("FAILED") && rec.last_error.is_some() && !job_alive {
+        return Step::Nothing;
+    }
     match (&observed.cluster, &observed.job) {
         (Some(ClusterState::Missing) | Some(ClusterState::Exited { .. }), _)
             if spec.kind() == Kind::FlinkDeployment =>
@@ -698,3 +703,7 @@ fn rollback_step(rec: &Record, observed: &Observed, _ctx: &Context) -> Option<St
         })
     }
 }
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;
