@@ -3,10 +3,13 @@
 #   * Java 17 JDK (apt-get install openjdk-17-jdk-headless if javac is missing or < 17)
 #   * Flink 2.3.0 from PyPI in a venv under ${FLINK_GITOPS_CACHE:-$HOME/.cache/flink-gitops}
 #   * the stateful test job (jobs/stateful-counter) compiled into
-#     ${FLINK_GITOPS_CACHE}/jobs/stateful-counter.jar
+#     ${FLINK_GITOPS_CACHE}/jobs/stateful-counter.jar, and copied (when newer) to
+#     ${FLINK_GITOPS_CACHE}/local-root/opt/flink/usrlib/stateful-counter.jar, where the local
+#     runtime finds jarURI local:///opt/flink/usrlib/stateful-counter.jar
 #
 # Usage: scripts/setup.sh [--print-env]
-#   --print-env  print FLINK_HOME=..., FLINK_GITOPS_JOB_JAR=..., JAVA_HOME=... on stdout, e.g.
+#   --print-env  print FLINK_HOME=..., FLINK_GITOPS_JOB_JAR=..., FLINK_GITOPS_LOCAL_ROOT=...,
+#                JAVA_HOME=... on stdout, e.g.
 #                eval "$(scripts/setup.sh --print-env | sed 's/^/export /')"
 # Progress goes to stderr; stdout stays empty unless --print-env is given.
 set -euo pipefail
@@ -16,7 +19,7 @@ PRINT_ENV=0
 for arg in "$@"; do
     case "$arg" in
         --print-env) PRINT_ENV=1 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -167,12 +170,32 @@ ensure_job() {
     fi
 }
 
+# ---------------------------------------------------------------- local:// root
+# The local runtime reads jarURI local:///x/y.jar from <local root>/x/y.jar, so the example
+# manifests (examples/repo) can name the jar the way they would inside a Flink image.
+LOCAL_ROOT="$CACHE/local-root"
+LOCAL_JAR="$LOCAL_ROOT/opt/flink/usrlib/stateful-counter.jar"
+
+ensure_local_jar() {
+    mkdir -p "$(dirname "$LOCAL_JAR")"
+    if [ -f "$LOCAL_JAR" ] && ! [ "$JOB_JAR" -nt "$LOCAL_JAR" ]; then
+        log "local-root: $LOCAL_JAR is up to date"
+        return 0
+    fi
+    local tmp="$LOCAL_JAR.tmp.$$"
+    cp -p "$JOB_JAR" "$tmp"
+    mv -f "$tmp" "$LOCAL_JAR"
+    log "local-root: copied $JOB_JAR -> $LOCAL_JAR"
+}
+
 ensure_java
 ensure_flink
 ensure_job
+ensure_local_jar
 
 if [ "$PRINT_ENV" -eq 1 ]; then
     printf 'FLINK_HOME=%q\n' "$FLINK_HOME_FOUND"
     printf 'FLINK_GITOPS_JOB_JAR=%q\n' "$JOB_JAR"
+    printf 'FLINK_GITOPS_LOCAL_ROOT=%q\n' "$LOCAL_ROOT"
     printf 'JAVA_HOME=%q\n' "$JAVA_HOME_DETECTED"
 fi
