@@ -57,6 +57,9 @@ pub const ENV_GIT_SSH_KEY: &str = "FLINK_GITOPS_GIT_SSH_KEY";
 pub const ENV_CACHE_DIR: &str = "FLINK_GITOPS_CACHE";
 /// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
 pub const ENV_LOG: &str = "FLINK_GITOPS_LOG";
+/// Test hook: the name of a failpoint at which the agent kills itself with SIGKILL
+/// (`after-stop-with-savepoint`), to prove a crash loses nothing.
+pub const ENV_FAILPOINT: &str = "FLINK_GITOPS_FAILPOINT";
 
 // ---------------------------------------------------------------------------------------
 // Flink and operator options

@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod agent_app;
+mod agent_session;
 mod corpus;
 mod plan_cli;
 mod rest_wire;

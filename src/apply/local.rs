@@ -395,13 +395,18 @@ fn read_cluster_file(dir: &Path) -> Option<ClusterFile> {
 
 /// Whether `pid` is alive and is a process of the cluster in `dir`.
 fn owns(pid: u32, dir: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
+    // The launch scripts carry FLINK_CONF_DIR in their environment, and the JVM they exec
+    // into names the conf folder on its command line; either identifies the cluster.
     let conf = dir.join("conf");
     let needle = conf.to_string_lossy();
-    let text = String::from_utf8_lossy(&cmdline);
-    if !text.contains(needle.as_ref()) {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let in_cmdline = String::from_utf8_lossy(&cmdline).contains(needle.as_ref());
+    let wanted = format!("FLINK_CONF_DIR={needle}");
+    let in_environ = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .any(|v| v == wanted);
+    if !in_cmdline && !in_environ {
         return false;
     }
     // A zombie has a cmdline of nothing; a stopped (Z) process does not count as alive.
@@ -488,6 +493,9 @@ impl Runtime for LocalRuntime {
         let _ = std::fs::remove_file(dir.join("cluster.json"));
         let rest_port = self.allocate_port()?;
         let rpc_port = self.allocate_port()?;
+        for sub in ["data/tmp", "data/web-upload", "log", "run"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
         let cfg = self.render_config(&request, &dir, rest_port, rpc_port);
         write_config(&self.settings.flink_home, &dir, &cfg)?;
         for (file, text) in &request.spec.log_configuration {

@@ -15,7 +15,7 @@ use similar::TextDiff;
 pub use classify::{classify, FieldChange};
 
 use crate::config;
-use crate::flink::lifecycle::{self, Action, ChangeClass, PredictContext};
+use crate::flink::lifecycle::{self, Action, ChangeClass, PredictContext, Restore};
 use crate::flink::spec::validate::validate_transition;
 use crate::flink::spec::{
     Diagnostic, Kind, Manifest, ManifestSet, ResourceKey, Severity, Spec, UpgradeMode,
@@ -187,20 +187,31 @@ pub fn plan(base: &ManifestSet, head: &ManifestSet, base_label: &str, head_label
             .map(|d| format!("{}: {}", d.field, d.message))
             .collect();
 
+        // Its file could not be read at head: keep it as it is, never remove it.
+        let unreadable_at_head =
+            new.is_none() && old.is_some_and(|o| head.unreadable_files.contains(&o.file));
         let (change, class, fields) = match (old, new) {
-            (None, Some(_)) => (Change::Added, None, Vec::new()),
-            (Some(o), None) => {
-                if head.unreadable_files.contains(&o.file) {
-                    // Its file could not be read at head: keep it as it is, never remove it.
+            (None, Some(n)) => {
+                if base.unreadable_files.contains(&n.file) {
+                    // Base cannot say whether it exists: the agent may run it already.
                     warnings.push(format!(
-                        "{} could not be read at head; this resource is kept as it is until the file is fixed",
-                        o.file
+                        "{} could not be read at base: this resource may already be deployed from an earlier revision, and then this is a change to it rather than a new start",
+                        n.file
                     ));
-                    (Change::Unchanged, None, Vec::new())
-                } else {
-                    (Change::Removed, None, Vec::new())
                 }
+                (Change::Added, None, Vec::new())
             }
+            (Some(o), None) if unreadable_at_head => {
+                warnings.push(format!(
+                    "{} could not be read at head; this resource is kept as it is until the file is fixed",
+                    o.file
+                ));
+                (Change::Unchanged, None, Vec::new())
+            }
+            (Some(_), None) => (Change::Removed, None, Vec::new()),
+            // Most specs are the same at both revisions; comparing is far cheaper than
+            // classifying.
+            (Some(o), Some(n)) if o.spec == n.spec => (Change::Unchanged, None, Vec::new()),
             (Some(o), Some(n)) => {
                 let (class, fields) = classify(&o.spec, &n.spec);
                 match class {
@@ -224,7 +235,7 @@ pub fn plan(base: &ManifestSet, head: &ManifestSet, base_label: &str, head_label
             },
             recorded_savepoint: None,
         };
-        let action = if !errors.is_empty() {
+        let action = if !errors.is_empty() || unreadable_at_head {
             Action::Hold
         } else if change == Change::Unchanged {
             Action::NoRestart
@@ -279,6 +290,9 @@ fn risk_warnings(
     );
     let old_job = old.and_then(Spec::job);
     let new_job = new.and_then(Spec::job);
+    let redeploy = fields
+        .iter()
+        .any(|f| f.class == ChangeClass::SavepointRedeploy);
     if let (Some(oj), Some(nj)) = (old_job, new_job) {
         if oj.upgrade_mode.is_stateful() && !nj.upgrade_mode.is_stateful() {
             w.push(format!(
@@ -295,18 +309,19 @@ fn risk_warnings(
                     .to_string(),
             );
         }
-        if oj.initial_savepoint_path != nj.initial_savepoint_path
-            && !matches!(action, Action::SavepointRedeploy { .. })
-        {
+        if oj.initial_savepoint_path != nj.initial_savepoint_path && !redeploy {
             w.push("initialSavepointPath is only read on the first deployment (or with a new savepointRedeployNonce); this change has no effect on the running job".to_string());
         }
     }
-    if restarts
-        && new_job.is_some_and(|j| {
-            j.allow_non_restored_state == Some(true) && j.upgrade_mode.is_stateful()
-        })
-    {
+    let allows_non_restored = new_job
+        .is_some_and(|j| j.allow_non_restored_state == Some(true) && j.upgrade_mode.is_stateful());
+    if restarts && allows_non_restored {
         w.push("allowNonRestoredState is true: state of operators missing from the new job is dropped without an error".to_string());
+    } else if allows_non_restored
+        && old_job.is_some_and(|j| j.allow_non_restored_state != Some(true))
+    {
+        // The field alone restarts nothing, but it changes what every later restart keeps.
+        w.push("allowNonRestoredState turns on: from the next restart, state of operators missing from the new job is dropped without an error".to_string());
     }
     if let (Some(Spec::Deployment(o)), Some(Spec::Deployment(n))) = (old, new) {
         if let (Some(ov), Some(nv)) = (o.flink_version, n.flink_version) {
@@ -317,10 +332,16 @@ fn risk_warnings(
             }
         }
     }
-    if let Action::SavepointRedeploy { path } = action {
-        w.push(format!(
+    match action {
+        Action::SavepointRedeploy { path } => w.push(format!(
             "savepoint redeploy discards the job's current state and starts from {path}"
-        ));
+        )),
+        Action::Resume {
+            restore: Restore::Path(path),
+        } => w.push(format!(
+            "savepoint redeploy: the job resumes from {path}, not from the state it was suspended with"
+        )),
+        _ => {}
     }
     match action {
         Action::Delete {
@@ -366,6 +387,109 @@ fn risk_warnings(
         }
         _ => {}
     }
-    let _ = fields;
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flink::spec::validate::Options;
+
+    const APP: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: NAME\nspec:\n  flinkVersion: v1_20\n  serviceAccount: flink\n  flinkConfiguration:\n    state.checkpoints.dir: s3://b/c\n    state.savepoints.dir: s3://b/s\n  job:\n    jarURI: local:///job.jar\n    parallelism: 1\n    upgradeMode: savepoint\n";
+
+    fn app(name: &str, job_extra: &str) -> String {
+        format!("{}{job_extra}", APP.replace("NAME", name))
+    }
+
+    fn set(files: &[(&str, &str)]) -> ManifestSet {
+        let mut s = ManifestSet::default();
+        for (f, text) in files {
+            s.add_file(f, text);
+        }
+        s.validate(&Options::default());
+        s
+    }
+
+    fn only(p: &Plan) -> &ResourcePlan {
+        assert_eq!(p.resources.len(), 1, "{:#?}", p.resources);
+        &p.resources[0]
+    }
+
+    #[test]
+    fn a_file_unreadable_at_head_holds_its_resources() {
+        let two = format!("{}---\n{}", app("a", ""), app("b", ""));
+        let base = set(&[("apps.yaml", &two)]);
+        let head = set(&[("apps.yaml", "spec: [unclosed\n")]);
+        let p = plan(&base, &head, "base", "head");
+        assert_eq!(p.resources.len(), 2);
+        for r in &p.resources {
+            assert_eq!(r.change, Change::Unchanged);
+            assert_eq!(r.action_detail, Action::Hold);
+            assert!(r.warnings[0].contains("could not be read at head"));
+        }
+        assert!(!p.has_changes());
+        assert!(p.has_errors());
+    }
+
+    #[test]
+    fn a_file_unreadable_at_base_warns_on_its_added_resources() {
+        let base = set(&[("a.yaml", "spec: [unclosed\n")]);
+        let head = set(&[("a.yaml", &app("a", ""))]);
+        let r = only(&plan(&base, &head, "base", "head")).clone();
+        assert_eq!(r.change, Change::Added);
+        assert!(
+            r.warnings[0].starts_with("a.yaml could not be read at base"),
+            "{:?}",
+            r.warnings
+        );
+        // A file read at both sides adds no such warning.
+        let r = only(&plan(&set(&[]), &head, "base", "head")).clone();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn allow_non_restored_state_turned_on_without_a_restart_warns() {
+        let base = set(&[("a.yaml", &app("a", ""))]);
+        let head = set(&[("a.yaml", &app("a", "    allowNonRestoredState: true\n"))]);
+        let r = only(&plan(&base, &head, "base", "head")).clone();
+        assert_eq!(r.action_detail, Action::NoRestart);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].starts_with("allowNonRestoredState turns on"));
+        // Already on, and nothing restarts: nothing new to say.
+        let both = set(&[(
+            "a.yaml",
+            &app(
+                "a",
+                "    allowNonRestoredState: true\n    upgradeMode: last-state\n",
+            )
+            .replace("    upgradeMode: savepoint\n", ""),
+        )]);
+        let r = only(&plan(&head, &both, "base", "head")).clone();
+        assert_eq!(r.action_detail, Action::NoRestart);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn resuming_with_a_savepoint_redeploy_warns_and_reads_initial_savepoint_path() {
+        let base = set(&[("a.yaml", &app("a", "    state: suspended\n"))]);
+        let head = set(&[(
+            "a.yaml",
+            &app(
+                "a",
+                "    initialSavepointPath: s3://b/s/sp-1\n    savepointRedeployNonce: 3\n",
+            ),
+        )]);
+        let r = only(&plan(&base, &head, "base", "head")).clone();
+        assert_eq!(r.change, Change::SavepointRedeploy);
+        assert_eq!(
+            r.action_detail,
+            Action::Resume {
+                restore: Restore::Path("s3://b/s/sp-1".into())
+            }
+        );
+        assert_eq!(
+            r.warnings,
+            vec!["savepoint redeploy: the job resumes from s3://b/s/sp-1, not from the state it was suspended with".to_string()]
+        );
+    }
 }

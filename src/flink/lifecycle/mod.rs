@@ -263,7 +263,22 @@ fn predict_change(old: &Spec, new: &Spec, class: ChangeClass, ctx: &PredictConte
     let (Some(oj), Some(nj)) = (old.job(), new.job()) else {
         return Action::NoRestart;
     };
-    let mode = nj.upgrade_mode;
+    let mode = effective_upgrade_mode(old, new);
+    if class == ChangeClass::SavepointRedeploy {
+        // The operator checks a savepoint redeploy before the job state: it cancels the job
+        // without a savepoint and, if the job should run, starts it from initialSavepointPath.
+        let path = nj.initial_savepoint_path.clone().unwrap_or_default();
+        return match (oj.state, nj.state) {
+            (JobState::Running, JobState::Running) => Action::SavepointRedeploy { path },
+            (JobState::Suspended, JobState::Running) => Action::Resume {
+                restore: Restore::Path(path),
+            },
+            (JobState::Running, JobState::Suspended) => Action::Suspend {
+                mode: UpgradeMode::Stateless,
+            },
+            (JobState::Suspended, JobState::Suspended) => Action::UpdateSuspended,
+        };
+    }
     match (oj.state, nj.state) {
         (JobState::Suspended, JobState::Suspended) => return Action::UpdateSuspended,
         (JobState::Suspended, JobState::Running) => {
@@ -305,6 +320,26 @@ fn predict_change(old: &Spec, new: &Spec, class: ChangeClass, ctx: &PredictConte
     }
 }
 
+/// The mode a running job is stopped with: the new spec's upgrade mode, except that a
+/// last-state job whose `flinkVersion` changes is stopped with a savepoint when a savepoint
+/// directory is set, because HA metadata may not carry over between Flink versions
+/// (the operator's `AbstractJobReconciler.getJobUpgrade`).
+fn effective_upgrade_mode(old: &Spec, new: &Spec) -> UpgradeMode {
+    let mode = new.upgrade_mode().unwrap_or_default();
+    let version_changes = match (old, new) {
+        (Spec::Deployment(o), Spec::Deployment(n)) => o.flink_version != n.flink_version,
+        _ => false,
+    };
+    if mode == UpgradeMode::LastState
+        && version_changes
+        && config::lookup(new.flink_configuration(), &config::SAVEPOINTS_DIR).is_some()
+    {
+        UpgradeMode::Savepoint
+    } else {
+        mode
+    }
+}
+
 /// In-place rescaling as the operator does it: native mode with the adaptive scheduler on
 /// Flink 1.18 or later, or standalone mode in reactive scheduling.
 pub fn can_rescale_in_place(spec: &Spec) -> bool {
@@ -326,5 +361,129 @@ pub fn can_rescale_in_place(spec: &Spec) -> bool {
         }
         DeploymentMode::Standalone => config::lookup(cfg, &config::SCHEDULER_MODE)
             .is_some_and(|(_, v)| v.eq_ignore_ascii_case("reactive")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flink::spec::{DeploymentSpec, JobSpec};
+
+    fn app(f: impl FnOnce(&mut DeploymentSpec, &mut JobSpec)) -> Spec {
+        let mut d = DeploymentSpec {
+            flink_version: Some(FlinkVersion::V1_20),
+            ..Default::default()
+        };
+        d.flink_configuration
+            .insert("state.checkpoints.dir".into(), "s3://b/checkpoints".into());
+        d.flink_configuration
+            .insert("state.savepoints.dir".into(), "s3://b/savepoints".into());
+        let mut j = JobSpec {
+            parallelism: Some(1),
+            upgrade_mode: UpgradeMode::LastState,
+            ..Default::default()
+        };
+        f(&mut d, &mut j);
+        d.job = Some(j);
+        Spec::Deployment(d)
+    }
+
+    fn change(old: &Spec, new: &Spec, class: ChangeClass) -> Action {
+        predict(
+            Some(old),
+            Some(new),
+            Some(class),
+            &PredictContext::default(),
+        )
+    }
+
+    #[test]
+    fn last_state_across_flink_versions_stops_with_a_savepoint() {
+        let old = app(|_, _| {});
+        let new = app(|d, _| d.flink_version = Some(FlinkVersion::V2_0));
+        assert_eq!(
+            change(&old, &new, ChangeClass::Upgrade),
+            Action::Upgrade {
+                mode: UpgradeMode::Savepoint
+            }
+        );
+        let suspend = app(|d, j| {
+            d.flink_version = Some(FlinkVersion::V2_0);
+            j.state = JobState::Suspended;
+        });
+        assert_eq!(
+            change(&old, &suspend, ChangeClass::Upgrade),
+            Action::Suspend {
+                mode: UpgradeMode::Savepoint
+            }
+        );
+        // No savepoint directory: cancel and restore the latest checkpoint.
+        let no_dir = |v| {
+            app(move |d, _| {
+                d.flink_version = Some(v);
+                d.flink_configuration.remove("state.savepoints.dir");
+            })
+        };
+        assert_eq!(
+            change(
+                &no_dir(FlinkVersion::V1_20),
+                &no_dir(FlinkVersion::V2_0),
+                ChangeClass::Upgrade
+            ),
+            Action::Upgrade {
+                mode: UpgradeMode::LastState
+            }
+        );
+        // Same version: last-state as written.
+        let jar = app(|_, j| j.jar_uri = Some("local:///b.jar".into()));
+        assert_eq!(
+            change(&old, &jar, ChangeClass::Upgrade),
+            Action::Upgrade {
+                mode: UpgradeMode::LastState
+            }
+        );
+    }
+
+    #[test]
+    fn savepoint_redeploy_comes_before_the_job_state() {
+        let path = "s3://b/savepoints/sp-1";
+        let redeploy = |state| {
+            app(move |_, j| {
+                j.state = state;
+                j.initial_savepoint_path = Some(path.into());
+                j.savepoint_redeploy_nonce = Some(1);
+            })
+        };
+        let running = app(|_, _| {});
+        let suspended = app(|_, j| j.state = JobState::Suspended);
+        let cases = [
+            (
+                &running,
+                JobState::Running,
+                Action::SavepointRedeploy { path: path.into() },
+            ),
+            (
+                &suspended,
+                JobState::Running,
+                Action::Resume {
+                    restore: Restore::Path(path.into()),
+                },
+            ),
+            (
+                &running,
+                JobState::Suspended,
+                Action::Suspend {
+                    mode: UpgradeMode::Stateless,
+                },
+            ),
+            (&suspended, JobState::Suspended, Action::UpdateSuspended),
+        ];
+        for (old, state, want) in cases {
+            assert_eq!(
+                change(old, &redeploy(state), ChangeClass::SavepointRedeploy),
+                want,
+                "to {state:?}"
+            );
+        }
     }
 }

@@ -98,6 +98,9 @@ pub struct Savepoint {
     pub trigger: SnapshotTrigger,
     /// Git revision whose spec the job that wrote it was running.
     pub revision: String,
+    /// For an upgrade savepoint: the revision being deployed, which restores from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_revision: Option<String>,
     pub job_id: String,
 }
 
@@ -204,6 +207,9 @@ pub struct Record {
     /// True once the resource left Git and its job was stopped (final state recorded).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// True while the resource is gone from Git but left running (`--no-prune`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed_from_git: bool,
     /// True while a rollback is in progress or done for the applied spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackState>,
@@ -245,6 +251,7 @@ impl Record {
             savepoints: Vec::new(),
             last_error: None,
             deleted: false,
+            removed_from_git: false,
             rollback: None,
             generation: 0,
             since: String::new(),
@@ -394,6 +401,7 @@ mod tests {
             time: "2026-11-23T10:00:00Z".into(),
             trigger: SnapshotTrigger::Upgrade,
             revision: "abc".into(),
+            for_revision: Some("def".into()),
             job_id: "00".into(),
         });
         r.in_flight = Some(InFlight::Stopping {

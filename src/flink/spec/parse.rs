@@ -168,9 +168,10 @@ fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
             return;
         }
         None => {
+            // Without a kind the document cannot be read at all: a document-level error.
             r.error_at(
                 root.pos,
-                "kind",
+                "",
                 "kind is missing; allowed: FlinkDeployment, FlinkSessionJob".to_string(),
             );
             set.diagnostics.append(&mut r.diags);
@@ -227,8 +228,10 @@ fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
                 }
             }
             if name.is_none() && !fields.contains_key("name") {
+                // Where `metadata:` is written: a block mapping's own position lies inside
+                // its first entry.
                 r.error_at(
-                    meta.pos,
+                    r.locs.find("metadata"),
                     "metadata.name",
                     "metadata.name is missing".to_string(),
                 );
@@ -290,14 +293,20 @@ fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
 }
 
 /// The nearest of `known` to `word`, if it is near enough to be a typo.
+/// No suggestion when several are equally near (`v2_5` is as near to `v2_0` as to `v2_3`):
+/// a guess would mislead.
 pub fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
-    known
+    let near: Vec<(usize, &'a str)> = known
         .iter()
         .map(|k| (strsim::levenshtein(&lower, &k.to_ascii_lowercase()), *k))
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+        .collect();
+    let best = near.iter().map(|(d, _)| *d).min()?;
+    match near.iter().filter(|(d, _)| *d == best).collect::<Vec<_>>()[..] {
+        [(_, k)] => Some(*k),
+        _ => None,
+    }
 }
 
 fn did_you_mean(near: Option<&str>) -> String {
@@ -311,6 +320,82 @@ fn join(path: &str, key: &str) -> String {
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// A YAML 1.1 boolean, as Kubernetes' YAML reader (go-yaml v2, used by kubectl) resolves
+/// plain scalars.
+fn yaml11_bool(text: &str) -> Option<bool> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a plain scalar is a YAML 1.1 number (int in any base, or float), as go-yaml v2
+/// resolves it.
+fn yaml11_number(text: &str) -> bool {
+    let plain: String = text.chars().filter(|c| *c != '_').collect();
+    let body = plain.strip_prefix(['+', '-']).unwrap_or(&plain);
+    let digits = |s: &str, ok: fn(char) -> bool| !s.is_empty() && s.chars().all(ok);
+    if let Some(h) = body.strip_prefix("0x") {
+        return digits(h, |c| c.is_ascii_hexdigit());
+    }
+    if let Some(o) = body.strip_prefix("0o") {
+        return digits(o, |c| ('0'..='7').contains(&c));
+    }
+    if let Some(b) = body.strip_prefix("0b") {
+        return digits(b, |c| c == '0' || c == '1');
+    }
+    if matches!(body, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN") {
+        return true;
+    }
+    // [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        None => digits(mantissa, |c| c.is_ascii_digit()),
+        Some(("", frac)) => digits(frac, |c| c.is_ascii_digit()),
+        Some((int, frac)) => {
+            digits(int, |c| c.is_ascii_digit()) && frac.chars().all(|c| c.is_ascii_digit())
+        }
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        digits(e.strip_prefix(['+', '-']).unwrap_or(e), |c| {
+            c.is_ascii_digit()
+        })
+    });
+    mantissa_ok && exponent_ok
+}
+
+/// What a plain (unquoted) scalar is when Kubernetes reads it as something other than text:
+/// `2048` is a number and `yes` a boolean, so a text field rejects them.
+fn plain_non_text(node: &Node) -> Option<&'static str> {
+    match &node.value {
+        Value::Scalar {
+            text,
+            quoted: false,
+        } => {
+            if yaml11_bool(text).is_some() {
+                Some("the boolean")
+            } else if yaml11_number(text) {
+                Some("the number")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn not_text_message(text: &str, what: &str) -> String {
+    format!("expected text, found {what} {text}; write it in quotes (\"{text}\") so Kubernetes reads it as text")
 }
 
 struct Reader<'f> {
@@ -387,6 +472,11 @@ impl<'f> Reader<'f> {
                 self.error_at(k.pos, &field, message);
                 continue;
             }
+            if v.is_null() {
+                // Kubernetes drops fields whose value is null: `serviceAccount:` with nothing
+                // after it is the same as no serviceAccount at all.
+                continue;
+            }
             if out.insert(key, v).is_some() {
                 self.error_at(k.pos, &field, format!("field {key:?} is given twice"));
                 continue;
@@ -412,11 +502,33 @@ impl<'f> Reader<'f> {
     }
 
     fn string(&mut self, node: &Node, path: &str) -> Option<String> {
-        self.scalar(node, path, "text").map(str::to_string)
+        let text = self.scalar(node, path, "text")?;
+        if let Some(what) = plain_non_text(node) {
+            self.error_at(self.locs.find(path), path, not_text_message(text, what));
+            return None;
+        }
+        Some(text.to_string())
+    }
+
+    /// Reports a quoted value where the CRD wants a number or boolean: YAML reads quoted
+    /// values as text, and Kubernetes rejects text there.
+    fn reject_quoted(&mut self, node: &Node, path: &str, expected: &str) -> bool {
+        if let Value::Scalar { text, quoted: true } = &node.value {
+            self.error_at(
+                self.locs.find(path),
+                path,
+                format!("expected {expected}, found the text {text:?} (quoted); remove the quotes"),
+            );
+            return true;
+        }
+        false
     }
 
     fn int(&mut self, node: &Node, path: &str) -> Option<i64> {
         let text = self.scalar(node, path, "a whole number")?;
+        if self.reject_quoted(node, path, "a whole number") {
+            return None;
+        }
         match text.trim().parse::<i64>() {
             Ok(v) => Some(v),
             Err(_) => {
@@ -432,6 +544,9 @@ impl<'f> Reader<'f> {
 
     fn float(&mut self, node: &Node, path: &str) -> Option<f64> {
         let text = self.scalar(node, path, "a number")?;
+        if self.reject_quoted(node, path, "a number") {
+            return None;
+        }
         match text.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Some(v),
             _ => {
@@ -447,10 +562,12 @@ impl<'f> Reader<'f> {
 
     fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
         let text = self.scalar(node, path, "true or false")?;
-        match text.trim().to_ascii_lowercase().as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => {
+        if self.reject_quoted(node, path, "true or false") {
+            return None;
+        }
+        match yaml11_bool(text.trim()) {
+            Some(b) => Some(b),
+            None => {
                 self.error_at(
                     self.locs.find(path),
                     path,
@@ -498,6 +615,10 @@ impl<'f> Reader<'f> {
                     self.locs.insert(&field, k.pos);
                     match &v.value {
                         Value::Scalar { text, .. } => {
+                            if let Some(what) = plain_non_text(v) {
+                                self.error_at(k.pos, &field, not_text_message(text, what));
+                                continue;
+                            }
                             out.insert(key.to_string(), text.clone());
                         }
                         Value::Null => {
@@ -609,6 +730,15 @@ impl<'f> Reader<'f> {
                     self.flatten_config(v, path, &full, out);
                     continue;
                 }
+                // kubectl reads YAML 1.1: a plain `yes`/`on`/`off` reaches the operator as
+                // true/false, so it does here too.
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } => match yaml11_bool(text) {
+                    Some(b) => b.to_string(),
+                    None => text.clone(),
+                },
                 Value::Scalar { text, .. } => text.clone(),
                 Value::Seq(items) => {
                     let mut parts = Vec::new();
@@ -732,47 +862,41 @@ impl<'f> Reader<'f> {
         job
     }
 
+    // `fields` leaves out null values, so `job: ~` is no job (a session cluster).
     fn deployment_spec(&mut self, node: &Node) -> DeploymentSpec {
         let f = self.fields(node, "spec", DEPLOYMENT_FIELDS);
         let mut spec = DeploymentSpec::default();
         for (k, v) in f {
             let p = join("spec", k);
             match k {
-                "job" => {
-                    if !v.is_null() {
-                        spec.job = Some(self.job(v, &p));
-                    }
-                }
+                "job" => spec.job = Some(self.job(v, &p)),
                 "restartNonce" => spec.restart_nonce = self.int(v, &p),
                 "flinkConfiguration" => spec.flink_configuration = self.flink_config(v, &p),
                 "image" => spec.image = self.string(v, &p),
+                // The operator reads it with ImagePullPolicy.valueOf: exact case.
                 "imagePullPolicy" => {
                     spec.image_pull_policy = self.choice(v, &p, PULL_POLICIES).map(str::to_string)
                 }
                 "serviceAccount" => spec.service_account = self.string(v, &p),
                 "flinkVersion" => {
-                    let allowed: Vec<(&str, FlinkVersion)> = FlinkVersion::ALL
-                        .iter()
-                        .map(|fv| (fv.as_str(), *fv))
-                        .collect();
-                    spec.flink_version = self.choice(v, &p, &allowed);
+                    // A known but unsupported version (v1_13) is read, and validation says
+                    // why it is refused; anything else is offered the supported ones.
+                    spec.flink_version = match v.as_str().and_then(FlinkVersion::parse) {
+                        Some(fv) => Some(fv),
+                        None => {
+                            let allowed: Vec<(&str, FlinkVersion)> = FlinkVersion::ALL
+                                .iter()
+                                .filter(|fv| fv.is_supported())
+                                .map(|fv| (fv.as_str(), *fv))
+                                .collect();
+                            self.choice(v, &p, &allowed)
+                        }
+                    };
                 }
-                "ingress" => {
-                    if !v.is_null() {
-                        spec.ingress = Some(self.ingress(v, &p));
-                    }
-                }
+                "ingress" => spec.ingress = Some(self.ingress(v, &p)),
                 "podTemplate" => spec.pod_template = self.object(v, &p, false),
-                "jobManager" => {
-                    if !v.is_null() {
-                        spec.job_manager = Some(self.job_manager(v, &p));
-                    }
-                }
-                "taskManager" => {
-                    if !v.is_null() {
-                        spec.task_manager = Some(self.task_manager(v, &p));
-                    }
-                }
+                "jobManager" => spec.job_manager = Some(self.job_manager(v, &p)),
+                "taskManager" => spec.task_manager = Some(self.task_manager(v, &p)),
                 "logConfiguration" => spec.log_configuration = self.string_map(v, &p),
                 "mode" => spec.mode = self.choice(v, &p, &DeploymentMode::ALLOWED),
                 _ => {}
@@ -788,11 +912,7 @@ impl<'f> Reader<'f> {
             let p = join("spec", k);
             match k {
                 "deploymentName" => spec.deployment_name = self.string(v, &p),
-                "job" => {
-                    if !v.is_null() {
-                        spec.job = Some(self.job(v, &p));
-                    }
-                }
+                "job" => spec.job = Some(self.job(v, &p)),
                 "flinkConfiguration" => spec.flink_configuration = self.flink_config(v, &p),
                 "restartNonce" => spec.restart_nonce = self.int(v, &p),
                 _ => {}
@@ -847,6 +967,123 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    const HEAD: &str =
+        "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: a\n";
+
+    fn errors(set: &ManifestSet) -> Vec<(u32, String, String)> {
+        set.errors()
+            .map(|d| (d.line, d.field.clone(), d.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_null_field_is_a_missing_field() {
+        // `name:` with nothing after it used to drop the resource without a word.
+        let set = read("apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name:\n  namespace: x\nspec: {}\n");
+        let e = errors(&set);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].0, e[0].1.as_str()), (3, "metadata.name"));
+        assert!(e[0].2.contains("metadata.name is missing"), "{e:?}");
+        // A null spec field is not located, so validation treats it as absent.
+        let set = read(&format!("{HEAD}spec:\n  serviceAccount:\n"));
+        assert!(!set.manifests[0].locations.contains("spec.serviceAccount"));
+    }
+
+    #[test]
+    fn values_are_typed_as_kubernetes_reads_yaml() {
+        let set = read(&format!(
+            "{HEAD}  labels:\n    version: 2\n    team: \"7\"\nspec:\n  jobManager:\n    replicas: \"1\"\n    resource:\n      memory: 2048\n      cpu: \"1\"\n  job:\n    args: [--n, 10, \"10\"]\n    allowNonRestoredState: yes\n"
+        ));
+        let mut e = errors(&set);
+        e.sort();
+        let fields: Vec<&str> = e.iter().map(|(_, f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.labels[version]",
+                "spec.jobManager.replicas",
+                "spec.jobManager.resource.memory",
+                "spec.jobManager.resource.cpu",
+                "spec.job.args[1]"
+            ],
+            "{e:#?}"
+        );
+        assert!(
+            e[0].2.contains("found the number 2; write it in quotes"),
+            "{e:?}"
+        );
+        assert!(e[1].2.contains("remove the quotes"), "{e:?}");
+        // `yes` is a YAML 1.1 boolean, as kubectl reads it.
+        let job = set.manifests[0].spec.job().expect("job");
+        assert_eq!(job.allow_non_restored_state, Some(true));
+        assert_eq!(job.args, ["--n", "10"]);
+    }
+
+    #[test]
+    fn plain_yaml11_booleans_in_flink_configuration_read_as_true_false() {
+        let set = read(&format!(
+            "{HEAD}spec:\n  flinkConfiguration:\n    a: on\n    b: \"on\"\n    c: No\n    d: 10\n"
+        ));
+        let cfg = set.manifests[0].spec.flink_configuration();
+        let get = |k: &str| cfg.get(k).map(String::as_str);
+        assert_eq!(
+            (get("a"), get("b"), get("c"), get("d")),
+            (Some("true"), Some("on"), Some("false"), Some("10"))
+        );
+    }
+
+    #[test]
+    fn yaml11_numbers() {
+        for n in [
+            "2048", "-1", "+3", "0x1F", "0o17", "0b101", "1_000", "1.5", ".5", "1e3", "2.", ".inf",
+        ] {
+            assert!(yaml11_number(n), "{n}");
+        }
+        for t in [
+            "2048m",
+            "1.5.2",
+            "v1_20",
+            "e3",
+            "",
+            "0x",
+            "1e",
+            "flink:1.20",
+            ".",
+        ] {
+            assert!(!yaml11_number(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn unknown_flink_version_offers_supported_ones_without_a_guess() {
+        let set = read(&format!("{HEAD}spec:\n  flinkVersion: v2_5\n"));
+        let e = errors(&set);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].2.starts_with("found \"v2_5\"; allowed: v1_15,"),
+            "{e:?}"
+        );
+        assert!(!e[0].2.contains("did you mean"), "{e:?}");
+        // A known unsupported version is read; validation says why it is refused.
+        let set = read(&format!("{HEAD}spec:\n  flinkVersion: v1_13\n"));
+        assert!(!set.has_errors(), "{:?}", set.diagnostics);
+    }
+
+    #[test]
+    fn nearest_gives_no_guess_when_ambiguous() {
+        assert_eq!(nearest("upgradMode", JOB_FIELDS), Some("upgradeMode"));
+        assert_eq!(nearest("v2_5", &["v2_0", "v2_1"]), None);
+        assert_eq!(nearest("zzzz", &["memory"]), None);
+    }
+
+    #[test]
+    fn a_missing_kind_is_a_document_error() {
+        let set = read("apiVersion: flink.apache.org/v1beta1\nmetadata: {name: a}\n");
+        let e = errors(&set);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].0, e[0].1.as_str()), (1, ""));
     }
 
     #[test]

@@ -75,10 +75,24 @@ pub fn parse_k8s_quantity(s: &str) -> Option<f64> {
 }
 
 /// A memory value as the operator reads it: Flink `MemorySize` first, then a Kubernetes
-/// quantity. Returns bytes.
+/// quantity after the operator's clean-up (`FlinkConfigBuilder.parseResourceMemoryString`):
+/// blanks removed, upper-cased, a trailing `B` dropped and a trailing `I` read as `i`, so
+/// `2048 MiB` and `1.5GB` are accepted. Returns bytes.
 pub fn parse_memory(s: &str) -> Option<u64> {
     parse_flink_memory(s).or_else(|| {
-        parse_k8s_quantity(s)
+        let mut q: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
+        if q.ends_with('B') {
+            q.pop();
+        }
+        if q.ends_with('I') {
+            q.pop();
+            q.push('i');
+        }
+        parse_k8s_quantity(&q)
             .filter(|b| *b >= 1.0 && b.is_finite())
             .map(|b| b as u64)
     })
@@ -138,7 +152,11 @@ mod tests {
         assert_eq!(parse_memory("1500M"), Some(1500 << 20));
         assert_eq!(parse_memory("1.5Gi"), Some(3 << 29));
         assert_eq!(parse_memory("1024"), Some(1024));
-        for bad in ["", "two gigs", "1.5.2g", "-1g", "g", "10 parsecs"] {
+        // The operator's clean-up before the Kubernetes reading: blanks, case, a trailing B.
+        assert_eq!(parse_memory("2048 MiB"), Some(2048 << 20));
+        assert_eq!(parse_memory("1.5gib"), Some(3 << 29));
+        assert_eq!(parse_memory("1.5G"), Some(1_500_000_000));
+        for bad in ["", "two gigs", "1.5.2g", "-1g", "g", "10 parsecs", "2 gigs"] {
             assert_eq!(parse_memory(bad), None, "{bad}");
         }
     }

@@ -56,7 +56,7 @@ pub fn validate_set(manifests: &[Manifest], options: &Options) -> Vec<Diagnostic
     }
     for m in manifests {
         if let Spec::SessionJob(sj) = &m.spec {
-            validate_session_target(m, sj, manifests, &mut out);
+            validate_session_target(m, sj, manifests, options, &mut out);
         }
     }
     out
@@ -86,35 +86,56 @@ fn name_ok(name: &str, max: usize) -> bool {
             .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
+/// A DNS-1123 label (a namespace name): lowercase letters, digits and '-', starting and
+/// ending with a letter or digit, at most 63 characters.
+fn dns_label_ok(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// A DNS-1123 subdomain (the name Kubernetes allows for most objects, a FlinkSessionJob's
+/// included): dot-separated labels, at most 253 characters.
+fn dns_subdomain_ok(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(dns_label_ok)
+}
+
 /// Validates one manifest on its own.
 pub fn validate_manifest(m: &Manifest, options: &Options, out: &mut Vec<Diagnostic>) {
-    let (max, what) = match m.key.kind {
-        Kind::FlinkDeployment => (45, "at most 45 characters"),
-        Kind::FlinkSessionJob => (63, "at most 63 characters"),
-    };
-    if !name_ok(&m.key.name, max) {
-        out.push(m.diag(
+    match m.key.kind {
+        // The operator's own rule: the name becomes the Flink cluster id.
+        Kind::FlinkDeployment if !name_ok(&m.key.name, 45) => out.push(m.diag(
             Severity::Error,
             "metadata.name",
             format!(
-                "found {:?}; allowed: lowercase letters, digits and '-', starting with a letter, ending with a letter or digit, {what}",
+                "found {:?}; allowed: lowercase letters, digits and '-', starting with a letter, ending with a letter or digit, at most 45 characters",
                 m.key.name
             ),
-        ));
+        )),
+        // The operator does not check session job names; Kubernetes' rule applies.
+        Kind::FlinkSessionJob if !dns_subdomain_ok(&m.key.name) => out.push(m.diag(
+            Severity::Error,
+            "metadata.name",
+            format!(
+                "found {:?}; allowed: a Kubernetes object name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)",
+                m.key.name
+            ),
+        )),
+        _ => {}
     }
-    if !name_ok(&m.key.namespace, 63)
-        && !m
-            .key
-            .namespace
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    {
+    if !dns_label_ok(&m.key.namespace) {
         out.push(m.diag(
             Severity::Error,
             "metadata.namespace",
             format!("found {:?}; allowed: a Kubernetes namespace name (lowercase letters, digits and '-', at most 63 characters)", m.key.namespace),
         ));
+    }
+    if !m.locations.contains("spec") {
+        return; // no spec at all: reported when reading, nothing more to say about it
     }
     let cfg = effective_config(m.spec.flink_configuration(), options);
     check_config_values(m, m.spec.flink_configuration(), out);
@@ -156,7 +177,8 @@ pub fn validate_manifest(m: &Manifest, options: &Options, out: &mut Vec<Diagnost
                             "found \"last-state\"; allowed for a FlinkSessionJob: stateless, savepoint (last-state needs a cluster of its own)",
                         ));
                     }
-                    validate_job(m, job, None, &cfg, out);
+                    // The job rules (state directories, parallelism) need the session
+                    // cluster's configuration: see validate_session_target.
                     match &job.jar_uri {
                         None => out.push(m.diag(Severity::Error, "spec.job.jarURI", "spec.job.jarURI is required for a FlinkSessionJob: the jar to upload to the session cluster")),
                         Some(uri) => check_jar_uri(m, uri, options, out),
@@ -240,11 +262,8 @@ fn validate_deployment(
         match ing.template.as_deref() {
             None | Some("") => out.push(m.diag(Severity::Error, "spec.ingress.template", "spec.ingress.template is required, e.g. \"{{name}}.{{namespace}}.example.com\" or \"/{{namespace}}/{{name}}(/|$)(.*)\"")),
             Some(t) => {
-                let url = t.replace("{{name}}", &m.key.name).replace("{{namespace}}", &m.key.namespace);
-                let with_scheme = if url.contains("://") { url.clone() } else { format!("http://{url}") };
-                let rest = with_scheme.split_once("://").map(|(_, r)| r).unwrap_or("");
-                if rest.contains(char::is_whitespace) || (rest.is_empty()) || rest.contains("{{") {
-                    out.push(m.diag(Severity::Error, "spec.ingress.template", format!("{t:?} does not give a valid URL (got {with_scheme:?}); placeholders: {{{{name}}}}, {{{{namespace}}}}")));
+                if let Some(why) = ingress_url_error(t, &m.key.name, &m.key.namespace) {
+                    out.push(m.diag(Severity::Error, "spec.ingress.template", format!("{t:?} does not give a valid URL: {why}; placeholders: {{{{name}}}}, {{{{namespace}}}}")));
                 }
             }
         }
@@ -258,19 +277,35 @@ fn validate_deployment(
             ));
         }
     }
+    // Memory is checked even without a jobManager / taskManager section, as the operator does.
+    let jm_memory_from_config = [
+        config::JM_PROCESS_MEMORY,
+        config::JM_FLINK_MEMORY,
+        config::JM_HEAP,
+    ]
+    .iter()
+    .any(|k| config::lookup(cfg, k).is_some());
+    check_resource(
+        m,
+        "spec.jobManager",
+        d.job_manager.as_ref().and_then(|j| j.resource.as_ref()),
+        jm_memory_from_config,
+        "jobmanager.memory.process.size, jobmanager.memory.flink.size or jobmanager.memory.heap.size",
+        out,
+    );
+    let tm_memory_from_config = config::lookup(cfg, &config::TM_PROCESS_MEMORY).is_some()
+        || config::lookup(cfg, &config::TM_FLINK_MEMORY).is_some()
+        || (config::lookup(cfg, &config::TM_TASK_HEAP).is_some()
+            && config::lookup(cfg, &config::TM_MANAGED_MEMORY).is_some());
+    check_resource(
+        m,
+        "spec.taskManager",
+        d.task_manager.as_ref().and_then(|t| t.resource.as_ref()),
+        tm_memory_from_config,
+        "taskmanager.memory.process.size, taskmanager.memory.flink.size, or both taskmanager.memory.task.heap.size and taskmanager.memory.managed.size",
+        out,
+    );
     if let Some(jm) = &d.job_manager {
-        check_resource(
-            m,
-            "spec.jobManager",
-            jm.resource.as_ref(),
-            cfg,
-            &[
-                config::JM_PROCESS_MEMORY,
-                config::JM_FLINK_MEMORY,
-                config::JM_HEAP,
-            ],
-            out,
-        );
         if let Some(r) = jm.replicas {
             if r < 1 {
                 out.push(m.diag(
@@ -284,18 +319,6 @@ fn validate_deployment(
         }
     }
     if let Some(tm) = &d.task_manager {
-        check_resource(
-            m,
-            "spec.taskManager",
-            tm.resource.as_ref(),
-            cfg,
-            &[
-                config::TM_PROCESS_MEMORY,
-                config::TM_FLINK_MEMORY,
-                config::TM_TASK_HEAP,
-            ],
-            out,
-        );
         if let Some(r) = tm.replicas {
             if r < 1 {
                 out.push(m.diag(
@@ -312,6 +335,7 @@ fn validate_deployment(
             job,
             d.task_manager.as_ref().and_then(|t| t.replicas),
             cfg,
+            "spec.flinkConfiguration",
             out,
         );
         if let Some(uri) = &job.jar_uri {
@@ -320,53 +344,103 @@ fn validate_deployment(
     }
 }
 
+/// The operator's memory rule: `<role>.resource.memory` must parse, or, when it is not
+/// given, the Flink configuration must size the process (`memory_from_config`).
+/// Replaces every `pattern` in `text`, ignoring ASCII case.
+fn replace_ignore_case(text: &str, pattern: &str, with: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut last = 0;
+    for (i, _) in lower.match_indices(pattern) {
+        out.push_str(&text[last..i]);
+        out.push_str(with);
+        last = i + pattern.len();
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// The operator's ingress URL (`IngressUtils.getIngressUrl`): `http://` is added unless the
+/// template starts with http(s)://, `{{name}}` / `{{namespace}}` are replaced ignoring case,
+/// and the result must be a URL (Java's `new URL`, which rejects a port that is not a
+/// number). Returns why the URL is not usable.
+fn ingress_url_error(template: &str, name: &str, namespace: &str) -> Option<String> {
+    let lower = template.to_ascii_lowercase();
+    let with_scheme = if lower.starts_with("http://") || lower.starts_with("https://") {
+        template.to_string()
+    } else {
+        format!("http://{template}")
+    };
+    let url = replace_ignore_case(
+        &replace_ignore_case(&with_scheme, "{{name}}", name),
+        "{{namespace}}",
+        namespace,
+    );
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Some(format!("got {url:?}"));
+    }
+    if rest.contains("{{") {
+        return Some(format!("got {url:?}, with a placeholder left over"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let port = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => host_port.split_once(':').map(|(_, p)| p),
+    };
+    match port {
+        Some(p) if !p.chars().all(|c| c.is_ascii_digit()) => {
+            Some(format!("got {url:?}, whose port {p:?} is not a number"))
+        }
+        _ => None,
+    }
+}
+
 fn check_resource(
     m: &Manifest,
     path: &str,
     res: Option<&Resource>,
-    cfg: &BTreeMap<String, String>,
-    memory_keys: &[FlinkOption],
+    memory_from_config: bool,
+    memory_keys: &str,
     out: &mut Vec<Diagnostic>,
 ) {
-    let Some(res) = res else { return };
-    match &res.memory {
+    let field = format!("{path}.resource.memory");
+    match res.and_then(|r| r.memory.as_ref()) {
         Some(mem) => {
             if quantity::parse_memory(mem).is_none() {
                 out.push(m.diag(
                     Severity::Error,
-                    &format!("{path}.resource.memory"),
+                    &field,
                     format!("found {mem:?}; allowed: {MEMORY_ALLOWED}"),
                 ));
             }
         }
+        // Written but unreadable (e.g. a number): reported when reading.
+        None if m.locations.contains(&field) => {}
         None => {
-            if !memory_keys.iter().any(|k| config::lookup(cfg, k).is_some()) {
+            if !memory_from_config {
                 out.push(m.diag(
                     Severity::Error,
-                    &format!("{path}.resource.memory"),
-                    format!(
-                            "{path}.resource.memory is missing and no memory option ({}) is set",
-                            memory_keys
-                                .iter()
-                                .map(|k| k.key)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+                    &field,
+                    format!("{field} is missing and the Flink configuration does not size the process either (set {memory_keys})"),
                 ));
             }
         }
     }
+    let Some(res) = res else { return };
     if let Some(cpu) = res.cpu {
         if cpu <= 0.0 {
+            // Not rejected by the operator: a TaskManager falls back to one core per slot.
             out.push(m.diag(
-                Severity::Error,
+                Severity::Warning,
                 &format!("{path}.resource.cpu"),
-                format!("found {cpu}; allowed: a number of cores above 0, such as 0.5 or 2"),
+                format!("found {cpu}; expected a number of cores above 0, such as 0.5 or 2 (a TaskManager falls back to one core per task slot; a negative JobManager CPU fails when Kubernetes creates the pod)"),
             ));
         }
     }
     if let Some(es) = &res.ephemeral_storage {
-        if quantity::parse_k8s_quantity(es).is_none_or(|v| v <= 0.0) {
+        if quantity::parse_k8s_quantity(es).is_none() {
             out.push(m.diag(
                 Severity::Error,
                 &format!("{path}.resource.ephemeralStorage"),
@@ -376,11 +450,14 @@ fn check_resource(
     }
 }
 
+/// The operator's job rules; `config_home` says where the user sets the options (a session
+/// job may also inherit them from its session cluster).
 fn validate_job(
     m: &Manifest,
     job: &JobSpec,
     tm_replicas: Option<i64>,
     cfg: &BTreeMap<String, String>,
+    config_home: &str,
     out: &mut Vec<Diagnostic>,
 ) {
     let checkpoints = config::lookup(cfg, &config::CHECKPOINTS_DIR).is_some();
@@ -391,7 +468,7 @@ fn validate_job(
             Severity::Error,
             "spec.job.upgradeMode",
             format!(
-                "upgradeMode {} needs a checkpoint directory: set {} in spec.flinkConfiguration",
+                "upgradeMode {} needs a checkpoint directory: set {} in {config_home}",
                 job.upgrade_mode,
                 dir_names(&config::CHECKPOINTS_DIR)
             ),
@@ -400,7 +477,7 @@ fn validate_job(
     if !savepoints {
         let need = |what: &str| {
             format!(
-                "{what} needs a savepoint directory: set {} in spec.flinkConfiguration",
+                "{what} needs a savepoint directory: set {} in {config_home}",
                 dir_names(&config::SAVEPOINTS_DIR)
             )
         };
@@ -560,6 +637,7 @@ fn validate_session_target(
     m: &Manifest,
     sj: &SessionJobSpec,
     manifests: &[Manifest],
+    options: &Options,
     out: &mut Vec<Diagnostic>,
 ) {
     let Some(target) = &sj.deployment_name else {
@@ -595,7 +673,16 @@ fn validate_session_target(
             "spec.deploymentName",
             format!("{target:?} is an application cluster (it has spec.job); a FlinkSessionJob needs a session cluster (a FlinkDeployment without spec.job)"),
         )),
-        _ => {}
+        Some(cluster) => {
+            // As the operator does once the cluster exists: the job rules over the default
+            // configuration, the session cluster's and the session job's own.
+            if let Some(job) = &sj.job {
+                let mut cfg = effective_config(cluster.flink_configuration(), options);
+                cfg.extend(sj.flink_configuration.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let home = format!("spec.flinkConfiguration (of this session job or of FlinkDeployment {target:?})");
+                validate_job(m, job, None, &cfg, &home, out);
+            }
+        }
     }
 }
 
@@ -681,7 +768,7 @@ mod tests {
         s
     }
 
-    const APP: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: app\nspec:\n  flinkVersion: v2_3\n  serviceAccount: flink\n  job:\n    jarURI: local:///job.jar\n    parallelism: 1\n";
+    const APP: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: app\nspec:\n  flinkVersion: v2_3\n  serviceAccount: flink\n  jobManager: {resource: {memory: 1g}}\n  taskManager: {resource: {memory: 1g}}\n  job:\n    jarURI: local:///job.jar\n    parallelism: 1\n";
 
     #[test]
     fn minimal_application_is_valid() {
@@ -698,6 +785,126 @@ mod tests {
         assert!(!set(&ok).has_errors());
     }
 
+    fn errors(s: &ManifestSet) -> Vec<(u32, String, String)> {
+        s.errors()
+            .map(|d| (d.line, d.field.clone(), d.message.clone()))
+            .collect()
+    }
+
+    const NO_RESOURCES: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: app\nspec:\n  flinkVersion: v2_3\n  serviceAccount: flink\n";
+
+    #[test]
+    fn memory_is_required_without_jobmanager_and_taskmanager_sections() {
+        let e = errors(&set(NO_RESOURCES));
+        let fields: Vec<&str> = e.iter().map(|(_, f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.jobManager.resource.memory",
+                "spec.taskManager.resource.memory"
+            ],
+            "{e:?}"
+        );
+        assert!(
+            e.iter().all(|(line, _, _)| *line == 5),
+            "at the spec line: {e:?}"
+        );
+        // Flink options may size the processes instead; a TaskManager's task heap alone
+        // does not (the operator wants managed memory with it).
+        let heap_only = format!("{NO_RESOURCES}  flinkConfiguration:\n    jobmanager.memory.heap.size: 1g\n    taskmanager.memory.task.heap.size: 1g\n");
+        let e = errors(&set(&heap_only));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].1, "spec.taskManager.resource.memory");
+        let sized = format!("{heap_only}    taskmanager.memory.managed.size: 1g\n");
+        assert!(!set(&sized).has_errors());
+    }
+
+    #[test]
+    fn a_spec_that_is_missing_is_reported_once() {
+        let s = set(
+            "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: app\n",
+        );
+        let e = errors(&s);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].1, "spec");
+    }
+
+    #[test]
+    fn session_job_rules_read_the_session_cluster_configuration() {
+        let cluster = |cfg: &str| {
+            format!("apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: s\nspec:\n  flinkVersion: v2_3\n  serviceAccount: flink\n  jobManager: {{resource: {{memory: 1g}}}}\n  taskManager: {{resource: {{memory: 1g}}}}\n  flinkConfiguration:\n    state.checkpoints.dir: file:///c\n{cfg}")
+        };
+        let job = "---\napiVersion: flink.apache.org/v1beta1\nkind: FlinkSessionJob\nmetadata:\n  name: j\nspec:\n  deploymentName: s\n  job:\n    jarURI: https://x/y.jar\n    parallelism: 1\n    upgradeMode: savepoint\n";
+        // The savepoint directory set on the session cluster is enough.
+        let ok = set(&format!(
+            "{}{job}",
+            cluster("    state.savepoints.dir: file:///s\n")
+        ));
+        assert!(!ok.has_errors(), "{:#?}", ok.diagnostics);
+        // ... or on the session job itself.
+        let own = set(&format!(
+            "{}{job}  flinkConfiguration:\n    state.savepoints.dir: file:///s\n",
+            cluster("")
+        ));
+        assert!(!own.has_errors(), "{:#?}", own.diagnostics);
+        let e = errors(&set(&format!("{}{job}", cluster(""))));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].1, "spec.job.upgradeMode");
+        assert!(
+            e[0].2
+                .contains("of this session job or of FlinkDeployment \"s\""),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn ingress_templates_as_the_operator_builds_them() {
+        assert_eq!(
+            ingress_url_error("{{NAME}}.{{Namespace}}.example.com", "a", "b"),
+            None
+        );
+        assert_eq!(
+            ingress_url_error("/{{namespace}}/{{name}}(/|$)(.*)", "a", "b"),
+            None
+        );
+        assert_eq!(
+            ingress_url_error("HTTPS://example.com:8443/{{name}}", "a", "b"),
+            None
+        );
+        assert!(ingress_url_error("example.com:port", "a", "b")
+            .is_some_and(|e| e.contains("\"port\" is not a number")));
+        assert!(ingress_url_error("{{nam}}.example.com", "a", "b").is_some());
+    }
+
+    #[test]
+    fn what_the_operator_accepts_is_not_an_error() {
+        // cpu 0 (a TaskManager falls back to one core per slot), ephemeralStorage 0, memory
+        // in the spellings the operator cleans up.
+        let text = APP.replace(
+            "  taskManager: {resource: {memory: 1g}}\n",
+            "  taskManager: {resource: {memory: 2048 MiB, cpu: 0, ephemeralStorage: \"0\"}}\n",
+        );
+        let s = set(&text);
+        assert!(!s.has_errors(), "{:#?}", s.diagnostics);
+        assert!(
+            s.diagnostics
+                .iter()
+                .any(|d| d.severity == Severity::Warning
+                    && d.field == "spec.taskManager.resource.cpu")
+        );
+    }
+
+    #[test]
+    fn kubernetes_names() {
+        assert!(dns_subdomain_ok("1-job.v2"));
+        assert!(!dns_subdomain_ok("job..v2"));
+        assert!(!dns_subdomain_ok("Job"));
+        assert!(dns_label_ok("1team"));
+        assert!(!dns_label_ok("-team"));
+        assert!(!dns_label_ok("team.a"));
+        assert!(!dns_label_ok(&"a".repeat(64)));
+    }
+
     #[test]
     fn session_job_needs_a_session_cluster() {
         let text = format!("{APP}---\napiVersion: flink.apache.org/v1beta1\nkind: FlinkSessionJob\nmetadata:\n  name: sj\nspec:\n  deploymentName: app\n  job:\n    jarURI: https://x/y.jar\n    parallelism: 1\n");
@@ -705,6 +912,6 @@ mod tests {
         let e: Vec<_> = s.errors().collect();
         assert_eq!(e.len(), 1, "{e:#?}");
         assert!(e[0].message.contains("application cluster"));
-        assert_eq!(e[0].line, 17);
+        assert_eq!(e[0].line, 19);
     }
 }

@@ -149,7 +149,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, true).map_err(|e| SyntaxError {
         pos: Pos::from_marker(*e.marker()),
-        message: e.info().to_string(),
+        message: format!("{}{}", e.info(), unclosed_bracket(text, &builder.stack)),
     })?;
     if let Some(message) = builder.error {
         return Err(SyntaxError {
@@ -158,6 +158,29 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
         });
     }
     Ok(builder.docs)
+}
+
+/// When the parser stopped inside a `[...]` or `{...}`, says where that bracket was opened:
+/// the error itself is only noticed on a later line ("invalid indentation").
+fn unclosed_bracket(text: &str, stack: &[Frame]) -> String {
+    stack
+        .iter()
+        .rev()
+        .find_map(|frame| {
+            let (Frame::Seq(node, _) | Frame::Map(node, _, _)) = frame;
+            let line = text.lines().nth((node.pos.line as usize).checked_sub(1)?)?;
+            let open = line.chars().nth((node.pos.col as usize).checked_sub(1)?)?;
+            let close = match open {
+                '[' => ']',
+                '{' => '}',
+                _ => return None,
+            };
+            Some(format!(
+                " (inside the '{open}' opened at line {}, column {}: is a '{close}' missing?)",
+                node.pos.line, node.pos.col
+            ))
+        })
+        .unwrap_or_default()
 }
 
 enum Frame {
@@ -303,5 +326,19 @@ mod tests {
     fn syntax_error_has_position() {
         let err = parse_documents("a: [1, 2\nb: 3\n").expect_err("invalid");
         assert!(err.pos.line >= 1, "{err:?}");
+    }
+
+    #[test]
+    fn unclosed_bracket_is_named_with_its_line() {
+        let err = parse_documents("job:\n  args: [\"--in\", \"x\"\n  parallelism: 2\n")
+            .expect_err("invalid");
+        assert!(
+            err.message
+                .contains("inside the '[' opened at line 2, column 9: is a ']' missing?"),
+            "{err:?}"
+        );
+        // Errors outside brackets say nothing about them.
+        let err = parse_documents("a:\n  b: 1\n c: 2\n").expect_err("invalid");
+        assert!(!err.message.contains("opened at"), "{err:?}");
     }
 }

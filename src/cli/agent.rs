@@ -1,0 +1,312 @@
+//! `run`, `status` and `down`: the agent and what it recorded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{cache_dir, GitArgs, EXIT_ERROR, EXIT_OK};
+use crate::apply::executor::{Agent, AgentSettings};
+use crate::apply::local::{LocalRuntime, LocalSettings};
+use crate::config;
+use crate::flink::lifecycle::record::Record;
+use crate::git::source::{GitSource, RepoLocation};
+use crate::git::status::StatusBranch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// Real Flink processes on this machine.
+    Local,
+    /// JobManager/TaskManager Deployments on Kubernetes (not in this release).
+    Kubernetes,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The Git repository of manifests: a local path or a URL (file://, https://, ssh://, git://).
+    #[arg(long, env = "FLINK_GITOPS_REPO", value_name = "URL|PATH")]
+    pub repo: String,
+    /// Branch whose tip is deployed.
+    #[arg(long, env = "FLINK_GITOPS_BRANCH", default_value = config::DEFAULT_BRANCH)]
+    pub branch: String,
+    #[command(flatten)]
+    pub git: GitArgs,
+    /// Time between two syncs when nothing is in flight.
+    #[arg(long, env = "FLINK_GITOPS_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Where clusters run.
+    #[arg(
+        long,
+        env = "FLINK_GITOPS_RUNTIME",
+        value_enum,
+        default_value = "local"
+    )]
+    pub runtime: RuntimeKind,
+    /// Run one sync (waiting for in-flight steps) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Folder of the local runtime's clusters (config, logs, checkpoints, savepoints).
+    #[arg(long, env = "FLINK_GITOPS_STATE_DIR", value_name = "D")]
+    pub state_dir: Option<PathBuf>,
+    /// Branch the agent records status on (same remote).
+    #[arg(long, env = "FLINK_GITOPS_STATUS_BRANCH", default_value = config::DEFAULT_STATUS_BRANCH)]
+    pub status_branch: String,
+    /// Leave resources removed from Git running (and report them) instead of stopping them.
+    #[arg(long, env = "FLINK_GITOPS_NO_PRUNE")]
+    pub no_prune: bool,
+    /// The Flink distribution (default: $FLINK_HOME, else the one scripts/setup.sh installs).
+    #[arg(long, env = "FLINK_HOME", value_name = "DIR")]
+    pub flink_home: Option<PathBuf>,
+    /// Root that `local:///path/job.jar` URIs are read from.
+    #[arg(long, env = "FLINK_GITOPS_LOCAL_ROOT", value_name = "DIR")]
+    pub local_jar_root: Option<PathBuf>,
+    /// Resources whose steps run at the same time.
+    #[arg(long, env = "FLINK_GITOPS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_RESOURCES)]
+    pub max_concurrent: usize,
+    /// Time between observations of Flink while a step is in flight.
+    #[arg(long, env = "FLINK_GITOPS_FAST_POLL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub fast_poll: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The Git repository: a local path or a URL.
+    #[arg(
+        long,
+        env = "FLINK_GITOPS_REPO",
+        value_name = "URL|PATH",
+        default_value = "."
+    )]
+    pub repo: String,
+    /// Branch the agent records status on.
+    #[arg(long, env = "FLINK_GITOPS_STATUS_BRANCH", default_value = config::DEFAULT_STATUS_BRANCH)]
+    pub status_branch: String,
+    #[command(flatten)]
+    pub git: GitArgs,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: super::ValidateFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// Folder of the local runtime's clusters.
+    #[arg(long, env = "FLINK_GITOPS_STATE_DIR", value_name = "D")]
+    pub state_dir: Option<PathBuf>,
+    #[arg(long, env = config::ENV_CACHE_DIR, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn state_dir(flag: Option<&PathBuf>, cache: &std::path::Path) -> PathBuf {
+    flag.cloned().unwrap_or_else(|| cache.join("local"))
+}
+
+/// `$FLINK_HOME`, else the distribution scripts/setup.sh installs under the cache.
+fn find_flink_home(flag: Option<&PathBuf>, cache: &std::path::Path) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        return Some(p.clone());
+    }
+    let lib = cache.join("flink-2.3.0").join("lib");
+    let entries = std::fs::read_dir(lib).ok()?;
+    entries
+        .flatten()
+        .map(|e| e.path().join("site-packages").join("pyflink"))
+        .find(|p| p.join("bin").join("jobmanager.sh").exists())
+}
+
+pub fn cmd_run(args: RunArgs) -> u8 {
+    if args.runtime == RuntimeKind::Kubernetes {
+        eprintln!("error: the kubernetes runtime is not part of this release; use --runtime local");
+        return EXIT_ERROR;
+    }
+    let cache = cache_dir(args.git.cache_dir.as_ref());
+    let Some(flink_home) = find_flink_home(args.flink_home.as_ref(), &cache) else {
+        eprintln!("error: no Flink distribution found: set FLINK_HOME or run scripts/setup.sh");
+        return EXIT_ERROR;
+    };
+    let settings = LocalSettings {
+        flink_home,
+        state_dir: state_dir(args.state_dir.as_ref(), &cache),
+        jar_root: args
+            .local_jar_root
+            .clone()
+            .unwrap_or_else(|| cache.join("local-root")),
+        cache_dir: cache.clone(),
+    };
+    let runtime = match LocalRuntime::new(settings) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let source = GitSource::new(
+        RepoLocation::parse(&args.repo),
+        &cache,
+        args.git.git_timeout,
+    );
+    let agent_settings = AgentSettings {
+        branch: args.branch.clone(),
+        path: args.git.path.clone(),
+        interval: args.interval,
+        fast_poll: args.fast_poll,
+        prune: !args.no_prune,
+        max_concurrent: args.max_concurrent,
+        git_timeout: args.git.git_timeout,
+        ..AgentSettings::default()
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    rt.block_on(async move {
+        let agent = match Agent::start(runtime, source, &args.status_branch, agent_settings).await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            tracing::info!("shutting down; Flink clusters keep running and are adopted on the next start");
+            let _ = tx.send(true);
+        });
+        agent.clone().run(args.once, rx).await;
+        if args.once {
+            for (key, rec) in agent.records().await {
+                println!("{key}: {}", rec.derive_lifecycle());
+            }
+        }
+        EXIT_OK
+    })
+}
+
+fn render_status(records: &[Record]) -> String {
+    let mut out = String::new();
+    let header = [
+        "RESOURCE",
+        "LIFECYCLE",
+        "JOB",
+        "REVISION",
+        "NEWEST SAVEPOINT",
+        "SINCE",
+    ];
+    let rows: Vec<[String; 6]> = records
+        .iter()
+        .map(|r| {
+            [
+                r.key().to_string(),
+                r.derive_lifecycle().to_string(),
+                r.job_state.clone().unwrap_or_else(|| "-".into()),
+                r.applied_revision
+                    .as_deref()
+                    .map(|s| s.get(..7).unwrap_or(s).to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.newest_savepoint()
+                    .map(|s| s.location.clone())
+                    .unwrap_or_else(|| "-".into()),
+                if r.since.is_empty() {
+                    "-".into()
+                } else {
+                    r.since.clone()
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(header.to_vec()));
+    for (row, rec) in rows.iter().zip(records) {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        if let Some(e) = &rec.last_error {
+            out.push_str(&format!(
+                "    last error ({}): {}\n",
+                e.reason,
+                e.message.lines().next().unwrap_or("")
+            ));
+        }
+    }
+    out
+}
+
+pub fn cmd_status(args: StatusArgs) -> u8 {
+    let cache = cache_dir(args.git.cache_dir.as_ref());
+    let source = GitSource::new(
+        RepoLocation::parse(&args.repo),
+        &cache,
+        args.git.git_timeout,
+    );
+    let branch = StatusBranch::new(source, &args.status_branch);
+    let records = match branch.load() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let records: Vec<Record> = records.into_values().collect();
+    match args.output {
+        super::ValidateFormat::Json => {
+            let value: Vec<serde_json::Value> = records
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "kind": r.kind, "namespace": r.namespace, "name": r.name,
+                        "lifecycleState": r.derive_lifecycle(), "jobState": r.job_state, "jobId": r.job_id,
+                        "revision": r.applied_revision, "stableRevision": r.stable_revision,
+                        "newestSavepoint": r.newest_savepoint(), "since": r.since, "lastError": r.last_error,
+                        "deleted": r.deleted,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        }
+        super::ValidateFormat::Text => {
+            if records.is_empty() {
+                println!("no status yet on branch {}", args.status_branch);
+            } else {
+                print!("{}", render_status(&records));
+            }
+        }
+    }
+    EXIT_OK
+}
+
+pub fn cmd_down(args: DownArgs) -> u8 {
+    let cache = cache_dir(args.cache_dir.as_ref());
+    let dir = state_dir(args.state_dir.as_ref(), &cache);
+    LocalRuntime::stop_all(&dir);
+    println!("stopped every local Flink cluster under {}", dir.display());
+    EXIT_OK
+}
