@@ -101,31 +101,31 @@ fn stable_at(
     status
 }
 
-/// How the first lines after line `from` relate to everything before.
-fn first_after(out: &Path, from: usize) -> Vec<(u64, u64, crate::harness::flink::CounterLine)> {
+/// Per key: the highest count before the first line `version` wrote after line `from`,
+/// and that first line.
+fn first_after(out: &Path, from: usize, version: &str) -> Vec<(u64, u64, crate::harness::flink::CounterLine)> {
     let all = counter_lines(out);
+    let start = all
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, l)| l.version == version)
+        .map(|(i, _)| i)
+        .expect("lines of the new version");
     (0..KEYS)
         .map(|key| {
-            let before = all[..from.min(all.len())]
-                .iter()
-                .filter(|l| l.key == key)
-                .map(|l| l.count)
-                .max()
-                .unwrap_or(0);
-            let first = all
-                .iter()
-                .skip(from)
-                .find(|l| l.key == key)
-                .cloned()
-                .expect("a new line per key");
+            // The last count before the new version, not the highest: a stateless upgrade
+            // earlier in the history legitimately started the counts again.
+            let before = all[..start].iter().filter(|l| l.key == key).map(|l| l.count).last().unwrap_or(0);
+            let first = all.iter().skip(start).find(|l| l.key == key).cloned().expect("a new line per key");
             (key, before, first)
         })
         .collect()
 }
 
 /// State was carried over: counts continue (exactly, for a savepoint).
-fn assert_continues(out: &Path, from: usize, exact: bool, what: &str) {
-    for (key, before, first) in first_after(out, from) {
+fn assert_continues(out: &Path, from: usize, version: &str, exact: bool, what: &str) {
+    for (key, before, first) in first_after(out, from, version) {
         assert!(
             first.count > 1 && first.seq > 0,
             "{what}: key {key} restarted from nothing: {first:?}"
@@ -152,8 +152,8 @@ fn assert_continues(out: &Path, from: usize, exact: bool, what: &str) {
 }
 
 /// State was not carried over: everything starts again from zero.
-fn assert_restarted(out: &Path, from: usize, what: &str) {
-    for (key, _, first) in first_after(out, from) {
+fn assert_restarted(out: &Path, from: usize, version: &str, what: &str) {
+    for (key, _, first) in first_after(out, from, version) {
         assert_eq!(
             (first.count, first.seq / KEYS),
             (1, 0),
@@ -192,7 +192,7 @@ fn application_job_lifecycle_on_real_flink() {
     let n = lines();
     let c2 = remote.push("payments-etl v2");
     let s2 = stable_at(&remote, &agent, &c2, &out, "v2", n);
-    assert_continues(&out, n, true, "savepoint upgrade");
+    assert_continues(&out, n, "v2", true, "savepoint upgrade");
     let upgrade = savepoints(&s2)
         .into_iter()
         .rev()
@@ -213,7 +213,7 @@ fn application_job_lifecycle_on_real_flink() {
     let n = lines();
     let c3 = remote.revert(&c2);
     stable_at(&remote, &agent, &c3, &out, "v1", n);
-    assert_continues(&out, n, true, "revert");
+    assert_continues(&out, n, "v1", true, "revert");
 
     // savepointTriggerNonce: a manual savepoint, no restart.
     remote.write(FILE, &manifest("v1", "savepoint", &out, nonce, ""));
@@ -247,7 +247,9 @@ fn application_job_lifecycle_on_real_flink() {
     let c5 = remote.push("restart");
     let s5 = stable_at(&remote, &agent, &c5, &out, "v1", n);
     assert_ne!(job_id(&s5), job_id(&s4), "restartNonce restarts the job");
-    assert_continues(&out, n, true, "restartNonce");
+    assert_continues(&out, n, "v1", true, "restartNonce");
+    let fresh_starts = counter_lines(&out).iter().filter(|l| l.seq == 0).count();
+    assert_eq!(fresh_starts, 1, "after the restart nothing started again from an empty state");
 
     // Suspend, then resume via job.state: state continues.
     remote.write(
@@ -278,7 +280,7 @@ fn application_job_lifecycle_on_real_flink() {
     let n = lines();
     let c7 = remote.push("resume");
     stable_at(&remote, &agent, &c7, &out, "v1", n);
-    assert_continues(&out, n, true, "resume");
+    assert_continues(&out, n, "v1", true, "resume");
 
     // last-state upgrade: from the newest retained checkpoint (may replay, never resets).
     remote.write(
@@ -288,7 +290,7 @@ fn application_job_lifecycle_on_real_flink() {
     let n = lines();
     let c8 = remote.push("v3 last-state");
     stable_at(&remote, &agent, &c8, &out, "v3", n);
-    assert_continues(&out, n, false, "last-state upgrade");
+    assert_continues(&out, n, "v3", false, "last-state upgrade");
 
     // stateless upgrade: the new job starts empty.
     remote.write(
@@ -298,7 +300,7 @@ fn application_job_lifecycle_on_real_flink() {
     let n = lines();
     let c9 = remote.push("v4 stateless");
     stable_at(&remote, &agent, &c9, &out, "v4", n);
-    assert_restarted(&out, n, "stateless upgrade");
+    assert_restarted(&out, n, "v4", "stateless upgrade");
 
     // Back to savepoint mode, then remove the manifest: a final savepoint, processes gone.
     remote.write(
@@ -330,7 +332,7 @@ fn application_job_lifecycle_on_real_flink() {
     let n = lines();
     let c12 = remote.revert(&c11);
     let s12 = stable_at(&remote, &agent, &c12, &out, "v5", n);
-    assert_continues(&out, n, true, "revert of the removal");
+    assert_continues(&out, n, "v5", true, "revert of the removal");
 
     // The agent restarted while all is stable: no job restarts.
     agent.kill();

@@ -86,25 +86,19 @@ fn wait_lines(agent: &AgentProcess, out: &Path, version: &str, from: usize) {
     );
 }
 
-fn assert_continues_exactly(out: &Path, from: usize, what: &str) {
+fn assert_continues_exactly(out: &Path, from: usize, version: &str, what: &str) {
     let all = counter_lines(out);
+    let start = all
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, l)| l.version == version)
+        .map(|(i, _)| i)
+        .expect("lines of the new version");
     for key in 0..KEYS {
-        let before = all[..from]
-            .iter()
-            .filter(|l| l.key == key)
-            .map(|l| l.count)
-            .max()
-            .unwrap_or(0);
-        let first = all
-            .iter()
-            .skip(from)
-            .find(|l| l.key == key)
-            .expect("a new line per key");
-        assert_eq!(
-            first.count,
-            before + 1,
-            "{what}: key {key} must continue after {before}: {first:?}"
-        );
+        let before = all[..start].iter().filter(|l| l.key == key).map(|l| l.count).last().unwrap_or(0);
+        let first = all.iter().skip(start).find(|l| l.key == key).expect("a new line per key");
+        assert_eq!(first.count, before + 1, "{what}: key {key} must continue after {before}: {first:?}");
     }
 }
 
@@ -170,7 +164,7 @@ fn session_jobs_crash_recovery_and_no_prune_over_git_daemon() {
     let c2 = remote.push("clicks a2");
     stable(&remote, &agent, "clicks", &c2);
     wait_lines(&agent, &out_a, "a2", n);
-    assert_continues_exactly(&out_a, n, "session job upgrade");
+    assert_continues_exactly(&out_a, n, "a2", "session job upgrade");
     let b2 = status_of(&remote, "orders").expect("orders status");
     assert_eq!(
         field(&b2, "jobId"),
@@ -204,7 +198,7 @@ fn session_jobs_crash_recovery_and_no_prune_over_git_daemon() {
     agent.restart(&[]);
     let s3 = stable(&remote, &agent, "clicks", &c3);
     wait_lines(&agent, &out_a, "a3", n);
-    assert_continues_exactly(&out_a, n, "restart after a crash mid-upgrade");
+    assert_continues_exactly(&out_a, n, "a3", "restart after a crash mid-upgrade");
     let running: Vec<_> = cluster_jobs(&state)
         .into_iter()
         .filter(|(_, s)| s == "RUNNING")

@@ -31,6 +31,8 @@ pub const ENV_FLINK_HOME: &str = "FLINK_HOME";
 pub const DEFAULT_LOCAL_PROCESS_MEMORY: &str = "1g";
 /// Managed memory of a local TaskManager (the hashmap state backend does not use it).
 pub const DEFAULT_LOCAL_MANAGED_MEMORY: &str = "64m";
+/// Ports for local JobManagers' REST and RPC endpoints: below the kernel's ephemeral range.
+pub const LOCAL_PORT_RANGE: (u16, u16) = (20_000, 32_000);
 /// How long a process gets to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -125,10 +127,19 @@ impl LocalRuntime {
             .reserved_ports
             .lock()
             .map_err(|_| RuntimeError::Other("port table poisoned".into()))?;
-        for _ in 0..50 {
-            let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-            let port = listener.local_addr()?.port();
-            if !in_use.contains(&port) && reserved.insert(port) {
+        // Ports come from below the kernel's ephemeral range (32768-60999 on Linux): Flink's
+        // own random ports (blob server, TaskManager RPC and data) are ephemeral, and a port
+        // picked from that range could be taken by one of them before our JobManager binds it.
+        let (low, high) = LOCAL_PORT_RANGE;
+        let span = u32::from(high - low);
+        let seed = std::process::id().wrapping_mul(2_654_435_761) ^ (reserved.len() as u32).wrapping_mul(40_503);
+        for i in 0..span {
+            let port = low + ((seed.wrapping_add(i)) % span) as u16;
+            if in_use.contains(&port) || reserved.contains(&port) {
+                continue;
+            }
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::TcpListener::bind(("::1", port)).map(|_| true).unwrap_or(true) {
+                reserved.insert(port);
                 return Ok(port);
             }
         }
