@@ -1,3 +1,4 @@
+//! Compiled only under #[cfg(test)], from decide.rs.
 //! Table tests of `decide`: each row is (what Git wants, what is recorded, what Flink
 //! shows) and the one step expected.
 
