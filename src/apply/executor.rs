@@ -311,6 +311,9 @@ impl<R: Runtime> Agent<R> {
         };
         let started = Instant::now();
         let mut unmanaged = false;
+        // After a step that only changed our own record, Flink has not moved: decide again
+        // on the same observation instead of asking Flink again (it shortens upgrades).
+        let mut reused: Option<Observed> = None;
         loop {
             let desired = match (manifest, &hash) {
                 (Some(_), _) if invalid => Desired::Invalid { message: message() },
@@ -330,14 +333,19 @@ impl<R: Runtime> Agent<R> {
                         .await?;
                 }
             }
-            let observed = self.observe(key, record.as_ref(), manifest).await;
+            let observing = Instant::now();
+            let observed = match reused.take() {
+                Some(o) => o,
+                None => self.observe(key, record.as_ref(), manifest).await,
+            };
+            let observe_ms = observing.elapsed().as_millis() as u64;
             let ctx = Context {
                 prune: self.settings.prune,
                 now_ms: now_ms(),
                 session_jobs: self.session_jobs_on(key).await,
             };
             let step = decide(&desired, record.as_ref(), &observed, &ctx);
-            tracing::debug!(resource = %key, ?step, "decided");
+            tracing::debug!(resource = %key, observe_ms, ?step, "decided");
             match step {
                 Step::Nothing => break,
                 Step::Wait { what } => {
@@ -454,7 +462,48 @@ impl<R: Runtime> Agent<R> {
             _ => None,
         };
         if let Some(client) = &client {
-            if let Ok(jobs) = client.jobs_overview().await {
+            let pending = match &rec.in_flight {
+                Some(InFlight::Stopping {
+                    trigger_id: Some(t),
+                    ..
+                }) => Some((TriggerId::new(t.clone()), false)),
+                Some(InFlight::Snapshotting {
+                    trigger_id,
+                    checkpoint,
+                    ..
+                }) => Some((TriggerId::new(trigger_id.clone()), *checkpoint)),
+                _ => None,
+            };
+            // The job list and the pending trigger are independent: ask for both at once.
+            let trigger_status = async {
+                let (trigger, checkpoint) = pending.as_ref()?;
+                Some(if *checkpoint {
+                    match client.checkpoint_status(&jid, trigger).await {
+                        Ok(CheckpointStatus::InProgress) => TriggerResult::InProgress,
+                        Ok(CheckpointStatus::Completed { .. }) => {
+                            TriggerResult::Completed { location: None }
+                        }
+                        Ok(CheckpointStatus::Failed { cause }) => TriggerResult::Failed {
+                            cause: cause.summary().to_string(),
+                        },
+                        Err(_) => TriggerResult::Unknown,
+                    }
+                } else {
+                    match client.savepoint_status(&jid, trigger).await {
+                        Ok(SavepointStatus::InProgress) => TriggerResult::InProgress,
+                        Ok(SavepointStatus::Completed { location }) => TriggerResult::Completed {
+                            location: Some(location),
+                        },
+                        Ok(SavepointStatus::Failed { cause }) => TriggerResult::Failed {
+                            cause: cause.summary().to_string(),
+                        },
+                        Err(_) => TriggerResult::Unknown,
+                    }
+                })
+            };
+            let (jobs, trigger) = tokio::join!(client.jobs_overview(), trigger_status);
+            observed.trigger = trigger;
+            if let Ok(jobs) = jobs {
                 if let Some(j) = jobs.iter().find(|j| j.jid == jid) {
                     let mut job = ObservedJob {
                         job_id: job_id.clone(),
@@ -473,53 +522,28 @@ impl<R: Runtime> Agent<R> {
                     observed.job = Some(job);
                 }
             }
-            let trigger = match &rec.in_flight {
-                Some(InFlight::Stopping {
-                    trigger_id: Some(t),
-                    ..
-                }) => Some((t.clone(), false)),
-                Some(InFlight::Snapshotting {
-                    trigger_id,
-                    checkpoint,
-                    ..
-                }) => Some((trigger_id.clone(), *checkpoint)),
-                _ => None,
-            };
-            if let Some((trigger, checkpoint)) = trigger {
-                let trigger = TriggerId::new(trigger);
-                observed.trigger = Some(if checkpoint {
-                    match client.checkpoint_status(&jid, &trigger).await {
-                        Ok(CheckpointStatus::InProgress) => TriggerResult::InProgress,
-                        Ok(CheckpointStatus::Completed { .. }) => {
-                            TriggerResult::Completed { location: None }
-                        }
-                        Ok(CheckpointStatus::Failed { cause }) => TriggerResult::Failed {
-                            cause: cause.summary().to_string(),
-                        },
-                        Err(_) => TriggerResult::Unknown,
-                    }
-                } else {
-                    match client.savepoint_status(&jid, &trigger).await {
-                        Ok(SavepointStatus::InProgress) => TriggerResult::InProgress,
-                        Ok(SavepointStatus::Completed { location }) => TriggerResult::Completed {
-                            location: Some(location),
-                        },
-                        Ok(SavepointStatus::Failed { cause }) => TriggerResult::Failed {
-                            cause: cause.summary().to_string(),
-                        },
-                        Err(_) => TriggerResult::Unknown,
-                    }
-                });
-            }
         } else if matches!(
             rec.in_flight,
             Some(InFlight::Stopping { .. }) | Some(InFlight::Snapshotting { .. })
         ) {
             observed.trigger = Some(TriggerResult::Unknown);
         }
-        // The newest checkpoint matters when the job is (being) stopped or is gone.
+        // The newest checkpoint matters only once the job is down and nothing better is at
+        // hand (a savepoint the stop took); asking for it on every poll would slow the
+        // in-flight loop for nothing.
         let job_down = observed.job.as_ref().is_none_or(ObservedJob::is_terminal);
-        let wants_checkpoint = job_down || matches!(rec.in_flight, Some(InFlight::Stopping { .. }));
+        let savepoint_known = matches!(
+            observed.trigger,
+            Some(TriggerResult::InProgress) | Some(TriggerResult::Completed { location: Some(_) })
+        );
+        let cancel_only = matches!(
+            rec.in_flight,
+            Some(InFlight::Stopping {
+                mode: StopMode::Cancel,
+                ..
+            })
+        );
+        let wants_checkpoint = job_down && !savepoint_known && !cancel_only;
         if wants_checkpoint
             && spec
                 .as_ref()
@@ -1236,6 +1260,7 @@ impl<R: Runtime> Agent<R> {
                 .and_then(Record::applied)
                 .as_ref(),
         );
+        let requested = Instant::now();
         let result = match (mode, &trigger_id) {
             (StopMode::Savepoint, Some(t)) => client
                 .stop_with_savepoint(&jid, None, drain, format, Some(&TriggerId::new(t.clone())))
@@ -1243,6 +1268,7 @@ impl<R: Runtime> Agent<R> {
                 .map(|_| ()),
             _ => client.cancel(&jid).await,
         };
+        tracing::debug!(resource = %key, elapsed_ms = requested.elapsed().as_millis() as u64, "stop requested");
         match result {
             Ok(()) | Err(RestError::JobNotFound { .. }) => {
                 if mode == StopMode::Savepoint {

@@ -132,13 +132,18 @@ impl LocalRuntime {
         // picked from that range could be taken by one of them before our JobManager binds it.
         let (low, high) = LOCAL_PORT_RANGE;
         let span = u32::from(high - low);
-        let seed = std::process::id().wrapping_mul(2_654_435_761) ^ (reserved.len() as u32).wrapping_mul(40_503);
+        let seed = std::process::id().wrapping_mul(2_654_435_761)
+            ^ (reserved.len() as u32).wrapping_mul(40_503);
         for i in 0..span {
             let port = low + ((seed.wrapping_add(i)) % span) as u16;
             if in_use.contains(&port) || reserved.contains(&port) {
                 continue;
             }
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::TcpListener::bind(("::1", port)).map(|_| true).unwrap_or(true) {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && std::net::TcpListener::bind(("::1", port))
+                    .map(|_| true)
+                    .unwrap_or(true)
+            {
                 reserved.insert(port);
                 return Ok(port);
             }

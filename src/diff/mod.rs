@@ -1,10 +1,12 @@
 //! Desired versus recorded (or base) specs: which resources change, how (the operator's
 //! change classes), what that does to their jobs, and what is at risk.
 //!
-//! [`plan`] is pure: two validated manifest sets in, a [`Plan`] out. [`render`] turns a plan
+//! [`load`] reads the files of both revisions into manifest sets, sharing the work between
+//! them. [`plan`] is pure: two manifest sets in, a [`Plan`] out. [`render`] turns a plan
 //! into text, JSON or Markdown.
 
 pub mod classify;
+pub mod load;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,7 +142,9 @@ fn spec_diff(old: Option<&Spec>, new: Option<&Spec>) -> String {
         .to_string()
 }
 
-/// Builds the plan for merging `head` over `base`. Both sets should already be validated.
+/// Builds the plan for merging `head` over `base`. `head` should already be validated: its
+/// diagnostics are the plan's errors and warnings. Of `base` only the specs, files and
+/// unreadable files are read (not its diagnostics, nor where its fields stand).
 pub fn plan(base: &ManifestSet, head: &ManifestSet, base_label: &str, head_label: &str) -> Plan {
     let base_by_key: BTreeMap<&ResourceKey, &Manifest> =
         base.manifests.iter().map(|m| (&m.key, m)).collect();
@@ -395,7 +399,7 @@ mod tests {
     use super::*;
     use crate::flink::spec::validate::Options;
 
-    const APP: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: NAME\nspec:\n  flinkVersion: v1_20\n  serviceAccount: flink\n  flinkConfiguration:\n    state.checkpoints.dir: s3://b/c\n    state.savepoints.dir: s3://b/s\n  job:\n    jarURI: local:///job.jar\n    parallelism: 1\n    upgradeMode: savepoint\n";
+    const APP: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: NAME\nspec:\n  flinkVersion: v1_20\n  serviceAccount: flink\n  flinkConfiguration:\n    state.checkpoints.dir: s3://b/c\n    state.savepoints.dir: s3://b/s\n  jobManager:\n    resource:\n      memory: 1g\n  taskManager:\n    resource:\n      memory: 1g\n  job:\n    jarURI: local:///job.jar\n    parallelism: 1\n    upgradeMode: savepoint\n";
 
     fn app(name: &str, job_extra: &str) -> String {
         format!("{}{job_extra}", APP.replace("NAME", name))

@@ -102,6 +102,14 @@ impl Locations {
     pub fn contains(&self, path: &str) -> bool {
         self.0.contains_key(path)
     }
+
+    /// Moves every position down by `lines`: for a document read apart from the file it
+    /// stands in (see `diff::load`).
+    pub fn shift_lines(&mut self, lines: u32) {
+        for pos in self.0.values_mut().filter(|p| p.line > 0) {
+            pos.line += lines;
+        }
+    }
 }
 
 /// A `FlinkDeployment` or `FlinkSessionJob` read from a file.
