@@ -103,7 +103,11 @@ fn stable_at(
 
 /// Per key: the highest count before the first line `version` wrote after line `from`,
 /// and that first line.
-fn first_after(out: &Path, from: usize, version: &str) -> Vec<(u64, u64, crate::harness::flink::CounterLine)> {
+fn first_after(
+    out: &Path,
+    from: usize,
+    version: &str,
+) -> Vec<(u64, u64, crate::harness::flink::CounterLine)> {
     let all = counter_lines(out);
     let start = all
         .iter()
@@ -116,8 +120,18 @@ fn first_after(out: &Path, from: usize, version: &str) -> Vec<(u64, u64, crate::
         .map(|key| {
             // The last count before the new version, not the highest: a stateless upgrade
             // earlier in the history legitimately started the counts again.
-            let before = all[..start].iter().filter(|l| l.key == key).map(|l| l.count).last().unwrap_or(0);
-            let first = all.iter().skip(start).find(|l| l.key == key).cloned().expect("a new line per key");
+            let before = all[..start]
+                .iter()
+                .filter(|l| l.key == key)
+                .map(|l| l.count)
+                .last()
+                .unwrap_or(0);
+            let first = all
+                .iter()
+                .skip(start)
+                .find(|l| l.key == key)
+                .cloned()
+                .expect("a new line per key");
             (key, before, first)
         })
         .collect()
@@ -249,7 +263,10 @@ fn application_job_lifecycle_on_real_flink() {
     assert_ne!(job_id(&s5), job_id(&s4), "restartNonce restarts the job");
     assert_continues(&out, n, "v1", true, "restartNonce");
     let fresh_starts = counter_lines(&out).iter().filter(|l| l.seq == 0).count();
-    assert_eq!(fresh_starts, 1, "after the restart nothing started again from an empty state");
+    assert_eq!(
+        fresh_starts, 1,
+        "after the restart nothing started again from an empty state"
+    );
 
     // Suspend, then resume via job.state: state continues.
     remote.write(

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::agent_app::{field, savepoints};
-use crate::harness::flink::{
-    counter_lines, flink_env, wait_for, AgentProcess, GitDaemon, Remote, Slot,
-};
+use crate::harness::flink::{counter_lines, flink_env, wait_for, AgentProcess, Remote, Slot};
 
 const KEYS: u64 = 3;
 
@@ -96,9 +94,22 @@ fn assert_continues_exactly(out: &Path, from: usize, version: &str, what: &str) 
         .map(|(i, _)| i)
         .expect("lines of the new version");
     for key in 0..KEYS {
-        let before = all[..start].iter().filter(|l| l.key == key).map(|l| l.count).last().unwrap_or(0);
-        let first = all.iter().skip(start).find(|l| l.key == key).expect("a new line per key");
-        assert_eq!(first.count, before + 1, "{what}: key {key} must continue after {before}: {first:?}");
+        let before = all[..start]
+            .iter()
+            .filter(|l| l.key == key)
+            .map(|l| l.count)
+            .last()
+            .unwrap_or(0);
+        let first = all
+            .iter()
+            .skip(start)
+            .find(|l| l.key == key)
+            .expect("a new line per key");
+        assert_eq!(
+            first.count,
+            before + 1,
+            "{what}: key {key} must continue after {before}: {first:?}"
+        );
     }
 }
 
@@ -134,7 +145,7 @@ fn cluster_jobs(state_dir: &Path) -> Vec<(String, String)> {
 fn session_jobs_crash_recovery_and_no_prune_over_git_daemon() {
     let _slot = Slot::take();
     let remote = Remote::new();
-    let daemon = GitDaemon::serve(remote.dir.path());
+    let daemon = crate::harness::GitDaemon::start_with_push(remote.dir.path());
     let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
     let state = remote.scratch("agent");
     let out_a = remote.scratch("out").join("clicks.out");

@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::config;
 use crate::flink::spec::ManifestSet;
 
+/// Where a mirror keeps the remote's HEAD.
+const REMOTE_HEAD_REF: &str = "refs/flink-gitops/remote-head";
+
 /// Errors from reading Git.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -180,6 +183,8 @@ impl GitSource {
         self.fetch_refspecs(&[
             "+refs/heads/*:refs/heads/*".to_string(),
             "+refs/tags/*:refs/tags/*".to_string(),
+            // The remote's HEAD (its default branch), so `HEAD` means what it means there.
+            format!("+HEAD:{REMOTE_HEAD_REF}"),
         ])
     }
 
@@ -266,12 +271,16 @@ impl GitSource {
 
     /// Resolves a branch, tag or commit (full or abbreviated) to a commit.
     pub fn resolve(&self, repo: &Repository, rev: &str) -> Result<Revision, GitError> {
-        let candidates = [
+        let mut candidates = vec![
             format!("refs/heads/{rev}"),
             format!("refs/tags/{rev}"),
             format!("refs/remotes/origin/{rev}"),
             rev.to_string(),
         ];
+        if rev == "HEAD" && self.is_remote() {
+            // A mirror's own HEAD names a branch of the mirror's making; the remote's wins.
+            candidates.insert(0, REMOTE_HEAD_REF.to_string());
+        }
         for c in &candidates {
             if let Ok(obj) = repo.revparse_single(c) {
                 if let Ok(commit) = obj.peel_to_commit() {

@@ -3,8 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod flink;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Path of the built `flink-gitops` binary.
 pub fn bin() -> PathBuf {
@@ -40,8 +45,12 @@ impl Run {
 
     /// Parses stdout as JSON, failing the test with the output when it is not.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -113,7 +122,10 @@ impl TempRepo {
     /// Stages everything and commits; returns the commit id.
     pub fn commit(&self, message: &str) -> String {
         git(self.path(), &["add", "-A"]);
-        git(self.path(), &["commit", "-q", "--allow-empty", "-m", message]);
+        git(
+            self.path(),
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
         git(self.path(), &["rev-parse", "HEAD"])
     }
 
@@ -133,5 +145,80 @@ pub fn copy_tree(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
+    }
+}
+
+/// `git daemon` serving a folder on 127.0.0.1; killed when dropped, even if the test fails.
+pub struct GitDaemon {
+    child: Child,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    /// Serves `base` read-only.
+    pub fn start(base: &Path) -> GitDaemon {
+        GitDaemon::spawn(base, false)
+    }
+
+    /// Serves `base` and accepts pushes (the agent pushes its status branch).
+    pub fn start_with_push(base: &Path) -> GitDaemon {
+        GitDaemon::spawn(base, true)
+    }
+
+    fn spawn(base: &Path, push: bool) -> GitDaemon {
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let child = Command::new("git")
+                .arg("daemon")
+                .arg("--export-all")
+                .arg(format!("--base-path={}", base.display()))
+                .arg(format!("--port={port}"))
+                .arg("--listen=127.0.0.1")
+                .arg("--reuseaddr")
+                .args(push.then_some("--enable=receive-pack"))
+                // `git daemon` runs `git-daemon` as a child: give both a process group of
+                // their own, so that dropping the guard ends the server, not just `git`.
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn git daemon");
+            let mut daemon = GitDaemon { child, port };
+            if daemon.wait_until_ready() {
+                return daemon;
+            }
+            // The port was taken in between, or the daemon died: try another (drop kills it).
+        }
+        panic!("git daemon did not start");
+    }
+
+    fn wait_until_ready(&mut self) -> bool {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill has no memory effects; the group is the one spawned above.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
