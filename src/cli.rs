@@ -139,6 +139,9 @@ pub struct PlanArgs {
     /// Colour the text output.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: Color,
+    /// The agent's status branch, read to tell what re-adding a removed resource restores.
+    #[arg(long, env = "FLINK_GITOPS_STATUS_BRANCH", default_value = config::DEFAULT_STATUS_BRANCH)]
+    pub status_branch: String,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -351,9 +354,16 @@ fn cmd_plan(args: PlanArgs) -> u8 {
     // it against its id: most of the time reading a revision takes. A plan only reads, and
     // trusts the object store as git does on ordinary reads (git checks on fetch and fsck).
     git2::opts::strict_hash_verification(false);
+    let mut records = std::collections::BTreeMap::new();
     let loaded = open_repo(&args.repo, &args.git).and_then(|(source, repo)| {
         let base = read_plan_side(&source, &repo, &args.base, path)?;
         let head = read_plan_side(&source, &repo, &args.head, path)?;
+        // What the agent recorded (if it runs on this repository): a resource added back
+        // restores from the final state recorded when it was removed.
+        match crate::git::status::StatusBranch::new(source.clone(), &args.status_branch).load() {
+            Ok(r) => records = r,
+            Err(e) => tracing::debug!(error = %e, "no status branch read; planning without it"),
+        }
         plan_sets(base, head, path)
     });
     let ((base_label, base), (head_label, head)) = match loaded {
@@ -363,7 +373,7 @@ fn cmd_plan(args: PlanArgs) -> u8 {
             return fail;
         }
     };
-    let plan = diff::plan(&base, &head, &base_label, &head_label);
+    let plan = diff::plan_with_records(&base, &head, &base_label, &head_label, &records);
     let color = match args.color {
         Color::Always => true,
         Color::Never => false,

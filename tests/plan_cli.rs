@@ -1377,3 +1377,33 @@ fn plans_a_repository_served_by_git_daemon() {
     assert!(r.stderr.contains("cannot fetch"), "{}", r.stderr);
     drop(daemon);
 }
+
+#[test]
+fn adding_back_a_removed_job_restores_from_its_final_savepoint_on_the_status_branch() {
+    let a = App::new("orders", "savepoint");
+    let (repo, base, head) = history(&[], &[("apps/orders.yaml", a.yaml())]);
+    // The agent's record of the earlier removal, on its status branch.
+    repo.git(&["checkout", "-q", "--orphan", "flink-gitops/status"]);
+    repo.git(&["rm", "-rq", "--cached", "."]);
+    repo.write(
+        "team-a/FlinkDeployment/orders.yaml",
+        "kind: FlinkDeployment\nnamespace: team-a\nname: orders\nlifecycleState: DELETED\n\
+         restorePath: file:/flink-data/savepoints/savepoint-0a1b2c-final\ndeleted: true\ngeneration: 3\n",
+    );
+    repo.git(&["add", "team-a/FlinkDeployment/orders.yaml"]);
+    repo.git(&["commit", "-q", "-m", "orders: DELETED"]);
+    repo.git(&["checkout", "-q", "-f", "main"]);
+    let p = plan(&repo, &base, &head, &[]);
+    let r = p.only();
+    assert_action(
+        r,
+        "added",
+        "start the job from savepoint file:/flink-data/savepoints/savepoint-0a1b2c-final",
+        json!({"type": "deploy", "restore": {"from": "path", "path": "file:/flink-data/savepoints/savepoint-0a1b2c-final"}}),
+    );
+    assert_warns(r, "added back after a removal");
+    // Without the status branch the same change starts empty.
+    repo.git(&["branch", "-q", "-D", "flink-gitops/status"]);
+    let p = plan(&repo, &base, &head, &[]);
+    assert_eq!(p.only()["action"], "start the job without state");
+}

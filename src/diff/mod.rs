@@ -17,6 +17,7 @@ use similar::TextDiff;
 pub use classify::{classify, FieldChange};
 
 use crate::config;
+use crate::flink::lifecycle::record::Record;
 use crate::flink::lifecycle::{self, Action, ChangeClass, PredictContext, Restore};
 use crate::flink::spec::validate::validate_transition;
 use crate::flink::spec::{
@@ -146,6 +147,18 @@ fn spec_diff(old: Option<&Spec>, new: Option<&Spec>) -> String {
 /// diagnostics are the plan's errors and warnings. Of `base` only the specs, files and
 /// unreadable files are read (not its diagnostics, nor where its fields stand).
 pub fn plan(base: &ManifestSet, head: &ManifestSet, base_label: &str, head_label: &str) -> Plan {
+    plan_with_records(base, head, base_label, head_label, &BTreeMap::new())
+}
+
+/// [`plan`], knowing what the agent recorded: a resource added back after a removal
+/// restores from the final state recorded when it was removed.
+pub fn plan_with_records(
+    base: &ManifestSet,
+    head: &ManifestSet,
+    base_label: &str,
+    head_label: &str,
+    records: &BTreeMap<ResourceKey, Record>,
+) -> Plan {
     let base_by_key: BTreeMap<&ResourceKey, &Manifest> =
         base.manifests.iter().map(|m| (&m.key, m)).collect();
     let head_by_key: BTreeMap<&ResourceKey, &Manifest> =
@@ -237,8 +250,24 @@ pub fn plan(base: &ManifestSet, head: &ManifestSet, base_label: &str, head_label
                 jobs.dedup();
                 jobs
             },
-            recorded_savepoint: None,
+            recorded_savepoint: match (change, records.get(key)) {
+                (Change::Added, Some(rec)) if rec.deleted => rec.restore_path.clone(),
+                _ => None,
+            },
         };
+        if let Some(p) = &ctx.recorded_savepoint {
+            let initial = new
+                .and_then(|m| m.spec.job())
+                .and_then(|j| j.initial_savepoint_path.as_ref());
+            let stateful = new
+                .and_then(|m| m.spec.upgrade_mode())
+                .is_some_and(UpgradeMode::is_stateful);
+            if initial.is_none() && stateful {
+                warnings.push(format!(
+                    "added back after a removal: restores from the final state recorded then ({p})"
+                ));
+            }
+        }
         let action = if !errors.is_empty() || unreadable_at_head {
             Action::Hold
         } else if change == Change::Unchanged {
