@@ -1292,11 +1292,6 @@ impl<R: Runtime> Agent<R> {
         match purpose {
             StopPurpose::Delete => {
                 if key.kind == Kind::FlinkDeployment {
-                    let users = self.session_jobs_on(key).await;
-                    if !users.is_empty() {
-                        tracing::info!(resource = %key, session_jobs = ?users, "session cluster kept until its session jobs are removed");
-                        return Ok(true);
-                    }
                     self.runtime
                         .delete_cluster(key)
                         .await

@@ -228,7 +228,7 @@ pub fn decide(
             None => Step::Nothing,
             Some(rec) if rec.deleted || rec.applied_spec.is_none() => Step::Nothing,
             Some(_) if !ctx.prune => Step::KeepUnmanaged,
-            Some(rec) => removed(rec, observed),
+            Some(rec) => removed(rec, observed, ctx),
         },
         Desired::Valid { spec, hash, .. } => match record {
             None => first_deploy(spec, None),
@@ -255,12 +255,17 @@ fn first_deploy(spec: &Spec, rec: Option<&Record>) -> Step {
     }
 }
 
-fn removed(rec: &Record, observed: &Observed) -> Step {
+fn removed(rec: &Record, observed: &Observed, ctx: &Context) -> Step {
     let Some(applied) = rec.applied() else {
         return Step::MarkDeleted;
     };
     let running = observed.job.as_ref().is_some_and(|j| !j.is_terminal());
     match &applied {
+        // Like the operator's block-on-session-jobs: the session jobs go first (each with
+        // its final savepoint), the cluster after.
+        Spec::Deployment(d) if d.is_session_cluster() && !ctx.session_jobs.is_empty() => {
+            Step::Nothing
+        }
         Spec::Deployment(d) if d.is_session_cluster() => Step::Settle {
             purpose: StopPurpose::Delete,
         },

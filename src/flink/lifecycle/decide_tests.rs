@@ -702,6 +702,17 @@ fn session_clusters_and_jobs() {
     let mut c = ctx();
     c.session_jobs = vec!["a".into(), "b".into()];
     assert_eq!(
+        decide(&Desired::Absent, Some(&rec), &running(), &c),
+        Step::Nothing,
+        "a session cluster outlives its session jobs"
+    );
+    assert_eq!(
+        decide(&Desired::Absent, Some(&rec), &running(), &ctx()),
+        Step::Settle {
+            purpose: StopPurpose::Delete
+        }
+    );
+    assert_eq!(
         decide(&valid(&changed), Some(&rec), &running(), &c),
         Step::RedeploySessionCluster {
             session_jobs: vec!["a".into(), "b".into()]
