@@ -229,11 +229,17 @@ async fn bare_session(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec<Dur
         gaps.push(gap);
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    rt.delete_cluster(&key).await.expect("delete");
+    // The cluster stays up: the application rounds run beside it, as they do under the agent.
     gaps
 }
 
-async fn bare_application(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec<Duration> {
+/// Starts the application cluster, runs the session-job rounds beside it, then the
+/// application rounds beside the session cluster: the same background the agent sees.
+async fn bare_application(
+    rt: &Arc<LocalRuntime>,
+    jar: &Path,
+    out: &Path,
+) -> (Vec<Duration>, Vec<Duration>) {
     let key = ResourceKey::new("default", Kind::FlinkDeployment, "bare-app");
     let request = |version: &str, job_id: &JobId, restore: Option<String>, generation: u64| {
         let job = JobSpec {
@@ -260,6 +266,7 @@ async fn bare_application(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec
         .await
         .expect("deploy");
     wait_running(&rt.settings().state_dir, "bare-app").await;
+    let session_gaps = bare_session(rt, jar, out).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut gaps = Vec::new();
     for i in 1..=ROUNDS {
@@ -297,8 +304,7 @@ async fn bare_application(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec
         gaps.push(gap);
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    rt.delete_cluster(&key).await.expect("delete");
-    gaps
+    (session_gaps, gaps)
 }
 
 struct Agent(Child, PathBuf);
@@ -358,8 +364,8 @@ fn main() {
     let guard_state = state.clone();
     let _cleanup = scopeguard(move || LocalRuntime::stop_all(&guard_state));
 
-    let bare_s = tokio_rt.block_on(bare_session(&rt, &jar, &out));
-    let bare_a = tokio_rt.block_on(bare_application(&rt, &jar, &out));
+    let (bare_s, bare_a) = tokio_rt.block_on(bare_application(&rt, &jar, &out));
+    LocalRuntime::stop_all(&state);
 
     // Through the agent.
     let remote = work.path().join("remote.git");

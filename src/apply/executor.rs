@@ -32,9 +32,7 @@ use crate::flink::rest::{
     CheckpointStatus, CheckpointType, ClaimMode, FlinkRestClient, JarId, JarRunRequest, JobId,
     JobStatus, RestError, SavepointFormat, SavepointStatus, TriggerId,
 };
-use crate::flink::spec::{
-    validate, Kind, Manifest, ManifestSet, ResourceKey, Severity, Spec, UpgradeMode,
-};
+use crate::flink::spec::{validate, Kind, Manifest, ManifestSet, ResourceKey, Spec, UpgradeMode};
 use crate::git::source::{run_blocking, GitError, GitSource, Revision};
 use crate::git::status::StatusBranch;
 
@@ -74,8 +72,6 @@ impl Default for AgentSettings {
 pub enum AgentError {
     #[error("git: {0}")]
     Git(#[from] GitError),
-    #[error("status branch: {0}")]
-    Status(String),
 }
 
 /// What one cycle did.
@@ -731,12 +727,14 @@ impl<R: Runtime> Agent<R> {
                         "RUNNING".to_string()
                     },
                 );
-                rec.stable_spec = rec.applied_spec.clone();
-                rec.stable_spec_hash = rec.applied_spec_hash.clone();
-                rec.stable_revision = rec.applied_revision.clone();
                 if rec.rollback == Some(RollbackState::RollingBack) {
+                    // The stable spec runs again; the failed spec stays applied (as in the
+                    // operator) so the same spec is not tried again until Git changes.
                     rec.rollback = Some(RollbackState::RolledBack);
                 } else {
+                    rec.stable_spec = rec.applied_spec.clone();
+                    rec.stable_spec_hash = rec.applied_spec_hash.clone();
+                    rec.stable_revision = rec.applied_revision.clone();
                     rec.last_error = None;
                 }
                 let detail = match (&rec.restore_path, &rec.job_id) {
@@ -1040,6 +1038,7 @@ impl<R: Runtime> Agent<R> {
             if manifest.is_some() {
                 rec.applied_revision = Some(rev.to_string());
             }
+            rec.rollback = None;
         } else {
             rec.rollback = Some(RollbackState::RollingBack);
         }
@@ -1382,13 +1381,4 @@ fn short_id(id: &str) -> &str {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
-}
-
-/// Resources in a manifest set that have errors (for reports).
-pub fn invalid_resources(set: &ManifestSet) -> Vec<String> {
-    set.diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .filter_map(|d| d.resource.clone())
-        .collect()
 }

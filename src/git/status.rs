@@ -15,7 +15,7 @@ use git2::{build::TreeUpdateBuilder, FileMode, Oid, Repository, Signature};
 
 use super::source::{GitError, GitSource, RepoLocation};
 use crate::flink::lifecycle::record::Record;
-use crate::flink::spec::{Kind, ResourceKey};
+use crate::flink::spec::ResourceKey;
 
 /// How often a rejected push is retried on top of the new tip.
 const PUSH_ATTEMPTS: usize = 5;
@@ -188,9 +188,4 @@ impl StatusBranch {
 
 fn signature() -> Result<Signature<'static>, GitError> {
     Ok(Signature::now("flink-gitops", "flink-gitops@localhost")?)
-}
-
-/// The status-file path of a resource (also used by `status` to list records).
-pub fn status_path(kind: Kind, namespace: &str, name: &str) -> String {
-    ResourceKey::new(namespace, kind, name).status_path()
 }

@@ -363,6 +363,10 @@ fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: 
     if rec.applied_suspended() {
         return Step::Nothing;
     }
+    // Rolled back: the stable spec runs; the failed one waits for a new change in Git.
+    if rec.rollback.is_some() {
+        return Step::Nothing;
+    }
     // A failed deployment or job stays failed until the spec changes (or restartNonce).
     let job_alive = observed.job.as_ref().is_some_and(|j| !j.is_terminal());
     if rec.job_state.as_deref() == Some("FAILED") && rec.last_error.is_some() && !job_alive {

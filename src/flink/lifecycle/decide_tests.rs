@@ -613,6 +613,14 @@ fn rollback_of_an_upgrade_that_never_becomes_stable() {
             what: "the job to run".into()
         }
     );
+    // Rolled back and running the stable spec: nothing more until Git says something new.
+    let mut done = rec.clone();
+    done.in_flight = None;
+    done.rollback = Some(crate::flink::lifecycle::record::RollbackState::RolledBack);
+    assert_eq!(
+        decide(&valid(&v2), Some(&done), &running(), &ctx()),
+        Step::Nothing
+    );
     // Rolled back: stays until Git says something new.
     let mut rolled = rec.clone();
     rolled.in_flight = Some(InFlight::Stopped {
