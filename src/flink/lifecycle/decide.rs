@@ -342,14 +342,7 @@ fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: 
                 },
                 // Not running (failed, finished, lost): restore from what is known.
                 _ => {
-                    let restore = if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
-                        observed
-                            .latest_checkpoint
-                            .clone()
-                            .or_else(|| rec.restore_path.clone())
-                    } else {
-                        None
-                    };
+                    let restore = newest_state(spec, rec, observed);
                     Step::Deploy {
                         restore,
                         rollback: false,
@@ -377,14 +370,7 @@ fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: 
             if spec.kind() == Kind::FlinkDeployment =>
         {
             // The cluster is gone while it should run: recover from the newest state.
-            let restore = if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
-                observed
-                    .latest_checkpoint
-                    .clone()
-                    .or_else(|| rec.restore_path.clone())
-            } else {
-                None
-            };
+            let restore = newest_state(spec, rec, observed);
             return Step::Deploy {
                 restore,
                 rollback: false,
@@ -409,14 +395,7 @@ fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: 
         None => {
             // Known to the record but not to Flink (e.g. a session cluster was redeployed
             // behind our back): start it again from the newest state.
-            let restore = if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
-                observed
-                    .latest_checkpoint
-                    .clone()
-                    .or_else(|| rec.restore_path.clone())
-            } else {
-                None
-            };
+            let restore = newest_state(spec, rec, observed);
             Step::Deploy {
                 restore,
                 rollback: false,
@@ -448,6 +427,19 @@ fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: 
             }
         }
         Some(_) => Step::Nothing,
+    }
+}
+
+/// Where a stateful job that is not running restarts from: its newest retained checkpoint,
+/// else the recorded restore point; a stateless one starts empty.
+fn newest_state(spec: &Spec, rec: &Record, observed: &Observed) -> Option<String> {
+    if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
+        observed
+            .latest_checkpoint
+            .clone()
+            .or_else(|| rec.restore_path.clone())
+    } else {
+        None
     }
 }
 
