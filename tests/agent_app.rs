@@ -5,9 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::flink::{counter_lines, flink_env, wait_for, AgentProcess, Remote, Slot};
+use crate::harness::flink::{
+    assert_continues, assert_restarted, counter_lines, field, flink_env, savepoints, state_at,
+    wait_for, wait_lines, AgentProcess, Remote, Slot,
+};
 
-const KEYS: u64 = 3;
 const STATUS: &str = "default/FlinkDeployment/payments-etl.yaml";
 const FILE: &str = "apps/payments-etl.yaml";
 
@@ -38,43 +40,11 @@ spec:
     )
 }
 
-pub fn field<'a>(v: &'a serde_yaml::Value, name: &str) -> Option<&'a str> {
-    v.get(name).and_then(serde_yaml::Value::as_str)
-}
-
-pub fn savepoints(status: &serde_yaml::Value) -> Vec<serde_yaml::Value> {
-    status
-        .get("savepoints")
-        .and_then(serde_yaml::Value::as_sequence)
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn job_id(status: &serde_yaml::Value) -> String {
     field(status, "jobId").unwrap_or_default().to_string()
 }
 
-/// Waits for `lifecycle` at `commit` on the status branch.
-fn state_at(
-    remote: &Remote,
-    agent: &AgentProcess,
-    commit: &str,
-    lifecycle: &str,
-) -> serde_yaml::Value {
-    wait_for(
-        Duration::from_secs(240),
-        &format!("{lifecycle} at {commit}"),
-        agent,
-        || {
-            let s = remote.status(STATUS)?;
-            (field(&s, "lifecycleState") == Some(lifecycle)
-                && field(&s, "appliedRevision") == Some(commit))
-            .then_some(s)
-        },
-    )
-}
-
-/// Waits for STABLE at `commit` and for the job to write lines of `version` after line `from`.
+/// Waits for STABLE at `commit` and a few lines of `version` after line `from`.
 fn stable_at(
     remote: &Remote,
     agent: &AgentProcess,
@@ -83,97 +53,9 @@ fn stable_at(
     version: &str,
     from: usize,
 ) -> serde_yaml::Value {
-    let status = state_at(remote, agent, commit, "STABLE");
-    wait_for(
-        Duration::from_secs(60),
-        &format!("output of {version}"),
-        agent,
-        || {
-            (counter_lines(out)
-                .iter()
-                .skip(from)
-                .filter(|l| l.version == version)
-                .count()
-                >= 2 * KEYS as usize)
-                .then_some(())
-        },
-    );
+    let status = state_at(remote, agent, STATUS, commit, "STABLE");
+    wait_lines(agent, out, version, from);
     status
-}
-
-/// Per key: the highest count before the first line `version` wrote after line `from`,
-/// and that first line.
-fn first_after(
-    out: &Path,
-    from: usize,
-    version: &str,
-) -> Vec<(u64, u64, crate::harness::flink::CounterLine)> {
-    let all = counter_lines(out);
-    let start = all
-        .iter()
-        .enumerate()
-        .skip(from)
-        .find(|(_, l)| l.version == version)
-        .map(|(i, _)| i)
-        .expect("lines of the new version");
-    (0..KEYS)
-        .map(|key| {
-            // The last count before the new version, not the highest: a stateless upgrade
-            // earlier in the history legitimately started the counts again.
-            let before = all[..start]
-                .iter()
-                .filter(|l| l.key == key)
-                .map(|l| l.count)
-                .last()
-                .unwrap_or(0);
-            let first = all
-                .iter()
-                .skip(start)
-                .find(|l| l.key == key)
-                .cloned()
-                .expect("a new line per key");
-            (key, before, first)
-        })
-        .collect()
-}
-
-/// State was carried over: counts continue (exactly, for a savepoint).
-fn assert_continues(out: &Path, from: usize, version: &str, exact: bool, what: &str) {
-    for (key, before, first) in first_after(out, from, version) {
-        assert!(
-            first.count > 1 && first.seq > 0,
-            "{what}: key {key} restarted from nothing: {first:?}"
-        );
-        assert_eq!(
-            first.count,
-            first.seq / KEYS + 1,
-            "{what}: key {key}: count and source position disagree: {first:?}"
-        );
-        if exact {
-            assert_eq!(
-                first.count,
-                before + 1,
-                "{what}: key {key} must continue exactly after {before}: {first:?}"
-            );
-        } else {
-            assert!(
-                first.count <= before + 1 && first.count + 100 >= before,
-                "{what}: key {key}: restored {} far from {before}",
-                first.count
-            );
-        }
-    }
-}
-
-/// State was not carried over: everything starts again from zero.
-fn assert_restarted(out: &Path, from: usize, version: &str, what: &str) {
-    for (key, _, first) in first_after(out, from, version) {
-        assert_eq!(
-            (first.count, first.seq / KEYS),
-            (1, 0),
-            "{what}: key {key} should start empty: {first:?}"
-        );
-    }
 }
 
 #[test]
@@ -280,7 +162,7 @@ fn application_job_lifecycle_on_real_flink() {
         ),
     );
     let c6 = remote.push("suspend");
-    let s6 = state_at(&remote, &agent, &c6, "SUSPENDED");
+    let s6 = state_at(&remote, &agent, STATUS, &c6, "SUSPENDED");
     assert!(savepoints(&s6)
         .iter()
         .any(|p| field(p, "trigger") == Some("suspend")));

@@ -350,3 +350,132 @@ pub fn lines_of(path: &Path, version: &str) -> Vec<CounterLine> {
         .filter(|l| l.version == version)
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Reading the status branch and the stateful counter's output
+// ---------------------------------------------------------------------------------------
+
+/// Keys the stateful counter spreads its records over (its default `--keys`).
+pub const KEYS: u64 = 3;
+
+pub fn field<'a>(v: &'a serde_yaml::Value, name: &str) -> Option<&'a str> {
+    v.get(name).and_then(serde_yaml::Value::as_str)
+}
+
+pub fn savepoints(status: &serde_yaml::Value) -> Vec<serde_yaml::Value> {
+    status
+        .get("savepoints")
+        .and_then(serde_yaml::Value::as_sequence)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits until the status file `status` says `lifecycle` at `commit`.
+pub fn state_at(
+    remote: &Remote,
+    agent: &AgentProcess,
+    status: &str,
+    commit: &str,
+    lifecycle: &str,
+) -> serde_yaml::Value {
+    wait_for(
+        Duration::from_secs(240),
+        &format!("{lifecycle} at {commit}"),
+        agent,
+        || {
+            let s = remote.status(status)?;
+            (field(&s, "lifecycleState") == Some(lifecycle)
+                && field(&s, "appliedRevision") == Some(commit))
+            .then_some(s)
+        },
+    )
+}
+
+/// Waits until the job wrote a few lines of `version` after line `from`.
+pub fn wait_lines(agent: &AgentProcess, out: &Path, version: &str, from: usize) {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("output of {version}"),
+        agent,
+        || {
+            (counter_lines(out)
+                .iter()
+                .skip(from)
+                .filter(|l| l.version == version)
+                .count()
+                >= 2 * KEYS as usize)
+                .then_some(())
+        },
+    );
+}
+
+/// Per key: the last count before the first line `version` wrote after line `from`,
+/// and that first line.
+pub fn first_after(out: &Path, from: usize, version: &str) -> Vec<(u64, u64, CounterLine)> {
+    let all = counter_lines(out);
+    let start = all
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, l)| l.version == version)
+        .map(|(i, _)| i)
+        .expect("lines of the new version");
+    (0..KEYS)
+        .map(|key| {
+            // The last count before the new version, not the highest: a stateless upgrade
+            // earlier in the history legitimately started the counts again.
+            let before = all[..start]
+                .iter()
+                .filter(|l| l.key == key)
+                .map(|l| l.count)
+                .last()
+                .unwrap_or(0);
+            let first = all
+                .iter()
+                .skip(start)
+                .find(|l| l.key == key)
+                .cloned()
+                .expect("a new line per key");
+            (key, before, first)
+        })
+        .collect()
+}
+
+/// State was carried over: counts continue (exactly, for a savepoint).
+pub fn assert_continues(out: &Path, from: usize, version: &str, exact: bool, what: &str) {
+    for (key, before, first) in first_after(out, from, version) {
+        assert!(
+            first.count > 1 && first.seq > 0,
+            "{what}: key {key} restarted from nothing: {first:?}"
+        );
+        assert_eq!(
+            first.count,
+            first.seq / KEYS + 1,
+            "{what}: key {key}: count and source position disagree: {first:?}"
+        );
+        if exact {
+            assert_eq!(
+                first.count,
+                before + 1,
+                "{what}: key {key} must continue exactly after {before}: {first:?}"
+            );
+        } else {
+            assert!(
+                first.count <= before + 1 && first.count + 100 >= before,
+                "{what}: key {key}: restored {} far from {before}",
+                first.count
+            );
+        }
+    }
+}
+
+/// State was not carried over: everything starts again from zero.
+pub fn assert_restarted(out: &Path, from: usize, version: &str, what: &str) {
+    for (key, _, first) in first_after(out, from, version) {
+        assert_eq!(
+            (first.count, first.seq / KEYS),
+            (1, 0),
+            "{what}: key {key} should start empty: {first:?}"
+        );
+    }
+}
