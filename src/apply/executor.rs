@@ -21,8 +21,8 @@ use tokio::sync::{Mutex, Semaphore};
 use super::runtime::{ApplicationJob, ClusterRequest, Runtime};
 use crate::config;
 use crate::flink::lifecycle::decide::{
-    decide, stop_mode, ClusterState, Context, Desired, Observed, ObservedJob, Step, TriggerResult,
-    CHECKPOINT_NONCE, SAVEPOINT_NONCE,
+    decide, nonce_key, stop_mode, ClusterState, Context, Desired, Observed, ObservedJob, Step,
+    TriggerResult,
 };
 use crate::flink::lifecycle::record::{
     reason, InFlight, LastError, LifecycleState, Record, RollbackState, Savepoint, SnapshotTrigger,
@@ -790,15 +790,7 @@ impl<R: Runtime> Agent<R> {
                 };
                 if let Err(e) = result {
                     rec.in_flight = None;
-                    rec.nonces.insert(
-                        if checkpoint {
-                            CHECKPOINT_NONCE
-                        } else {
-                            SAVEPOINT_NONCE
-                        }
-                        .to_string(),
-                        nonce,
-                    );
+                    rec.nonces.insert(nonce_key(checkpoint).to_string(), nonce);
                     rec.last_error = Some(LastError {
                         reason: reason::SAVEPOINT_FAILED.to_string(),
                         message: e.to_string(),
@@ -820,15 +812,7 @@ impl<R: Runtime> Agent<R> {
                     return Ok(true);
                 };
                 rec.in_flight = None;
-                rec.nonces.insert(
-                    if checkpoint {
-                        CHECKPOINT_NONCE
-                    } else {
-                        SAVEPOINT_NONCE
-                    }
-                    .to_string(),
-                    nonce,
-                );
+                rec.nonces.insert(nonce_key(checkpoint).to_string(), nonce);
                 let msg = match (&location, &error) {
                     (Some(loc), _) if !checkpoint => {
                         rec.savepoints.push(Savepoint {

@@ -159,6 +159,15 @@ pub enum Step {
 pub const SAVEPOINT_NONCE: &str = "savepointTriggerNonce";
 pub const CHECKPOINT_NONCE: &str = "checkpointTriggerNonce";
 
+/// The nonce key of a manual snapshot: checkpoint or savepoint.
+pub fn nonce_key(checkpoint: bool) -> &'static str {
+    if checkpoint {
+        CHECKPOINT_NONCE
+    } else {
+        SAVEPOINT_NONCE
+    }
+}
+
 /// How to stop a job for a purpose, given the spec whose rules apply.
 pub fn stop_mode(purpose: StopPurpose, spec: &Spec) -> StopMode {
     let mode = spec.upgrade_mode().unwrap_or_default();
