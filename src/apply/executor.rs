@@ -240,11 +240,9 @@ impl<R: Runtime> Agent<R> {
             let semaphore = Arc::new(Semaphore::new(self.settings.max_concurrent.max(1)));
             let mut tasks = tokio::task::JoinSet::new();
             for key in known.iter().filter(|k| k.kind == kind).cloned() {
-                // A resource in a file that could not be read is held as it is.
-                let held = set.get(&key).is_none()
-                    && self.records.lock().await.get(&key).is_some_and(|_| {
-                        !set.unreadable_files.is_empty() && self.file_unreadable(&key, &set)
-                    });
+                // Git no longer shows a resource the agent knows while some file could not
+                // be read: it may be in that file. Hold it as it is; never remove it.
+                let held = set.get(&key).is_none() && !set.unreadable_files.is_empty();
                 if held {
                     continue;
                 }
@@ -279,12 +277,6 @@ impl<R: Runtime> Agent<R> {
                 .insert(key.to_string(), rec.derive_lifecycle());
         }
         Ok(report)
-    }
-
-    fn file_unreadable(&self, _key: &ResourceKey, set: &ManifestSet) -> bool {
-        // Without the file a record came from we cannot tell which unreadable file held it;
-        // while any file is unreadable, resources missing from Git are held, never removed.
-        !set.unreadable_files.is_empty()
     }
 
     /// Reconciles one resource until it settles or its step deadline passes. Returns
