@@ -20,7 +20,7 @@ use flink_gitops::apply::local::{LocalRuntime, LocalSettings};
 use flink_gitops::apply::runtime::{ApplicationJob, ClusterRequest, Runtime};
 use flink_gitops::flink::lifecycle::decide::ClusterState;
 use flink_gitops::flink::rest::{
-    FlinkRestClient, JarRunRequest, JobId, SavepointFormat, SavepointStatus,
+    FlinkRestClient, JarRunRequest, JobId, SavepointFormat, SavepointStatus, TriggerId,
 };
 use flink_gitops::flink::spec::{DeploymentSpec, JobSpec, Kind, ResourceKey, TaskManagerSpec};
 
@@ -135,6 +135,17 @@ async fn wait_running(state: &Path, cluster: &str) -> String {
     }
 }
 
+/// Polls a savepoint every 20 ms (the agent's fast poll in this benchmark) until it is done.
+async fn savepoint_location(client: &FlinkRestClient, job: &JobId, trigger: &TriggerId) -> String {
+    loop {
+        match client.savepoint_status(job, trigger).await.expect("status") {
+            SavepointStatus::Completed { location } => return location,
+            SavepointStatus::Failed { cause } => panic!("savepoint failed: {cause}"),
+            SavepointStatus::InProgress => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -210,17 +221,7 @@ async fn bare_session(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec<Dur
             .stop_with_savepoint(&job, None, false, SavepointFormat::Canonical, None)
             .await
             .expect("stop");
-        let location = loop {
-            match client
-                .savepoint_status(&job, &trigger)
-                .await
-                .expect("status")
-            {
-                SavepointStatus::Completed { location } => break location,
-                SavepointStatus::Failed { cause } => panic!("savepoint failed: {cause}"),
-                SavepointStatus::InProgress => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let location = savepoint_location(&client, &job, &trigger).await;
         job = client
             .run_jar(&jar_id, &run(&format!("b{i}"), Some(location)))
             .await
@@ -280,17 +281,7 @@ async fn bare_application(
             .stop_with_savepoint(&job, None, false, SavepointFormat::Canonical, None)
             .await
             .expect("stop");
-        let location = loop {
-            match client
-                .savepoint_status(&job, &trigger)
-                .await
-                .expect("status")
-            {
-                SavepointStatus::Completed { location } => break location,
-                SavepointStatus::Failed { cause } => panic!("savepoint failed: {cause}"),
-                SavepointStatus::InProgress => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let location = savepoint_location(&client, &job, &trigger).await;
         job = JobId::random();
         rt.deploy_cluster(request(
             &format!("a{i}"),
