@@ -202,15 +202,29 @@ fn corpus_has_enough_fixtures_with_unique_names() {
     );
 }
 
-#[test]
-fn corpus_validated_as_one_folder_reports_every_file() {
+/// One `validate DIR -o json` run: the run, its JSON, its diagnostics and them pretty-printed
+/// (for assertion messages).
+fn validate_json(
+    dir: &std::path::Path,
+) -> (
+    harness::Run,
+    serde_json::Value,
+    Vec<serde_json::Value>,
+    String,
+) {
     let cwd = tempfile::tempdir().expect("tempdir");
-    let dir = fixtures_dir();
     let dir_arg = dir.to_string_lossy().into_owned();
     let run = harness::flink_gitops(cwd.path(), &["validate", &dir_arg, "-o", "json"]);
     let json = run.json();
     let diags = json["diagnostics"].as_array().cloned().unwrap_or_default();
     let pretty = serde_json::to_string_pretty(&diags).unwrap_or_default();
+    (run, json, diags, pretty)
+}
+
+#[test]
+fn corpus_validated_as_one_folder_reports_every_file() {
+    let dir = fixtures_dir();
+    let (run, json, diags, pretty) = validate_json(&dir);
     assert_eq!(
         run.code, 1,
         "validate of the invalid corpus must exit 1; stderr:\n{}\ndiagnostics:\n{pretty}",
@@ -275,12 +289,7 @@ fn corpus_conformance_examples_are_valid() {
     let dir = harness::conformance_dir();
     assert!(dir.is_dir(), "missing conformance folder {}", dir.display());
     let expected = census(&dir);
-    let cwd = tempfile::tempdir().expect("tempdir");
-    let dir_arg = dir.to_string_lossy().into_owned();
-    let run = harness::flink_gitops(cwd.path(), &["validate", &dir_arg, "-o", "json"]);
-    let json = run.json();
-    let diags = json["diagnostics"].as_array().cloned().unwrap_or_default();
-    let pretty = serde_json::to_string_pretty(&diags).unwrap_or_default();
+    let (run, json, diags, pretty) = validate_json(&dir);
     assert_eq!(
         run.code, 0,
         "the operator's examples must validate; stderr:\n{}\ndiagnostics:\n{pretty}",
