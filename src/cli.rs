@@ -360,7 +360,10 @@ fn cmd_plan(args: PlanArgs) -> u8 {
         let head = read_plan_side(&source, &repo, &args.head, path)?;
         // What the agent recorded (if it runs on this repository): a resource added back
         // restores from the final state recorded when it was removed.
-        match crate::git::status::StatusBranch::new(source.clone(), &args.status_branch).load() {
+        // open_repo fetched every branch, the status branch included: no second fetch.
+        match crate::git::status::StatusBranch::new(source.clone(), &args.status_branch)
+            .load_fetched()
+        {
             Ok(r) => records = r,
             Err(e) => tracing::debug!(error = %e, "no status branch read; planning without it"),
         }

@@ -62,6 +62,12 @@ impl StatusBranch {
     /// Reads every record at the branch tip (fetched first). No branch yet: no records.
     pub fn load(&self) -> Result<BTreeMap<ResourceKey, Record>, GitError> {
         self.refresh()?;
+        self.load_fetched()
+    }
+
+    /// Reads every record as the local repository (or mirror) has them, without fetching:
+    /// for callers that have just fetched all branches anyway.
+    pub fn load_fetched(&self) -> Result<BTreeMap<ResourceKey, Record>, GitError> {
         let repo = self.open()?;
         let mut out = BTreeMap::new();
         let Ok(reference) = repo.find_reference(&self.refname()) else {
