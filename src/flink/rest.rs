@@ -29,6 +29,7 @@
 //!   stop and checkpoint triggers answer 202 for unknown jobs and fail the operation
 //!   afterwards ([`FailureCause::is_job_not_found`]).
 
+mod api;
 mod error;
 mod model;
 
@@ -42,6 +43,7 @@ use tokio::time::Instant;
 
 use crate::config::{DEFAULT_REST_SUBMIT_TIMEOUT, DEFAULT_REST_TIMEOUT};
 
+pub use api::{FlinkApi, FlinkApiFactory};
 pub use error::RestError;
 pub use model::{
     ApplicationStatus, CheckpointCounts, CheckpointStats, CheckpointStatus, CheckpointType,
@@ -217,6 +219,61 @@ impl FlinkRestClient {
                 Subject::job(job),
             )),
         }
+    }
+
+    /// `GET /jobs/:id/resource-requirements`: vertex id to `(lower bound, upper bound)` of
+    /// its parallelism under the adaptive scheduler.
+    pub async fn resource_requirements(
+        &self,
+        job: &JobId,
+    ) -> Result<std::collections::BTreeMap<String, (u32, u32)>, RestError> {
+        let path = format!("/jobs/{job}/resource-requirements");
+        let (url, body) = self.get_body(&path, Subject::job(job)).await?;
+        decode(&url, &body, model::parse_resource_requirements)
+    }
+
+    /// Sets per-vertex parallelism in place, as the operator's `AbstractFlinkService.scale`
+    /// does (FLINK-32057): reads the job's resource requirements, sets each named vertex's
+    /// upper bound to the new parallelism and its lower bound to the smaller of that and
+    /// its current lower bound, and `PUT`s them back if anything changed. Vertices not named
+    /// keep theirs.
+    ///
+    /// # Errors
+    /// [`RestError::JobNotFound`] for an unknown job; an HTTP error when the job does not
+    /// run under the adaptive scheduler (Flink answers that the scheduler does not support
+    /// it).
+    pub async fn set_parallelism(
+        &self,
+        job: &JobId,
+        parallelism: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<(), RestError> {
+        let current = self.resource_requirements(job).await?;
+        let mut body = serde_json::Map::new();
+        let mut changed = false;
+        for (vertex, (lower, upper)) in &current {
+            let (l, u) = match parallelism.get(vertex) {
+                Some(&p) => (p.min(*lower), p),
+                None => (*lower, *upper),
+            };
+            changed |= (l, u) != (*lower, *upper);
+            body.insert(
+                vertex.clone(),
+                json!({ "parallelism": { "lowerBound": l, "upperBound": u } }),
+            );
+        }
+        if !changed {
+            return Ok(());
+        }
+        let path = format!("/jobs/{job}/resource-requirements");
+        let (url, answer) = self
+            .exchange(
+                Method::PUT,
+                &path,
+                Payload::Json(Value::Object(body)),
+                self.timeout,
+            )
+            .await?;
+        ok_body(&Method::PUT, &url, answer, Subject::job(job)).map(|_| ())
     }
 
     /// `GET /jobs/:id/exceptions`: the newest failure, `None` when the job never failed.
@@ -728,5 +785,107 @@ mod tests {
         assert_eq!(truncate("abcdef", 3), "abc…");
         assert_eq!(truncate("abc", 3), "abc");
         assert_eq!(truncate("ééé", 2), "éé…");
+    }
+}
+
+impl FlinkApi for FlinkRestClient {
+    async fn cluster_overview(&self) -> Result<ClusterOverview, RestError> {
+        FlinkRestClient::cluster_overview(self).await
+    }
+    async fn jobs_overview(&self) -> Result<Vec<JobOverview>, RestError> {
+        FlinkRestClient::jobs_overview(self).await
+    }
+    async fn job_details(&self, job: &JobId) -> Result<JobDetails, RestError> {
+        FlinkRestClient::job_details(self, job).await
+    }
+    async fn job_exceptions(&self, job: &JobId) -> Result<Option<JobExceptions>, RestError> {
+        FlinkRestClient::job_exceptions(self, job).await
+    }
+    async fn cancel(&self, job: &JobId) -> Result<(), RestError> {
+        FlinkRestClient::cancel(self, job).await
+    }
+    async fn stop_with_savepoint(
+        &self,
+        job: &JobId,
+        target_dir: Option<&str>,
+        drain: bool,
+        format: SavepointFormat,
+        trigger: Option<&TriggerId>,
+    ) -> Result<TriggerId, RestError> {
+        FlinkRestClient::stop_with_savepoint(self, job, target_dir, drain, format, trigger).await
+    }
+    async fn trigger_savepoint(
+        &self,
+        job: &JobId,
+        target_dir: Option<&str>,
+        format: SavepointFormat,
+        trigger: Option<&TriggerId>,
+    ) -> Result<TriggerId, RestError> {
+        FlinkRestClient::trigger_savepoint(self, job, target_dir, format, trigger).await
+    }
+    async fn savepoint_status(
+        &self,
+        job: &JobId,
+        trigger: &TriggerId,
+    ) -> Result<SavepointStatus, RestError> {
+        FlinkRestClient::savepoint_status(self, job, trigger).await
+    }
+    async fn trigger_checkpoint(
+        &self,
+        job: &JobId,
+        kind: CheckpointType,
+        trigger: Option<&TriggerId>,
+    ) -> Result<TriggerId, RestError> {
+        FlinkRestClient::trigger_checkpoint(self, job, kind, trigger).await
+    }
+    async fn checkpoint_status(
+        &self,
+        job: &JobId,
+        trigger: &TriggerId,
+    ) -> Result<CheckpointStatus, RestError> {
+        FlinkRestClient::checkpoint_status(self, job, trigger).await
+    }
+    async fn checkpoints(&self, job: &JobId) -> Result<CheckpointStats, RestError> {
+        FlinkRestClient::checkpoints(self, job).await
+    }
+    async fn upload_jar(&self, path: &Path) -> Result<JarId, RestError> {
+        FlinkRestClient::upload_jar(self, path).await
+    }
+    async fn run_jar(&self, jar: &JarId, request: &JarRunRequest) -> Result<JobId, RestError> {
+        FlinkRestClient::run_jar(self, jar, request).await
+    }
+    async fn set_parallelism(
+        &self,
+        job: &JobId,
+        parallelism: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<(), RestError> {
+        FlinkRestClient::set_parallelism(self, job, parallelism).await
+    }
+}
+
+/// Connects [`FlinkRestClient`]s over HTTP with the agent's per-call deadlines.
+#[derive(Debug, Clone)]
+pub struct HttpFlink {
+    /// Deadline of each ordinary call.
+    pub timeout: Duration,
+    /// Deadline of jar upload and run.
+    pub submit_timeout: Duration,
+}
+
+impl Default for HttpFlink {
+    fn default() -> Self {
+        HttpFlink {
+            timeout: DEFAULT_REST_TIMEOUT,
+            submit_timeout: DEFAULT_REST_SUBMIT_TIMEOUT,
+        }
+    }
+}
+
+impl FlinkApiFactory for HttpFlink {
+    type Api = FlinkRestClient;
+    fn connect(&self, base_url: &str) -> Result<FlinkRestClient, RestError> {
+        Ok(FlinkRestClient::new(base_url)?
+            .with_timeout(self.timeout)
+            .with_submit_timeout(self.submit_timeout))
     }
 }

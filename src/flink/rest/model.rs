@@ -589,6 +589,27 @@ pub(super) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> 
 }
 
 /// `{"jobs":[...]}` of `GET /jobs/overview`.
+/// `{"<vertex id>": {"parallelism": {"lowerBound": l, "upperBound": u}}, ...}`.
+pub(super) fn parse_resource_requirements(
+    body: &[u8],
+) -> Result<BTreeMap<String, (u32, u32)>, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let obj = v
+        .as_object()
+        .ok_or("resource requirements: not an object")?;
+    let mut out = BTreeMap::new();
+    for (vertex, req) in obj {
+        let p = &req["parallelism"];
+        let bound = |k: &str| {
+            p[k].as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| format!("resource requirements of {vertex}: {k} missing"))
+        };
+        out.insert(vertex.clone(), (bound("lowerBound")?, bound("upperBound")?));
+    }
+    Ok(out)
+}
+
 pub(super) fn parse_jobs_overview(body: &[u8]) -> Result<Vec<JobOverview>, String> {
     #[derive(Deserialize)]
     struct Jobs {
