@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use flink_gitops::apply::local::{LocalRuntime, LocalSettings};
 use flink_gitops::apply::runtime::{ApplicationJob, ClusterRequest, Runtime};
-use flink_gitops::flink::lifecycle::decide::ClusterState;
 use flink_gitops::flink::rest::{
     FlinkRestClient, JarRunRequest, JobId, SavepointFormat, SavepointStatus, TriggerId,
 };
@@ -181,6 +180,23 @@ fn cluster_spec(job: Option<JobSpec>) -> DeploymentSpec {
     d
 }
 
+/// A client for the cluster once its REST API answers with a TaskManager registered.
+async fn ready_client(rt: &Arc<LocalRuntime>, key: &ResourceKey) -> FlinkRestClient {
+    loop {
+        if let Ok(Some(url)) = rt.rest_url(key).await {
+            let client = FlinkRestClient::new(&url).expect("client");
+            if client
+                .cluster_overview()
+                .await
+                .is_ok_and(|o| o.taskmanagers >= 1)
+            {
+                return client;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn bare_session(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec<Duration> {
     let key = ResourceKey::new("default", Kind::FlinkDeployment, "bare-session");
     rt.deploy_cluster(ClusterRequest {
@@ -191,10 +207,7 @@ async fn bare_session(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec<Dur
     })
     .await
     .expect("deploy");
-    while rt.cluster_state(&key).await != ClusterState::Ready {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let client = FlinkRestClient::new(&rt.rest_url(&key).expect("url")).expect("client");
+    let client = ready_client(rt, &key).await;
     let jar_id = client.upload_jar(jar).await.expect("upload");
     let run = |version: &str, restore: Option<String>| JarRunRequest {
         entry_class: Some("lab.StatefulCounterJob".into()),
@@ -251,7 +264,7 @@ async fn bare_application(
             key: key.clone(),
             spec: cluster_spec(Some(job)),
             job: Some(ApplicationJob {
-                jar: jar.to_path_buf(),
+                jar_uri: format!("file://{}", jar.display()),
                 entry_class: Some("lab.StatefulCounterJob".into()),
                 args: args(version, out),
                 job_id: job_id.as_str().to_string(),
@@ -271,7 +284,7 @@ async fn bare_application(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut gaps = Vec::new();
     for i in 1..=ROUNDS {
-        let client = FlinkRestClient::new(&rt.rest_url(&key).expect("url")).expect("client");
+        let client = ready_client(rt, &key).await;
         let watcher = tokio::spawn(observe_gap(
             rt.settings().state_dir.clone(),
             "bare-app".into(),

@@ -30,6 +30,19 @@ pub const DEFAULT_REST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REST_SUBMIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Resources whose actions run at the same time.
 pub const DEFAULT_MAX_CONCURRENT_RESOURCES: usize = 4;
+/// First retry delay of a resource whose reconcile failed (doubles per failure).
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay of a failing resource.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Spread of a retry delay: +/- this share of it, so failing resources do not retry in step.
+pub const DEFAULT_BACKOFF_JITTER: f64 = 0.2;
+/// External actions (deploy, stop, submit, rescale, trigger) carried out at the same time;
+/// waiting for Flink takes no slot.
+pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 4;
+/// Steps one reconcile of a resource may take before it yields to the others.
+pub const DEFAULT_MAX_STEPS_PER_RECONCILE: usize = 16;
+/// Longest `run --once` waits for in-flight steps to settle.
+pub const DEFAULT_ONCE_DEADLINE: Duration = Duration::from_secs(300);
 /// Folder (below the user's cache) that holds Git mirrors, downloaded jars and local clusters.
 pub const DEFAULT_CACHE_SUBDIR: &str = "flink-gitops";
 /// Namespace of a manifest that names none.
@@ -491,6 +504,13 @@ pub const OPERATOR_PREFIX: &str = "kubernetes.operator.";
 pub const AUTOSCALER_PREFIX: &str = "job.autoscaler.";
 /// Per-vertex parallelism overrides: a SCALE change in native mode.
 pub const PARALLELISM_OVERRIDES_KEY: &str = "pipeline.jobvertex-parallelism-overrides";
+option!(
+    PARALLELISM_OVERRIDES,
+    "pipeline.jobvertex-parallelism-overrides",
+    [],
+    ValueKind::Enum(&[]),
+    "Per-vertex parallelism, `<vertex id>:<parallelism>,...`; rescaled in place under the adaptive scheduler."
+);
 
 /// Defaults of operator options where this agent's default matters to a decision.
 pub const DEFAULT_SAVEPOINT_ON_DELETION: bool = true;

@@ -124,7 +124,7 @@ fn application_job_lifecycle_on_real_flink() {
             (savepoints(&s)
                 .iter()
                 .any(|p| field(p, "trigger") == Some("manual"))
-                && field(&s, "appliedRevision") == Some(c4.as_str()))
+                && field(&s, "lastReconciledRevision") == Some(c4.as_str()))
             .then_some(s)
         },
     );

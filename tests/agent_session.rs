@@ -133,7 +133,7 @@ fn session_jobs_crash_recovery_and_no_prune_over_git_daemon() {
         "the other session job was not touched"
     );
     assert_eq!(
-        field(&b2, "appliedRevision"),
+        field(&b2, "lastReconciledRevision"),
         Some(c1.as_str()),
         "orders did not change, so it was not re-applied"
     );

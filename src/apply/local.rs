@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::runtime::{ClusterRequest, Runtime, RuntimeError};
+use super::runtime::{ClusterPresence, ClusterRequest, Runtime, RuntimeError};
 use crate::config;
-use crate::flink::lifecycle::decide::ClusterState;
 use crate::flink::spec::{quantity, DeploymentSpec, ResourceKey};
 
 /// Environment variable naming the Flink distribution.
@@ -65,6 +64,24 @@ pub struct ClusterFile {
     pub savepoint_dir: String,
 }
 
+/// Why the local runtime cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalSetupError {
+    #[error("FLINK_HOME has no Flink distribution ({}); run scripts/setup.sh or pass --flink-home", .0.display())]
+    NoFlink(PathBuf),
+    #[error("cannot create the state folder {}: {}", .0.display(), .1)]
+    StateDir(PathBuf, #[source] std::io::Error),
+    #[error("HTTP client for jar downloads: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
+fn unavailable(what: &str, reason: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Unavailable {
+        what: what.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
 /// Flink processes on this machine.
 #[derive(Debug)]
 pub struct LocalRuntime {
@@ -76,19 +93,22 @@ pub struct LocalRuntime {
 
 impl LocalRuntime {
     /// Checks the Flink distribution and prepares the state folder.
-    pub fn new(settings: LocalSettings) -> Result<LocalRuntime, RuntimeError> {
+    ///
+    /// # Errors
+    /// [`LocalSetupError`] when `flink_home` has no Flink distribution or the state folder
+    /// cannot be made.
+    pub fn new(settings: LocalSettings) -> Result<LocalRuntime, LocalSetupError> {
         let jm = settings.flink_home.join("bin/jobmanager.sh");
         if !jm.exists() {
-            return Err(RuntimeError::NoFlink(
-                settings.flink_home.display().to_string(),
-            ));
+            return Err(LocalSetupError::NoFlink(settings.flink_home.clone()));
         }
-        std::fs::create_dir_all(settings.state_dir.join("clusters"))?;
+        let clusters = settings.state_dir.join("clusters");
+        std::fs::create_dir_all(&clusters).map_err(|e| LocalSetupError::StateDir(clusters, e))?;
         let java_opts = distribution_java_opts(&settings.flink_home);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
-            .map_err(|e| RuntimeError::Other(e.to_string()))?;
+            .map_err(LocalSetupError::Http)?;
         Ok(LocalRuntime {
             settings,
             java_opts,
@@ -126,7 +146,7 @@ impl LocalRuntime {
         let mut reserved = self
             .reserved_ports
             .lock()
-            .map_err(|_| RuntimeError::Other("port table poisoned".into()))?;
+            .map_err(|_| unavailable("port table", "poisoned by a panic"))?;
         // Ports come from below the kernel's ephemeral range (32768-60999 on Linux): Flink's
         // own random ports (blob server, TaskManager RPC and data) are ephemeral, and a port
         // picked from that range could be taken by one of them before our JobManager binds it.
@@ -148,7 +168,7 @@ impl LocalRuntime {
                 return Ok(port);
             }
         }
-        Err(RuntimeError::Other("no free port found".into()))
+        Err(unavailable("port", "no free port in the local range"))
     }
 
     /// The configuration a cluster starts with.
@@ -311,16 +331,14 @@ impl LocalRuntime {
             .stderr(err)
             .process_group(0)
             .kill_on_drop(false);
-        let child = cmd.spawn().map_err(|e| RuntimeError::Start {
-            what: format!("{role} ({script})"),
-            reason: e.to_string(),
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| unavailable(&format!("start {role} ({script})"), e))?;
         // The scripts `exec` down to java, so this is the JVM's pid. Dropping the handle
         // leaves the process running; tokio reaps it if it exits while we live.
-        child.id().ok_or_else(|| RuntimeError::Start {
-            what: role.to_string(),
-            reason: "exited at once".to_string(),
-        })
+        child
+            .id()
+            .ok_or_else(|| unavailable(&format!("start {role}"), "exited at once"))
     }
 
     /// Stops every process of every cluster under a state folder (for `down` and for tests).
@@ -343,6 +361,7 @@ impl LocalRuntime {
         let jar_err = |reason: String| RuntimeError::Jar {
             uri: uri.to_string(),
             reason,
+            transient: true,
         };
         let resp = self
             .http
@@ -375,7 +394,7 @@ fn canonical_key(key: &str) -> String {
     key.to_string()
 }
 
-fn uri_to_path(uri: &str) -> Option<PathBuf> {
+pub(crate) fn uri_to_path(uri: &str) -> Option<PathBuf> {
     let rest = uri
         .strip_prefix("file://")
         .or_else(|| uri.strip_prefix("file:"))
@@ -479,7 +498,7 @@ fn write_config(
 ) -> Result<(), RuntimeError> {
     let conf = dir.join("conf");
     std::fs::create_dir_all(&conf)?;
-    let yaml = serde_yaml::to_string(cfg).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    let yaml = serde_yaml::to_string(cfg).map_err(|e| unavailable("local runtime", e))?;
     std::fs::write(conf.join("config.yaml"), yaml)?;
     // The scripts expect logging configuration beside config.yaml.
     for file in [
@@ -530,9 +549,10 @@ impl Runtime for LocalRuntime {
         }
         let (jm_pid, application) = match &request.job {
             Some(job) => {
+                let jar = self.fetch_jar(&job.jar_uri).await?;
                 let mut args = vec![
                     "--jars".to_string(),
-                    job.jar.display().to_string(),
+                    jar.display().to_string(),
                     "--job-id".to_string(),
                     job.job_id.clone(),
                 ];
@@ -600,7 +620,7 @@ impl Runtime for LocalRuntime {
             savepoint_dir,
         };
         let json =
-            serde_json::to_string_pretty(&file).map_err(|e| RuntimeError::Other(e.to_string()))?;
+            serde_json::to_string_pretty(&file).map_err(|e| unavailable("local runtime", e))?;
         std::fs::write(dir.join("cluster.json"), json)?;
         if let Ok(mut reserved) = self.reserved_ports.lock() {
             reserved.remove(&rest_port);
@@ -616,60 +636,43 @@ impl Runtime for LocalRuntime {
             let d = dir.clone();
             tokio::task::spawn_blocking(move || stop_processes(&d, &c))
                 .await
-                .map_err(|e| RuntimeError::Other(e.to_string()))?;
+                .map_err(|e| unavailable("local runtime", e))?;
             std::fs::remove_file(dir.join("cluster.json"))?;
             tracing::info!(resource = %key, "stopped local Flink cluster");
         }
         Ok(())
     }
 
-    async fn cluster_state(&self, key: &ResourceKey) -> ClusterState {
+    async fn observe_cluster(&self, key: &ResourceKey) -> Result<ClusterPresence, RuntimeError> {
         let dir = self.cluster_dir(key);
         let Some(c) = read_cluster_file(&dir) else {
-            return ClusterState::Missing;
+            return Ok(ClusterPresence::Missing);
         };
         if !owns(c.jm_pid, &dir) {
-            return ClusterState::Exited {
+            return Ok(ClusterPresence::Exited {
                 reason: format!(
                     "the JobManager process ({}) is gone; see {}",
                     c.jm_pid,
                     dir.join("log").display()
                 ),
-            };
+            });
         }
-        let url = format!("http://localhost:{}/overview", c.rest_port);
-        let resp = self
-            .http
-            .get(&url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await;
-        let Ok(resp) = resp else {
-            return ClusterState::Starting;
-        };
-        let Ok(v) = resp.json::<serde_json::Value>().await else {
-            return ClusterState::Starting;
-        };
-        let tms = v
-            .get("taskmanagers")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        if tms >= u64::from(c.task_managers.max(1)) {
-            ClusterState::Ready
-        } else {
-            ClusterState::Starting
-        }
+        Ok(ClusterPresence::Running {
+            task_managers: c.task_managers.max(1),
+        })
     }
 
-    fn rest_url(&self, key: &ResourceKey) -> Option<String> {
-        self.cluster_file(key)
-            .map(|c| format!("http://localhost:{}", c.rest_port))
+    async fn rest_url(&self, key: &ResourceKey) -> Result<Option<String>, RuntimeError> {
+        Ok(self
+            .cluster_file(key)
+            .map(|c| format!("http://localhost:{}", c.rest_port)))
     }
 
-    async fn resolve_jar(&self, uri: &str) -> Result<PathBuf, RuntimeError> {
+    async fn fetch_jar(&self, uri: &str) -> Result<PathBuf, RuntimeError> {
         let jar_err = |reason: String| RuntimeError::Jar {
             uri: uri.to_string(),
             reason,
+            transient: false,
         };
         let path = if let Some(rest) = uri.strip_prefix("local://") {
             self.settings.jar_root.join(rest.trim_start_matches('/'))
@@ -701,28 +704,5 @@ impl Runtime for LocalRuntime {
             format!("file://{}", data.join("savepoints").display()),
         );
         cfg
-    }
-
-    fn latest_checkpoint_on_storage(&self, key: &ResourceKey, job_id: &str) -> Option<String> {
-        let dir = self
-            .cluster_file(key)
-            .map(|c| c.checkpoint_dir)
-            .filter(|d| !d.is_empty())
-            .or_else(|| {
-                self.default_configuration(key)
-                    .get(config::CHECKPOINTS_DIR.key)
-                    .cloned()
-            })?;
-        let base = uri_to_path(&dir)?.join(job_id);
-        let newest = std::fs::read_dir(&base)
-            .ok()?
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                let n: u64 = name.strip_prefix("chk-")?.parse().ok()?;
-                e.path().join("_metadata").exists().then_some((n, e.path()))
-            })
-            .max_by_key(|(n, _)| *n)?;
-        Some(format!("file:{}", newest.1.display()))
     }
 }

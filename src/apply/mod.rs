@@ -2,6 +2,8 @@
 //! processes, or Kubernetes) and the [`executor`] that runs the observe, decide, act loop
 //! for every resource and records each step on the status branch.
 
+pub mod backoff;
 pub mod executor;
 pub mod local;
 pub mod runtime;
+pub mod storage;

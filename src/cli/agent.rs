@@ -7,10 +7,16 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{cache_dir, GitArgs, EXIT_ERROR, EXIT_OK};
-use crate::apply::executor::{Agent, AgentSettings};
+use crate::apply::executor::{
+    Agent, AgentParts, AgentSettings, GitManifests, GitStatusStore, SystemEnvironment,
+};
 use crate::apply::local::{LocalRuntime, LocalSettings};
+use crate::apply::runtime::Runtime;
+use crate::apply::storage::FileSnapshotStorage;
 use crate::config;
 use crate::flink::lifecycle::record::Record;
+use crate::flink::rest::HttpFlink;
+use crate::flink::spec::{Kind, ResourceKey};
 use crate::git::source::{GitSource, RepoLocation};
 use crate::git::status::StatusBranch;
 
@@ -61,9 +67,13 @@ pub struct RunArgs {
     /// Root that `local:///path/job.jar` URIs are read from.
     #[arg(long, env = "FLINK_GITOPS_LOCAL_ROOT", value_name = "DIR")]
     pub local_jar_root: Option<PathBuf>,
-    /// Resources whose steps run at the same time.
-    #[arg(long, env = "FLINK_GITOPS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_RESOURCES)]
+    /// External actions (deploy, stop, submit, rescale, trigger) carried out at the same
+    /// time; resources waiting for Flink take none.
+    #[arg(long, env = "FLINK_GITOPS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_ACTIONS)]
     pub max_concurrent: usize,
+    /// Deadline of one Flink REST call.
+    #[arg(long, env = "FLINK_GITOPS_REST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub rest_timeout: Duration,
     /// Time between observations of Flink while a step is in flight.
     #[arg(long, env = "FLINK_GITOPS_FAST_POLL", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub fast_poll: Duration,
@@ -147,14 +157,33 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         args.git.git_timeout,
     );
     let agent_settings = AgentSettings {
-        branch: args.branch.clone(),
-        path: args.git.path.clone(),
         interval: args.interval,
         fast_poll: args.fast_poll,
         prune: !args.no_prune,
-        max_concurrent: args.max_concurrent,
+        max_concurrent_actions: args.max_concurrent,
         git_timeout: args.git.git_timeout,
         ..AgentSettings::default()
+    };
+    // Validation takes the runtime's per-resource defaults (checkpoint and savepoint
+    // folders) into account.
+    let placeholder = ResourceKey::new(config::DEFAULT_NAMESPACE, Kind::FlinkDeployment, "x");
+    let manifests = GitManifests {
+        source: source.clone(),
+        branch: args.branch.clone(),
+        path: args.git.path.clone(),
+        default_configuration: runtime.default_configuration(&placeholder),
+    };
+    let status = GitStatusStore::new(StatusBranch::new(source, &args.status_branch));
+    let parts = AgentParts {
+        runtime,
+        flink: HttpFlink {
+            timeout: args.rest_timeout,
+            ..HttpFlink::default()
+        },
+        storage: Arc::new(FileSnapshotStorage),
+        manifests: Arc::new(manifests),
+        status: Arc::new(status),
+        env: Arc::new(SystemEnvironment::default()),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,13 +196,23 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         }
     };
     rt.block_on(async move {
-        let agent = match Agent::start(runtime, source, &args.status_branch, agent_settings).await {
+        let agent = match Agent::start(parts, agent_settings).await {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_ERROR;
             }
         };
+        if args.once {
+            if let Err(e) = agent.run_once().await {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+            for (key, rec) in agent.records() {
+                println!("{key}: {}", rec.derive_lifecycle());
+            }
+            return EXIT_OK;
+        }
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -184,12 +223,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
             tracing::info!("shutting down; Flink clusters keep running and are adopted on the next start");
             let _ = tx.send(true);
         });
-        agent.clone().run(args.once, rx).await;
-        if args.once {
-            for (key, rec) in agent.records().await {
-                println!("{key}: {}", rec.derive_lifecycle());
-            }
-        }
+        agent.run(rx).await;
         EXIT_OK
     })
 }
@@ -210,8 +244,10 @@ fn render_status(records: &[Record]) -> String {
             [
                 r.key().to_string(),
                 r.derive_lifecycle().to_string(),
-                r.job_state.clone().unwrap_or_else(|| "-".into()),
-                r.applied_revision
+                r.job_state
+                    .map(|j| format!("{j:?}").to_uppercase())
+                    .unwrap_or_else(|| "-".into()),
+                r.last_reconciled_revision
                     .as_deref()
                     .map(|s| s.get(..7).unwrap_or(s).to_string())
                     .unwrap_or_else(|| "-".into()),
@@ -246,6 +282,13 @@ fn render_status(records: &[Record]) -> String {
     out.push_str(&line(header.to_vec()));
     for (row, rec) in rows.iter().zip(records) {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
+        if let Some(u) = &rec.unreachable {
+            out.push_str(&format!(
+                "    unreachable since {}: {}\n",
+                u.time,
+                u.message.lines().next().unwrap_or("")
+            ));
+        }
         if let Some(e) = &rec.last_error {
             out.push_str(&format!(
                 "    last error ({}): {}\n",
@@ -281,7 +324,7 @@ pub fn cmd_status(args: StatusArgs) -> u8 {
                     serde_json::json!({
                         "kind": r.kind, "namespace": r.namespace, "name": r.name,
                         "lifecycleState": r.derive_lifecycle(), "jobState": r.job_state, "jobId": r.job_id,
-                        "revision": r.applied_revision, "stableRevision": r.stable_revision,
+                        "revision": r.last_reconciled_revision, "stableRevision": r.last_stable_revision, "unreachable": r.unreachable,
                         "newestSavepoint": r.newest_savepoint(), "since": r.since, "lastError": r.last_error,
                         "deleted": r.deleted,
                     })

@@ -5,7 +5,6 @@
 //! them. [`plan`] is pure: two manifest sets in, a [`Plan`] out. [`render`] turns a plan
 //! into text, JSON or Markdown.
 
-pub mod classify;
 pub mod load;
 pub mod render;
 
@@ -14,11 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use similar::TextDiff;
 
-pub use classify::{classify, FieldChange};
+pub use crate::flink::lifecycle::spec_diff::{classify, FieldChange};
 
 use crate::config;
+use crate::flink::lifecycle::decide::Desired;
 use crate::flink::lifecycle::record::Record;
-use crate::flink::lifecycle::{self, Action, ChangeClass, PredictContext, Restore};
+use crate::flink::lifecycle::simulate;
+use crate::flink::lifecycle::{Action, DiffType, Restore};
 use crate::flink::spec::validate::validate_transition;
 use crate::flink::spec::{
     Diagnostic, Kind, Manifest, ManifestSet, ResourceKey, Severity, Spec, UpgradeMode,
@@ -51,12 +52,12 @@ impl Change {
         }
     }
 
-    fn from_class(c: ChangeClass) -> Change {
+    fn from_class(c: DiffType) -> Change {
         match c {
-            ChangeClass::Ignore => Change::Ignore,
-            ChangeClass::Scale => Change::Scale,
-            ChangeClass::Upgrade => Change::Upgrade,
-            ChangeClass::SavepointRedeploy => Change::SavepointRedeploy,
+            DiffType::Ignore => Change::Ignore,
+            DiffType::Scale => Change::Scale,
+            DiffType::Upgrade => Change::Upgrade,
+            DiffType::SavepointRedeploy => Change::SavepointRedeploy,
         }
     }
 }
@@ -76,6 +77,8 @@ pub struct ResourcePlan {
     /// The action as data.
     #[serde(rename = "actionDetail")]
     pub action_detail: Action,
+    /// The steps the agent will take, in order, in plain words (from its own rules).
+    pub steps: Vec<String>,
     /// Upgrade mode at head (at base for a removed resource); none for session clusters.
     pub upgrade_mode: Option<UpgradeMode>,
     pub warnings: Vec<String>,
@@ -207,7 +210,7 @@ pub fn plan_with_records(
         // Its file could not be read at head: keep it as it is, never remove it.
         let unreadable_at_head =
             new.is_none() && old.is_some_and(|o| head.unreadable_files.contains(&o.file));
-        let (change, class, fields) = match (old, new) {
+        let (change, _class, fields) = match (old, new) {
             (None, Some(n)) => {
                 if base.unreadable_files.contains(&n.file) {
                     // Base cannot say whether it exists: the agent may run it already.
@@ -242,38 +245,52 @@ pub fn plan_with_records(
             plan.unchanged += 1;
             continue;
         }
-        let ctx = PredictContext {
-            session_jobs: {
-                let mut jobs = session_jobs_of(head, key);
-                jobs.extend(session_jobs_of(base, key));
-                jobs.sort();
-                jobs.dedup();
-                jobs
-            },
-            recorded_savepoint: match (change, records.get(key)) {
-                (Change::Added, Some(rec)) if rec.deleted => rec.restore_path.clone(),
-                _ => None,
-            },
+        let session_jobs = {
+            let mut jobs = session_jobs_of(head, key);
+            jobs.extend(session_jobs_of(base, key));
+            jobs.sort();
+            jobs.dedup();
+            jobs
         };
-        if let Some(p) = &ctx.recorded_savepoint {
+        let known = records.get(key);
+        if let (Change::Added, Some(rec)) = (change, known) {
             let initial = new
                 .and_then(|m| m.spec.job())
                 .and_then(|j| j.initial_savepoint_path.as_ref());
             let stateful = new
                 .and_then(|m| m.spec.upgrade_mode())
                 .is_some_and(UpgradeMode::is_stateful);
-            if initial.is_none() && stateful {
+            if let (true, None, true, Some(p)) = (rec.deleted, initial, stateful, &rec.restore_path)
+            {
                 warnings.push(format!(
                     "added back after a removal: restores from the final state recorded then ({p})"
                 ));
             }
         }
-        let action = if !errors.is_empty() || unreadable_at_head {
-            Action::Hold
+        let (action, steps) = if !errors.is_empty() || unreadable_at_head {
+            (
+                Action::Hold,
+                vec![simulate::describe(
+                    &crate::flink::lifecycle::decide::Step::Hold {
+                        message: String::new(),
+                    },
+                )],
+            )
         } else if change == Change::Unchanged {
-            Action::NoRestart
+            (Action::NoRestart, Vec::new())
         } else {
-            lifecycle::predict(old.map(|m| &m.spec), new.map(|m| &m.spec), class, &ctx)
+            let desired = match new {
+                Some(n) => Desired::Valid {
+                    spec: &n.spec,
+                    hash: n.spec.hash(),
+                    revision: head_label,
+                },
+                None => Desired::Absent,
+            };
+            let record = simulate::predicted_record(key, old.map(|m| &m.spec), known);
+            let prediction = simulate::predict(&desired, record, &session_jobs, true);
+            let steps = prediction.steps.iter().map(simulate::describe).collect();
+            (prediction.action, steps)
         };
         let shown = new.or(old).expect("one side exists"); // ok: (None, None) was skipped above
         warnings.extend(risk_warnings(
@@ -291,6 +308,7 @@ pub fn plan_with_records(
             action: action.to_string(),
             upgrade_mode: shown.spec.upgrade_mode(),
             action_detail: action,
+            steps,
             warnings,
             errors,
             fields,
@@ -325,7 +343,7 @@ fn risk_warnings(
     let new_job = new.and_then(Spec::job);
     let redeploy = fields
         .iter()
-        .any(|f| f.class == ChangeClass::SavepointRedeploy);
+        .any(|f| f.class == DiffType::SavepointRedeploy);
     if let (Some(oj), Some(nj)) = (old_job, new_job) {
         if oj.upgrade_mode.is_stateful() && !nj.upgrade_mode.is_stateful() {
             w.push(format!(

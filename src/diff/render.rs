@@ -153,6 +153,11 @@ pub fn text(plan: &Plan, color: bool) -> String {
             .unwrap_or_default();
         let _ = writeln!(out, "  change: {}{}", r.change.as_str(), mode);
         let _ = writeln!(out, "  action: {}", p.bold(&r.action));
+        if r.steps.len() > 1 {
+            for (i, step) in r.steps.iter().enumerate() {
+                let _ = writeln!(out, "    {}. {}", i + 1, step);
+            }
+        }
         for w in &r.warnings {
             let _ = writeln!(out, "  {} {}", p.yellow("warning:"), w);
         }
@@ -255,6 +260,13 @@ pub fn markdown(plan: &Plan) -> String {
             md_escape(&r.action)
         );
         let _ = writeln!(out, "File: `{}`\n", r.file);
+        if r.steps.len() > 1 {
+            let _ = writeln!(out, "Steps the agent will take:\n");
+            for (i, step) in r.steps.iter().enumerate() {
+                let _ = writeln!(out, "{}. {}", i + 1, md_escape(step));
+            }
+            let _ = writeln!(out);
+        }
         for e in &r.errors {
             let _ = writeln!(
                 out,

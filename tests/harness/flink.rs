@@ -385,7 +385,7 @@ pub fn state_at(
         || {
             let s = remote.status(status)?;
             (field(&s, "lifecycleState") == Some(lifecycle)
-                && field(&s, "appliedRevision") == Some(commit))
+                && field(&s, "lastReconciledRevision") == Some(commit))
             .then_some(s)
         },
     )

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod flink;
+pub mod fake_flink;
+pub mod fake_http;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

@@ -1,17 +1,29 @@
 //! `decide`: from what Git wants, what the agent recorded and what Flink shows, the one
-//! next step for a resource. Pure: no I/O, no clock (the time comes in [`Context`]).
+//! next step for a resource. Pure: no I/O, no clock, no randomness (the time and fresh ids
+//! come in [`Context`]).
 //!
 //! The executor calls it in a loop: observe, decide, act, record, until it answers
-//! [`Step::Nothing`] or [`Step::Wait`]. Each step is small and its effect is recorded before
-//! anything depends on it, so the loop can stop anywhere and pick up again.
+//! [`Step::Nothing`], [`Step::Wait`] or [`Step::Unreachable`]. Each [`Step`] carries
+//! everything the executor needs to carry it out (the spec, the job id, the restore path,
+//! the trigger id); the record before and after it comes from [`super::transition`]. `plan`
+//! runs the same function over a predicted observation ([`super::simulate`]), so the plan
+//! prints the steps the agent will take.
+//!
+//! *Guarantees*: nothing destructive (a deploy over a cluster that may run, a resubmit, a
+//! cancel, a delete) is decided on [`Evidence::Unknown`]; a step in flight finishes before
+//! a new spec is looked at.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::record::{InFlight, Record, StopMode, StopPurpose};
-use super::{can_rescale_in_place, takes_final_savepoint, ChangeClass};
+use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
+use super::record::{reason, InFlight, Record, StopMode, StopPurpose};
+use super::spec_diff::classify;
+use super::{can_rescale_in_place, parallelism_overrides, takes_final_savepoint, DiffType};
 use crate::config;
-use crate::diff::classify;
-use crate::flink::spec::{JobState, Kind, Spec, SpecHash, UpgradeMode};
+use crate::flink::rest::{JobStatus, SavepointFormat};
+use crate::flink::spec::{JobState, Kind, ResourceKey, Spec, SpecHash, UpgradeMode};
 
 /// What Git wants for a resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,78 +39,63 @@ pub enum Desired<'a> {
     },
 }
 
-/// The state of the cluster a resource's job runs on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClusterState {
-    /// No processes or pods.
-    Missing,
-    /// Processes exist; REST or TaskManagers not ready yet.
-    Starting,
-    /// REST answers and at least one TaskManager is registered.
-    Ready,
-    /// Processes ended; with the reason if known.
-    Exited { reason: String },
+/// A session job as its session cluster's decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionJobRef {
+    pub name: String,
+    /// Its job is not running: stopped for the redeploy, suspended, or never started.
+    pub stopped: bool,
 }
 
-/// A job as Flink reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ObservedJob {
-    pub job_id: String,
-    /// Flink's JobStatus: RUNNING, FAILED, CANCELED, FINISHED, ...
-    pub state: String,
-    /// All tasks RUNNING (a RUNNING job is not running until they are).
-    pub all_tasks_running: bool,
-    /// For a failed job: the root cause, if Flink gave one.
-    pub failure: Option<String>,
-}
-
-impl ObservedJob {
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "FAILED" | "CANCELED" | "FINISHED" | "SUSPENDED"
-        )
-    }
-}
-
-/// Result of a savepoint or checkpoint trigger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TriggerResult {
-    InProgress,
-    Completed {
-        location: Option<String>,
-    },
-    Failed {
-        cause: String,
-    },
-    /// Flink does not know the trigger (never sent, or the JobManager is gone).
-    Unknown,
-}
-
-/// Everything observed about a resource, gathered before `decide`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Observed {
-    /// The resource's own cluster (FlinkDeployment) or its session cluster (FlinkSessionJob).
-    pub cluster: Option<ClusterState>,
-    /// The job the record names (in flight or running), if Flink knows it.
-    pub job: Option<ObservedJob>,
-    /// The in-flight trigger's result, when the record has one.
-    pub trigger: Option<TriggerResult>,
-    /// The newest retained checkpoint of the recorded job.
-    pub latest_checkpoint: Option<String>,
-}
-
-/// Settings and the time, passed in.
+/// Settings, the time and fresh ids, passed in.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// Stop and remove resources that left Git (`--no-prune` clears it).
     pub prune: bool,
     /// Milliseconds since the epoch.
     pub now_ms: u64,
+    /// A job id (32 hex digits) for a new deployment attempt, used if one starts.
+    pub fresh_job_id: String,
+    /// A trigger id for a savepoint or checkpoint, used if one is taken.
+    pub fresh_trigger_id: String,
     /// For a session cluster: the session jobs whose records say they run on it.
-    pub session_jobs: Vec<String>,
+    pub session_jobs: Vec<SessionJobRef>,
+    /// For a session job: its session cluster waits to be redeployed, so the job must stop
+    /// (and must not start on the old cluster).
+    pub cluster_redeploy_pending: bool,
+}
+
+/// What to start: a spec, with everything the runtime and REST API need.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployStep {
+    pub spec: Spec,
+    pub hash: SpecHash,
+    /// The revision `spec` comes from; none when it is the one already reconciled.
+    pub revision: Option<String>,
+    /// 32 hex digits; none for a session cluster.
+    pub job_id: Option<String>,
+    /// Savepoint or checkpoint to start from.
+    pub restore: Option<String>,
+    /// A rollback to the last stable spec.
+    pub rollback: bool,
+    /// The same attempt again (same job id): the first try was never seen to arrive.
+    pub retry: bool,
+}
+
+/// How to stop a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopStep {
+    pub purpose: StopPurpose,
+    pub mode: StopMode,
+    pub job_id: String,
+    /// Set when stopping with a savepoint: Flink takes a caller-chosen trigger id, which
+    /// makes the stop idempotent and its savepoint findable after a crash.
+    pub trigger_id: Option<String>,
+    /// Drain the pipeline before the savepoint (`kubernetes.operator.job.drain-on-savepoint-deletion`).
+    pub drain: bool,
+    pub format: SavepointFormat,
 }
 
 /// The next step for a resource.
@@ -109,34 +106,53 @@ pub enum Step {
     Nothing,
     /// Something is in flight; observe again soon.
     Wait { what: String },
+    /// Flink or the runtime did not answer: record it, do nothing destructive, retry with
+    /// backoff.
+    Unreachable { error: String },
     /// Invalid manifest: record the error; the running deployment is left alone.
     Hold { message: String },
-    /// Start the desired spec (a new cluster, or a job on the session cluster), restoring
-    /// from `restore` if given. The job id is new for every attempt.
-    Deploy {
-        restore: Option<String>,
-        rollback: bool,
-    },
+    /// Start a spec (a new cluster, or a job on the session cluster).
+    Deploy(Box<DeployStep>),
     /// Stop the running job.
-    Stop {
-        purpose: StopPurpose,
-        mode: StopMode,
-    },
-    /// The stop finished: record the restore point (`savepoint`: it is a savepoint taken by
-    /// the stop, to add to the history).
+    Stop(StopStep),
+    /// The stop finished: record the restore point (`savepoint`: taken by the stop).
     FinishStop {
         purpose: StopPurpose,
         restore: Option<String>,
         savepoint: bool,
     },
     /// After a stop: remove the cluster (suspend, delete) and settle the record.
-    Settle { purpose: StopPurpose },
-    /// The job runs: the applied spec is stable.
+    Settle {
+        purpose: StopPurpose,
+        /// Remove the resource's own cluster (FlinkDeployments).
+        delete_cluster: bool,
+        /// The spec to record as reconciled (a suspend from Git); none for a removal.
+        spec: Option<Box<Spec>>,
+        revision: Option<String>,
+    },
+    /// The job runs (or the session cluster is ready): the reconciled spec is stable.
     MarkStable,
-    /// Record a spec change that needs no restart (ignore class, or while suspended).
-    AcceptSpec,
+    /// Record a spec change that needs no restart. `stable`: the job already runs it.
+    AcceptSpec {
+        spec: Box<Spec>,
+        revision: String,
+        stable: bool,
+    },
+    /// Rescale the running job in place (adaptive scheduler): vertex id to parallelism.
+    Rescale {
+        spec: Box<Spec>,
+        revision: String,
+        job_id: String,
+        parallelism: BTreeMap<String, u32>,
+    },
     /// Trigger a manual savepoint or checkpoint for a nonce.
-    TriggerSnapshot { nonce: i64, checkpoint: bool },
+    TriggerSnapshot {
+        job_id: String,
+        trigger_id: String,
+        nonce: i64,
+        checkpoint: bool,
+        format: SavepointFormat,
+    },
     /// A manual snapshot finished (or failed, then `location` is none and `error` says why).
     FinishSnapshot {
         location: Option<String>,
@@ -147,12 +163,25 @@ pub enum Step {
         reason: &'static str,
         message: String,
     },
-    /// A session cluster changes: stop its session jobs, then redeploy it.
-    RedeploySessionCluster { session_jobs: Vec<String> },
     /// Removed from Git but pruning is off: report, leave running.
     KeepUnmanaged,
     /// Removed from Git and nothing runs any more: mark the record deleted.
     MarkDeleted,
+}
+
+impl Step {
+    /// Whether carrying the step out calls Flink or the runtime (as opposed to writing the
+    /// record only).
+    pub fn is_external(&self) -> bool {
+        match self {
+            Step::Deploy(_)
+            | Step::Stop(_)
+            | Step::Rescale { .. }
+            | Step::TriggerSnapshot { .. } => true,
+            Step::Settle { delete_cluster, .. } => *delete_cluster,
+            _ => false,
+        }
+    }
 }
 
 /// The nonce keys recorded in [`Record::nonces`].
@@ -172,7 +201,7 @@ pub fn nonce_key(checkpoint: bool) -> &'static str {
 pub fn stop_mode(purpose: StopPurpose, spec: &Spec) -> StopMode {
     let mode = spec.upgrade_mode().unwrap_or_default();
     match purpose {
-        StopPurpose::SavepointRedeploy => StopMode::Cancel,
+        StopPurpose::SavepointRedeploy | StopPurpose::Rollback => StopMode::Cancel,
         StopPurpose::Delete => {
             if takes_final_savepoint(spec) {
                 StopMode::Savepoint
@@ -188,6 +217,39 @@ pub fn stop_mode(purpose: StopPurpose, spec: &Spec) -> StopMode {
             UpgradeMode::Stateless => StopMode::Cancel,
         },
     }
+}
+
+/// The savepoint format a spec asks for (`kubernetes.operator.savepoint.format.type`).
+pub fn savepoint_format(spec: &Spec) -> SavepointFormat {
+    match config::lookup(spec.flink_configuration(), &config::OP_SAVEPOINT_FORMAT) {
+        Some((_, v)) if v.eq_ignore_ascii_case("NATIVE") => SavepointFormat::Native,
+        _ => SavepointFormat::Canonical,
+    }
+}
+
+fn drain_on_delete(spec: &Spec) -> bool {
+    config::lookup_bool(
+        spec.flink_configuration(),
+        &config::OP_DRAIN_ON_SAVEPOINT_DELETION,
+        false,
+    )
+}
+
+fn stop_step(
+    purpose: StopPurpose,
+    mode: StopMode,
+    spec: &Spec,
+    job_id: &str,
+    ctx: &Context,
+) -> Step {
+    Step::Stop(StopStep {
+        purpose,
+        mode,
+        job_id: job_id.to_string(),
+        trigger_id: (mode == StopMode::Savepoint).then(|| ctx.fresh_trigger_id.clone()),
+        drain: purpose == StopPurpose::Delete && drain_on_delete(spec),
+        format: savepoint_format(spec),
+    })
 }
 
 fn job_state(spec: &Spec) -> Option<JobState> {
@@ -216,6 +278,98 @@ fn since_ms(since: &str) -> Option<u64> {
         .map(|d| d.as_millis() as u64)
 }
 
+fn unreachable(error: &str) -> Step {
+    Step::Unreachable {
+        error: error.to_string(),
+    }
+}
+
+/// Whether the observed job runs (not ended). `Err` carries the step to take when Flink
+/// could not say.
+fn job_alive(observed: &Observed) -> Result<bool, Step> {
+    match &observed.job {
+        Evidence::Present { value } => Ok(!value.is_terminal()),
+        Evidence::Absent => Ok(false),
+        Evidence::Unknown { error } => Err(unreachable(error)),
+    }
+}
+
+fn deploy(spec: &Spec, revision: Option<&str>, restore: Option<String>, ctx: &Context) -> Step {
+    Step::Deploy(Box::new(DeployStep {
+        spec: spec.clone(),
+        hash: spec.hash(),
+        revision: revision.map(str::to_string),
+        job_id: spec.job().map(|_| ctx.fresh_job_id.clone()),
+        restore: restore.filter(|_| spec.job().is_some()),
+        rollback: false,
+        retry: false,
+    }))
+}
+
+/// For a session cluster: the session jobs whose records say they run on it, and whether
+/// each is stopped. For a session job: whether its session cluster waits to be redeployed
+/// (Git wants a spec for it that differs by SCALE or more, and nothing is in flight for
+/// it). Pure: from the records and what Git wants.
+pub fn session_context(
+    key: &ResourceKey,
+    records: &BTreeMap<ResourceKey, Record>,
+    desired_cluster: impl Fn(&ResourceKey) -> Option<Spec>,
+) -> (Vec<SessionJobRef>, bool) {
+    match key.kind {
+        Kind::FlinkDeployment => {
+            let jobs = records
+                .values()
+                .filter(|r| {
+                    r.kind == Kind::FlinkSessionJob && !r.deleted && r.namespace == key.namespace
+                })
+                .filter(|r| {
+                    matches!(&r.last_reconciled_spec, Some(Spec::SessionJob(s))
+                        if s.deployment_name.as_deref() == Some(key.name.as_str()))
+                })
+                .map(|r| SessionJobRef {
+                    name: r.name.clone(),
+                    stopped: matches!(r.in_flight, Some(InFlight::Stopped { .. }))
+                        || (r.in_flight.is_none()
+                            && (r.reconciled_suspended()
+                                || r.job_id.is_none()
+                                || r.job_state.is_some_and(JobStatus::is_globally_terminal))),
+                })
+                .collect();
+            (jobs, false)
+        }
+        Kind::FlinkSessionJob => {
+            let cluster = match records
+                .get(key)
+                .and_then(|r| r.last_reconciled_spec.as_ref())
+            {
+                Some(Spec::SessionJob(s)) => s.deployment_name.clone(),
+                _ => None,
+            };
+            let Some(name) = cluster else {
+                return (Vec::new(), false);
+            };
+            let cluster_key = ResourceKey::new(key.namespace.clone(), Kind::FlinkDeployment, name);
+            let pending = match (records.get(&cluster_key), desired_cluster(&cluster_key)) {
+                (Some(rec), Some(want)) if rec.in_flight.is_none() => {
+                    match &rec.last_reconciled_spec {
+                        Some(applied @ Spec::Deployment(d))
+                            if d.is_session_cluster()
+                                && rec.last_reconciled_hash.as_ref() != Some(&want.hash()) =>
+                        {
+                            classify(applied, &want)
+                                .0
+                                .is_some_and(|t| t >= DiffType::Scale)
+                        }
+                        _ => false,
+                    }
+                }
+                _ => false,
+            };
+            (Vec::new(), pending)
+        }
+    }
+}
+
 /// The one next step. See the module docs.
 pub fn decide(
     desired: &Desired<'_>,
@@ -235,22 +389,33 @@ pub fn decide(
         },
         Desired::Absent => match record {
             None => Step::Nothing,
-            Some(rec) if rec.deleted || rec.applied_spec.is_none() => Step::Nothing,
+            Some(rec) if rec.deleted || rec.last_reconciled_spec.is_none() => Step::Nothing,
             Some(_) if !ctx.prune => Step::KeepUnmanaged,
             Some(rec) => removed(rec, observed, ctx),
         },
-        Desired::Valid { spec, hash, .. } => match record {
-            None => first_deploy(spec, None),
-            Some(rec) if rec.deleted || rec.applied_spec.is_none() => first_deploy(spec, Some(rec)),
-            Some(rec) => steady(spec, hash, rec, observed, ctx),
+        Desired::Valid {
+            spec,
+            hash,
+            revision,
+        } => match record {
+            None => first_deploy(spec, revision, None, ctx),
+            Some(rec) if rec.deleted || rec.last_reconciled_spec.is_none() => {
+                first_deploy(spec, revision, Some(rec), ctx)
+            }
+            Some(rec) => steady(spec, hash, revision, rec, observed, ctx),
         },
     }
 }
 
-fn first_deploy(spec: &Spec, rec: Option<&Record>) -> Step {
+fn first_deploy(spec: &Spec, revision: &str, rec: Option<&Record>, ctx: &Context) -> Step {
     if job_state(spec) == Some(JobState::Suspended) {
-        return Step::AcceptSpec;
+        return Step::AcceptSpec {
+            spec: Box::new(spec.clone()),
+            revision: revision.to_string(),
+            stable: true,
+        };
     }
+    // A resource added back after a removal restores from the final state recorded then.
     let restore = spec
         .job()
         .and_then(|j| j.initial_savepoint_path.clone())
@@ -258,164 +423,168 @@ fn first_deploy(spec: &Spec, rec: Option<&Record>) -> Step {
             rec.and_then(|r| r.restore_path.clone())
                 .filter(|_| spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful))
         });
-    Step::Deploy {
-        restore: restore.filter(|_| spec.job().is_some()),
-        rollback: false,
-    }
+    deploy(spec, Some(revision), restore, ctx)
 }
 
 fn removed(rec: &Record, observed: &Observed, ctx: &Context) -> Step {
-    let Some(applied) = rec.applied() else {
+    let Some(applied) = &rec.last_reconciled_spec else {
         return Step::MarkDeleted;
     };
-    let running = observed.job.as_ref().is_some_and(|j| !j.is_terminal());
-    match &applied {
+    let own_cluster = rec.kind == Kind::FlinkDeployment;
+    let settle = Step::Settle {
+        purpose: StopPurpose::Delete,
+        delete_cluster: own_cluster,
+        spec: None,
+        revision: None,
+    };
+    match applied {
         // Like the operator's block-on-session-jobs: the session jobs go first (each with
         // its final savepoint), the cluster after.
         Spec::Deployment(d) if d.is_session_cluster() && !ctx.session_jobs.is_empty() => {
-            Step::Nothing
+            Step::Wait {
+                what: format!(
+                    "session jobs {} to be removed first",
+                    names(&ctx.session_jobs)
+                ),
+            }
         }
-        Spec::Deployment(d) if d.is_session_cluster() => Step::Settle {
-            purpose: StopPurpose::Delete,
-        },
-        _ if rec.applied_suspended() || !running => Step::Settle {
-            purpose: StopPurpose::Delete,
-        },
-        _ => Step::Stop {
-            purpose: StopPurpose::Delete,
-            mode: stop_mode(StopPurpose::Delete, &applied),
-        },
+        Spec::Deployment(d) if d.is_session_cluster() => settle,
+        _ if rec.reconciled_suspended() => settle,
+        _ => {
+            let running = match job_alive(observed) {
+                Ok(r) => r,
+                Err(step) => return step,
+            };
+            match (running, &rec.job_id) {
+                (true, Some(job_id)) => stop_step(
+                    StopPurpose::Delete,
+                    stop_mode(StopPurpose::Delete, applied),
+                    applied,
+                    job_id,
+                    ctx,
+                ),
+                _ => {
+                    // Nothing runs: keep the newest checkpoint as the final state when the
+                    // job was stateful (a re-addition restores from it).
+                    if applied.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
+                        if let Some(e) = observed.latest_checkpoint.error() {
+                            return unreachable(e);
+                        }
+                        if let Some(cp) = observed.latest_checkpoint.get() {
+                            if rec.restore_path.as_ref() != Some(cp) {
+                                return Step::FinishStop {
+                                    purpose: StopPurpose::Delete,
+                                    restore: Some(cp.clone()),
+                                    savepoint: false,
+                                };
+                            }
+                        }
+                    }
+                    settle
+                }
+            }
+        }
     }
 }
 
-fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: &Context) -> Step {
-    let Some(applied) = rec.applied() else {
-        return first_deploy(spec, Some(rec));
+fn names(jobs: &[SessionJobRef]) -> String {
+    jobs.iter()
+        .map(|j| j.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn steady(
+    spec: &Spec,
+    hash: &SpecHash,
+    revision: &str,
+    rec: &Record,
+    observed: &Observed,
+    ctx: &Context,
+) -> Step {
+    let Some(applied) = &rec.last_reconciled_spec else {
+        return first_deploy(spec, revision, Some(rec), ctx);
     };
     let session_cluster = matches!(spec, Spec::Deployment(d) if d.is_session_cluster());
-    if rec.applied_spec_hash.as_ref() != Some(hash) {
-        // A rolled-back spec stays rolled back until Git says something new.
-        let (class, _) = classify(&applied, spec);
-        let class = class.unwrap_or(ChangeClass::Ignore);
-        if session_cluster {
-            return if class >= ChangeClass::Scale {
-                Step::RedeploySessionCluster {
-                    session_jobs: ctx.session_jobs.clone(),
-                }
-            } else {
-                Step::AcceptSpec
-            };
-        }
-        let was = job_state(&applied).unwrap_or_default();
-        let now = job_state(spec).unwrap_or_default();
-        let running = observed.job.as_ref().is_some_and(|j| !j.is_terminal());
-        return match (was, now) {
-            (JobState::Suspended, JobState::Suspended) => Step::AcceptSpec,
-            (JobState::Suspended, JobState::Running) => {
-                let restore = if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
-                    rec.restore_path.clone()
-                } else {
-                    None
-                };
-                Step::Deploy {
-                    restore,
-                    rollback: false,
-                }
-            }
-            (JobState::Running, JobState::Suspended) if running => Step::Stop {
-                purpose: StopPurpose::Suspend,
-                mode: stop_mode(StopPurpose::Suspend, spec),
-            },
-            (JobState::Running, JobState::Suspended) => Step::FinishStop {
-                purpose: StopPurpose::Suspend,
-                restore: observed
-                    .latest_checkpoint
-                    .clone()
-                    .or_else(|| rec.restore_path.clone()),
-                savepoint: false,
-            },
-            (JobState::Running, JobState::Running) => match class {
-                ChangeClass::Ignore => Step::AcceptSpec,
-                ChangeClass::Scale if can_rescale_in_place(spec) => Step::AcceptSpec,
-                ChangeClass::SavepointRedeploy if running => Step::Stop {
-                    purpose: StopPurpose::SavepointRedeploy,
-                    mode: StopMode::Cancel,
-                },
-                ChangeClass::SavepointRedeploy => Step::Deploy {
-                    restore: spec.job().and_then(|j| j.initial_savepoint_path.clone()),
-                    rollback: false,
-                },
-                _ if running => Step::Stop {
-                    purpose: StopPurpose::Upgrade,
-                    mode: stop_mode(StopPurpose::Upgrade, spec),
-                },
-                // Not running (failed, finished, lost): restore from what is known.
-                _ => {
-                    let restore = newest_state(spec, rec, observed);
-                    Step::Deploy {
-                        restore,
-                        rollback: false,
-                    }
-                }
-            },
-        };
+    if rec.last_reconciled_hash.as_ref() != Some(hash) {
+        return spec_changed(spec, revision, applied, rec, observed, ctx);
     }
 
-    // The applied spec is the desired one.
-    if rec.applied_suspended() {
+    // The reconciled spec is the desired one.
+    if rec.reconciled_suspended() {
         return Step::Nothing;
     }
     // Rolled back: the stable spec runs; the failed one waits for a new change in Git.
     if rec.rollback.is_some() {
         return Step::Nothing;
     }
-    // A failed deployment or job stays failed until the spec changes (or restartNonce).
-    let job_alive = observed.job.as_ref().is_some_and(|j| !j.is_terminal());
-    if rec.job_state.as_deref() == Some("FAILED") && rec.last_error.is_some() && !job_alive {
-        return Step::Nothing;
+    // A session job whose session cluster is about to be redeployed stops first.
+    if ctx.cluster_redeploy_pending && spec.kind() == Kind::FlinkSessionJob {
+        return match (job_alive(observed), &rec.job_id) {
+            (Err(step), _) => step,
+            (Ok(true), Some(job_id)) => stop_step(
+                StopPurpose::ClusterRedeploy,
+                stop_mode(StopPurpose::ClusterRedeploy, spec),
+                spec,
+                job_id,
+                ctx,
+            ),
+            _ => Step::Wait {
+                what: "the session cluster to be redeployed".to_string(),
+            },
+        };
     }
-    match (&observed.cluster, &observed.job) {
-        (Some(ClusterState::Missing) | Some(ClusterState::Exited { .. }), _)
-            if spec.kind() == Kind::FlinkDeployment =>
-        {
+    // A failed deployment or job stays failed until the spec changes (or restartNonce).
+    if rec.job_state == Some(JobStatus::Failed) && rec.last_error.is_some() {
+        let alive = observed.job.get().is_some_and(|j| !j.is_terminal());
+        if !alive {
+            return Step::Nothing;
+        }
+    }
+    match &observed.cluster {
+        Evidence::Unknown { error } => return unreachable(error),
+        Evidence::Absent
+        | Evidence::Present {
+            value: ClusterState::Exited { .. },
+        } if spec.kind() == Kind::FlinkDeployment => {
             // The cluster is gone while it should run: recover from the newest state.
-            let restore = newest_state(spec, rec, observed);
-            return Step::Deploy {
-                restore,
-                rollback: false,
+            return match newest_state(spec, rec, observed) {
+                Ok(restore) => deploy(spec, None, restore, ctx),
+                Err(step) => step,
             };
         }
         _ => {}
     }
     if session_cluster {
-        return match observed.cluster {
-            Some(ClusterState::Ready) if rec.stable_spec_hash.as_ref() != Some(hash) => {
+        return match observed.cluster.get() {
+            Some(ClusterState::Ready)
+                if rec.last_stable_hash.as_ref() != Some(hash) || rec.unreachable.is_some() =>
+            {
                 Step::MarkStable
             }
             _ => Step::Nothing,
         };
     }
-    if spec.kind() == Kind::FlinkSessionJob && observed.cluster != Some(ClusterState::Ready) {
+    if spec.kind() == Kind::FlinkSessionJob && observed.cluster.get() != Some(&ClusterState::Ready)
+    {
         return Step::Wait {
             what: "the session cluster to be ready".to_string(),
         };
     }
     match &observed.job {
-        None => {
-            // Known to the record but not to Flink (e.g. a session cluster was redeployed
-            // behind our back): start it again from the newest state.
-            let restore = newest_state(spec, rec, observed);
-            Step::Deploy {
-                restore,
-                rollback: false,
-            }
-        }
-        Some(job) if job.state == "FAILED" => {
-            if rec.job_state.as_deref() == Some("FAILED") {
+        Evidence::Unknown { error } => unreachable(error),
+        // Known to the record but not to Flink, which answered (e.g. a session cluster was
+        // redeployed behind our back): start it again from the newest state.
+        Evidence::Absent => match newest_state(spec, rec, observed) {
+            Ok(restore) => deploy(spec, None, restore, ctx),
+            Err(step) => step,
+        },
+        Evidence::Present { value: job } if job.state == JobStatus::Failed => {
+            if rec.job_state == Some(JobStatus::Failed) {
                 Step::Nothing
             } else {
                 Step::Fail {
-                    reason: super::record::reason::JOB_FAILED,
+                    reason: reason::JOB_FAILED,
                     message: job
                         .failure
                         .clone()
@@ -423,51 +592,259 @@ fn steady(spec: &Spec, hash: &SpecHash, rec: &Record, observed: &Observed, ctx: 
                 }
             }
         }
-        Some(job) if job.state == "RUNNING" && job.all_tasks_running => {
-            if let Some(step) = nonce_trigger(spec, rec) {
+        Evidence::Present { value: job } if job.is_running() => {
+            if let Some(step) = nonce_trigger(spec, rec, job, ctx) {
                 return step;
             }
-            if rec.stable_spec_hash.as_ref() != Some(hash)
-                || rec.job_state.as_deref() != Some("RUNNING")
+            if rec.last_stable_hash.as_ref() != Some(hash)
+                || rec.job_state != Some(JobStatus::Running)
+                || rec.unreachable.is_some()
             {
                 Step::MarkStable
             } else {
                 Step::Nothing
             }
         }
-        Some(_) => Step::Nothing,
+        Evidence::Present { .. } => {
+            if rec.unreachable.is_some() {
+                // Flink answers again: clear the unreachable note, keep watching.
+                Step::MarkStable
+            } else {
+                Step::Nothing
+            }
+        }
+    }
+}
+
+/// Git wants a different spec than the one reconciled.
+fn spec_changed(
+    spec: &Spec,
+    revision: &str,
+    applied: &Spec,
+    rec: &Record,
+    observed: &Observed,
+    ctx: &Context,
+) -> Step {
+    let (diff, _) = classify(applied, spec);
+    let diff = diff.unwrap_or(DiffType::Ignore);
+    let accept = |stable: bool| Step::AcceptSpec {
+        spec: Box::new(spec.clone()),
+        revision: revision.to_string(),
+        stable,
+    };
+    if matches!(spec, Spec::Deployment(d) if d.is_session_cluster()) {
+        if diff < DiffType::Scale {
+            return accept(true);
+        }
+        // Redeploy the session cluster once its session jobs are stopped.
+        let running: Vec<SessionJobRef> = ctx
+            .session_jobs
+            .iter()
+            .filter(|j| !j.stopped)
+            .cloned()
+            .collect();
+        if !running.is_empty() {
+            return Step::Wait {
+                what: format!(
+                    "session jobs {} to stop before the session cluster is redeployed",
+                    names(&running)
+                ),
+            };
+        }
+        return deploy(spec, Some(revision), None, ctx);
+    }
+    let was = job_state(applied).unwrap_or_default();
+    let now = job_state(spec).unwrap_or_default();
+    // Only a change that touches the job needs to know whether it runs.
+    let running = || job_alive(observed);
+    match (was, now) {
+        (JobState::Suspended, JobState::Suspended) => accept(true),
+        (JobState::Suspended, JobState::Running) => {
+            let restore = match diff {
+                DiffType::SavepointRedeploy => {
+                    spec.job().and_then(|j| j.initial_savepoint_path.clone())
+                }
+                _ if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) => {
+                    rec.restore_path.clone()
+                }
+                _ => None,
+            };
+            if spec.kind() == Kind::FlinkSessionJob
+                && (ctx.cluster_redeploy_pending
+                    || observed.cluster.get() != Some(&ClusterState::Ready))
+            {
+                return Step::Wait {
+                    what: "the session cluster to be ready".to_string(),
+                };
+            }
+            deploy(spec, Some(revision), restore, ctx)
+        }
+        (JobState::Running, JobState::Suspended) => match running() {
+            Err(step) => step,
+            Ok(true) => {
+                let mode = if diff == DiffType::SavepointRedeploy {
+                    StopMode::Cancel
+                } else {
+                    stop_mode_for_change(StopPurpose::Suspend, applied, spec)
+                };
+                stop_with(StopPurpose::Suspend, mode, spec, rec, ctx)
+            }
+            Ok(false) => match newest_state(spec, rec, observed) {
+                Ok(restore) if restore != rec.restore_path => Step::FinishStop {
+                    purpose: StopPurpose::Suspend,
+                    restore,
+                    savepoint: false,
+                },
+                Ok(_) => Step::Settle {
+                    purpose: StopPurpose::Suspend,
+                    delete_cluster: spec.kind() == Kind::FlinkDeployment,
+                    spec: Some(Box::new(spec.clone())),
+                    revision: Some(revision.to_string()),
+                },
+                Err(step) => step,
+            },
+        },
+        (JobState::Running, JobState::Running) => match diff {
+            DiffType::Ignore => match observed.job.get() {
+                // Nonces are acted on once the new spec is recorded.
+                Some(job) if job.is_running() => accept(true),
+                _ => accept(false),
+            },
+            DiffType::Scale if can_rescale_in_place(applied, spec) => {
+                match (&observed.job, &rec.job_id) {
+                    (Evidence::Unknown { error }, _) => unreachable(error),
+                    (Evidence::Present { value: job }, Some(job_id)) if job.is_running() => {
+                        Step::Rescale {
+                            spec: Box::new(spec.clone()),
+                            revision: revision.to_string(),
+                            job_id: job_id.clone(),
+                            parallelism: parallelism_overrides(spec),
+                        }
+                    }
+                    // Not running: nothing to rescale; the upgrade path restarts it.
+                    _ => upgrade(spec, revision, applied, rec, observed, ctx),
+                }
+            }
+            DiffType::SavepointRedeploy => match running() {
+                Err(step) => step,
+                Ok(true) => stop_with(
+                    StopPurpose::SavepointRedeploy,
+                    StopMode::Cancel,
+                    spec,
+                    rec,
+                    ctx,
+                ),
+                Ok(false) => deploy(
+                    spec,
+                    Some(revision),
+                    spec.job().and_then(|j| j.initial_savepoint_path.clone()),
+                    ctx,
+                ),
+            },
+            _ => upgrade(spec, revision, applied, rec, observed, ctx),
+        },
+    }
+}
+
+fn upgrade(
+    spec: &Spec,
+    revision: &str,
+    applied: &Spec,
+    rec: &Record,
+    observed: &Observed,
+    ctx: &Context,
+) -> Step {
+    match job_alive(observed) {
+        Err(step) => step,
+        Ok(true) => {
+            let mode = stop_mode_for_change(StopPurpose::Upgrade, applied, spec);
+            stop_with(StopPurpose::Upgrade, mode, spec, rec, ctx)
+        }
+        // Not running (failed, finished, lost): restore from what is known.
+        Ok(false) => {
+            if spec.kind() == Kind::FlinkSessionJob
+                && observed.cluster.get() != Some(&ClusterState::Ready)
+            {
+                return Step::Wait {
+                    what: "the session cluster to be ready".to_string(),
+                };
+            }
+            match newest_state(spec, rec, observed) {
+                Ok(restore) => deploy(spec, Some(revision), restore, ctx),
+                Err(step) => step,
+            }
+        }
+    }
+}
+
+fn stop_with(
+    purpose: StopPurpose,
+    mode: StopMode,
+    spec: &Spec,
+    rec: &Record,
+    ctx: &Context,
+) -> Step {
+    match &rec.job_id {
+        Some(job_id) => stop_step(purpose, mode, spec, job_id, ctx),
+        None => Step::FinishStop {
+            purpose,
+            restore: rec.restore_path.clone(),
+            savepoint: false,
+        },
+    }
+}
+
+/// The mode a running job is stopped with for a spec change: the new spec's upgrade mode,
+/// except that a last-state job whose `flinkVersion` changes is stopped with a savepoint
+/// when a savepoint directory is set, because HA metadata may not carry over between Flink
+/// versions (the operator's `AbstractJobReconciler.getJobUpgrade`).
+fn stop_mode_for_change(purpose: StopPurpose, old: &Spec, new: &Spec) -> StopMode {
+    let mode = stop_mode(purpose, new);
+    let version_changes = match (old, new) {
+        (Spec::Deployment(o), Spec::Deployment(n)) => o.flink_version != n.flink_version,
+        _ => false,
+    };
+    if mode == StopMode::CancelKeepCheckpoint
+        && version_changes
+        && config::lookup(new.flink_configuration(), &config::SAVEPOINTS_DIR).is_some()
+    {
+        StopMode::Savepoint
+    } else {
+        mode
     }
 }
 
 /// Where a stateful job that is not running restarts from: its newest retained checkpoint,
-/// else the recorded restore point; a stateless one starts empty.
-fn newest_state(spec: &Spec, rec: &Record, observed: &Observed) -> Option<String> {
-    if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
-        observed
-            .latest_checkpoint
-            .clone()
-            .or_else(|| rec.restore_path.clone())
-    } else {
-        None
+/// else the recorded restore point; a stateless one starts empty. `Err` when the newest
+/// checkpoint could not be asked for: restoring an older state would lose progress.
+fn newest_state(spec: &Spec, rec: &Record, observed: &Observed) -> Result<Option<String>, Step> {
+    if !spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
+        return Ok(None);
+    }
+    match &observed.latest_checkpoint {
+        Evidence::Present { value } => Ok(Some(value.clone())),
+        Evidence::Absent => Ok(rec.restore_path.clone()),
+        Evidence::Unknown { error } => Err(unreachable(error)),
     }
 }
 
-fn nonce_trigger(spec: &Spec, rec: &Record) -> Option<Step> {
-    let job = spec.job()?;
-    if let Some(n) = job.savepoint_trigger_nonce {
+fn nonce_trigger(spec: &Spec, rec: &Record, job: &ObservedJob, ctx: &Context) -> Option<Step> {
+    let j = spec.job()?;
+    let snapshot = |nonce: i64, checkpoint: bool| Step::TriggerSnapshot {
+        job_id: job.job_id.clone(),
+        trigger_id: ctx.fresh_trigger_id.clone(),
+        nonce,
+        checkpoint,
+        format: savepoint_format(spec),
+    };
+    if let Some(n) = j.savepoint_trigger_nonce {
         if rec.nonces.get(SAVEPOINT_NONCE) != Some(&n) {
-            return Some(Step::TriggerSnapshot {
-                nonce: n,
-                checkpoint: false,
-            });
+            return Some(snapshot(n, false));
         }
     }
-    if let Some(n) = job.checkpoint_trigger_nonce {
+    if let Some(n) = j.checkpoint_trigger_nonce {
         if rec.nonces.get(CHECKPOINT_NONCE) != Some(&n) {
-            return Some(Step::TriggerSnapshot {
-                nonce: n,
-                checkpoint: true,
-            });
+            return Some(snapshot(n, true));
         }
     }
     None
@@ -480,237 +857,440 @@ fn continue_in_flight(
     observed: &Observed,
     ctx: &Context,
 ) -> Step {
+    let Some(applied) = rec.last_reconciled_spec.as_ref() else {
+        return Step::Fail {
+            reason: reason::DEPLOY_FAILED,
+            message: "a step is in flight but no spec is recorded".to_string(),
+        };
+    };
     match flight {
-        InFlight::Stopping { mode, purpose, .. } => {
-            let job_gone = observed.job.as_ref().is_none_or(ObservedJob::is_terminal);
+        InFlight::Stopping {
+            mode,
+            purpose,
+            job_id,
+            trigger_id,
+            ..
+        } => {
+            let resend = || {
+                Step::Stop(StopStep {
+                    purpose: *purpose,
+                    mode: *mode,
+                    job_id: job_id.clone(),
+                    trigger_id: trigger_id.clone(),
+                    drain: *purpose == StopPurpose::Delete && drain_on_delete(applied),
+                    format: savepoint_format(applied),
+                })
+            };
+            let alive = match job_alive(observed) {
+                Ok(a) => a,
+                Err(step) => return step,
+            };
             match mode {
                 StopMode::Savepoint => match &observed.trigger {
-                    Some(TriggerResult::Completed {
-                        location: Some(loc),
-                    }) => Step::FinishStop {
+                    Evidence::Present {
+                        value:
+                            TriggerResult::Completed {
+                                location: Some(loc),
+                            },
+                    } => Step::FinishStop {
                         purpose: *purpose,
                         restore: Some(loc.clone()),
                         savepoint: true,
                     },
-                    Some(TriggerResult::InProgress) => Step::Wait {
+                    Evidence::Present {
+                        value: TriggerResult::InProgress,
+                    } => Step::Wait {
                         what: "the savepoint to complete".to_string(),
                     },
-                    Some(TriggerResult::Failed { cause }) if !job_gone => Step::Fail {
-                        reason: super::record::reason::SAVEPOINT_FAILED,
+                    Evidence::Present {
+                        value: TriggerResult::Failed { cause },
+                    } if alive => Step::Fail {
+                        reason: reason::SAVEPOINT_FAILED,
                         message: format!(
                             "stop with savepoint failed; the job keeps running: {cause}"
                         ),
                     },
-                    _ if !job_gone => Step::Stop {
-                        purpose: *purpose,
-                        mode: *mode,
-                    },
-                    // Stopped but the savepoint cannot be found: fall back to the newest checkpoint.
-                    _ => Step::FinishStop {
-                        purpose: *purpose,
-                        restore: observed
-                            .latest_checkpoint
-                            .clone()
-                            .or_else(|| rec.restore_path.clone()),
-                        savepoint: false,
+                    Evidence::Unknown { error } => unreachable(error),
+                    // Flink does not know the trigger but the job runs: the stop never
+                    // arrived (the agent stopped before sending it). Send it again, with
+                    // the same trigger id.
+                    _ if alive => resend(),
+                    // Stopped but the savepoint cannot be found: the newest checkpoint.
+                    _ => match &observed.latest_checkpoint {
+                        Evidence::Unknown { error } => unreachable(error),
+                        cp => Step::FinishStop {
+                            purpose: *purpose,
+                            restore: cp.get().cloned().or_else(|| rec.restore_path.clone()),
+                            savepoint: false,
+                        },
                     },
                 },
                 StopMode::CancelKeepCheckpoint | StopMode::Cancel => {
-                    if job_gone {
-                        let restore = match (mode, purpose) {
-                            // A rollback returns to the state the failed upgrade started from:
-                            // checkpoints of the failed version may hold its bad state.
-                            (_, StopPurpose::Rollback) => rec.restore_path.clone(),
-                            (StopMode::CancelKeepCheckpoint, _) => observed
-                                .latest_checkpoint
-                                .clone()
-                                .or_else(|| rec.restore_path.clone()),
-                            _ => None,
-                        };
-                        Step::FinishStop {
-                            purpose: *purpose,
-                            restore,
-                            savepoint: false,
-                        }
-                    } else {
-                        Step::Wait {
-                            what: "the job to cancel".to_string(),
-                        }
+                    if alive {
+                        // Cancel is idempotent: ask again until the job has ended.
+                        return resend();
+                    }
+                    let restore = match (mode, purpose) {
+                        // A rollback returns to the state the failed upgrade started from:
+                        // checkpoints of the failed version may hold its bad state.
+                        (_, StopPurpose::Rollback) => rec.restore_path.clone(),
+                        (StopMode::CancelKeepCheckpoint, _) => match &observed.latest_checkpoint {
+                            Evidence::Unknown { error } => return unreachable(error),
+                            cp => cp.get().cloned().or_else(|| rec.restore_path.clone()),
+                        },
+                        _ => None,
+                    };
+                    Step::FinishStop {
+                        purpose: *purpose,
+                        restore,
+                        savepoint: false,
                     }
                 }
             }
         }
-        InFlight::Stopped { purpose } => match purpose {
-            StopPurpose::Suspend | StopPurpose::Delete => Step::Settle { purpose: *purpose },
-            StopPurpose::ClusterRedeploy => {
-                if observed.cluster == Some(ClusterState::Ready) {
-                    let restore = rec.restore_path.clone().filter(|_| {
-                        rec.applied()
-                            .and_then(|s| s.upgrade_mode())
-                            .is_some_and(UpgradeMode::is_stateful)
-                    });
-                    Step::Deploy {
-                        restore,
-                        rollback: false,
+        InFlight::Stopped { purpose } => stopped(desired, rec, applied, *purpose, observed, ctx),
+        InFlight::Starting {
+            job_id,
+            since,
+            restore,
+        } => starting(rec, applied, job_id, since, restore, observed, ctx),
+        InFlight::Rescaling {
+            job_id,
+            parallelism,
+            since,
+        } => match &observed.job {
+            Evidence::Unknown { error } => unreachable(error),
+            Evidence::Present { value: job }
+                if job.is_running()
+                    && job.vertex_parallelism.as_ref().is_some_and(|v| {
+                        parallelism.iter().all(|(id, p)| v.get(id) == Some(p))
+                    }) =>
+            {
+                Step::MarkStable
+            }
+            Evidence::Present { value: job } if job.is_terminal() => Step::Fail {
+                reason: reason::RESCALE_FAILED,
+                message: format!("the job ended {:?} while rescaling", job.state),
+            },
+            Evidence::Absent => Step::Fail {
+                reason: reason::RESCALE_FAILED,
+                message: format!("job {job_id} is gone while rescaling"),
+            },
+            _ => {
+                let waited = since_ms(since)
+                    .map(|s| ctx.now_ms.saturating_sub(s))
+                    .unwrap_or(0);
+                if waited > readiness_timeout_ms(applied) {
+                    Step::Fail {
+                        reason: reason::RESCALE_FAILED,
+                        message: format!(
+                            "the vertices did not reach parallelism {parallelism:?} within the readiness timeout"
+                        ),
                     }
                 } else {
                     Step::Wait {
-                        what: "the session cluster to be ready".to_string(),
+                        what: "the vertices to run at the new parallelism".to_string(),
                     }
-                }
-            }
-            StopPurpose::SavepointRedeploy => {
-                let path = match desired {
-                    Desired::Valid { spec, .. } => {
-                        spec.job().and_then(|j| j.initial_savepoint_path.clone())
-                    }
-                    _ => None,
-                };
-                Step::Deploy {
-                    restore: path,
-                    rollback: false,
-                }
-            }
-            StopPurpose::Rollback => Step::Deploy {
-                restore: rec.restore_path.clone(),
-                rollback: true,
-            },
-            StopPurpose::Upgrade => {
-                // Desired may have moved on (or become invalid) meanwhile; start what Git
-                // wants now if valid, else the applied spec.
-                let spec_stateful = match desired {
-                    Desired::Valid { spec, .. } => {
-                        spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful)
-                    }
-                    _ => rec
-                        .applied()
-                        .and_then(|s| s.upgrade_mode())
-                        .is_some_and(UpgradeMode::is_stateful),
-                };
-                if let Desired::Valid { spec, .. } = desired {
-                    if job_state(spec) == Some(JobState::Suspended) {
-                        return Step::Settle {
-                            purpose: StopPurpose::Suspend,
-                        };
-                    }
-                }
-                Step::Deploy {
-                    restore: rec.restore_path.clone().filter(|_| spec_stateful),
-                    rollback: false,
                 }
             }
         },
-        InFlight::Starting { job_id, since, .. } => {
-            let applied = rec.applied();
-            let session_cluster =
-                matches!(&applied, Some(Spec::Deployment(d)) if d.is_session_cluster());
-            if session_cluster {
-                return match &observed.cluster {
-                    Some(ClusterState::Ready) => Step::MarkStable,
-                    Some(ClusterState::Exited { reason }) => Step::Fail {
-                        reason: super::record::reason::DEPLOY_FAILED,
-                        message: reason.clone(),
-                    },
-                    _ => Step::Wait {
-                        what: "the session cluster to start".to_string(),
-                    },
-                };
-            }
-            match &observed.job {
-                Some(job)
-                    if &job.job_id == job_id && job.state == "RUNNING" && job.all_tasks_running =>
-                {
-                    Step::MarkStable
-                }
-                Some(job) if &job.job_id == job_id && job.is_terminal() => {
-                    if let Some(step) = rollback_step(rec, observed, ctx) {
-                        return step;
-                    }
-                    Step::Fail {
-                        reason: super::record::reason::JOB_FAILED,
-                        message: job
-                            .failure
-                            .clone()
-                            .unwrap_or_else(|| format!("the job ended {}", job.state)),
-                    }
-                }
-                _ => {
-                    if let Some(ClusterState::Exited { reason }) = &observed.cluster {
-                        if let Some(step) = rollback_step(rec, observed, ctx) {
-                            return step;
-                        }
-                        return Step::Fail {
-                            reason: super::record::reason::DEPLOY_FAILED,
-                            message: reason.clone(),
-                        };
-                    }
-                    let waited = since_ms(since)
-                        .map(|s| ctx.now_ms.saturating_sub(s))
-                        .unwrap_or(0);
-                    if let Some(spec) = &applied {
-                        if waited > readiness_timeout_ms(spec) {
-                            if let Some(step) = rollback_step(rec, observed, ctx) {
-                                return step;
-                            }
-                        }
-                    }
-                    Step::Wait {
-                        what: "the job to run".to_string(),
-                    }
-                }
-            }
-        }
-        InFlight::Snapshotting { .. } => match &observed.trigger {
-            Some(TriggerResult::Completed { location }) => Step::FinishSnapshot {
+        InFlight::Snapshotting {
+            job_id,
+            trigger_id,
+            nonce,
+            checkpoint,
+            ..
+        } => match &observed.trigger {
+            Evidence::Present {
+                value: TriggerResult::Completed { location },
+            } => Step::FinishSnapshot {
                 location: location.clone(),
                 error: None,
             },
-            Some(TriggerResult::Failed { cause }) => Step::FinishSnapshot {
+            Evidence::Present {
+                value: TriggerResult::Failed { cause },
+            } => Step::FinishSnapshot {
                 location: None,
                 error: Some(cause.clone()),
             },
-            Some(TriggerResult::Unknown) | None => Step::FinishSnapshot {
-                location: None,
-                error: Some(
-                    "the trigger is unknown to Flink (the job may have restarted)".to_string(),
-                ),
-            },
-            Some(TriggerResult::InProgress) => Step::Wait {
+            Evidence::Present {
+                value: TriggerResult::InProgress,
+            } => Step::Wait {
                 what: "the snapshot to complete".to_string(),
+            },
+            Evidence::Unknown { error } => unreachable(error),
+            Evidence::Absent => match job_alive(observed) {
+                Err(step) => step,
+                // Never arrived: trigger again with the same id.
+                Ok(true) => Step::TriggerSnapshot {
+                    job_id: job_id.clone(),
+                    trigger_id: trigger_id.clone(),
+                    nonce: *nonce,
+                    checkpoint: *checkpoint,
+                    format: savepoint_format(applied),
+                },
+                Ok(false) => Step::FinishSnapshot {
+                    location: None,
+                    error: Some(
+                        "the trigger is unknown to Flink and the job no longer runs".to_string(),
+                    ),
+                },
             },
         },
     }
 }
 
+fn stopped(
+    desired: &Desired<'_>,
+    rec: &Record,
+    applied: &Spec,
+    purpose: StopPurpose,
+    observed: &Observed,
+    ctx: &Context,
+) -> Step {
+    let own_cluster = rec.kind == Kind::FlinkDeployment;
+    match purpose {
+        StopPurpose::Delete => Step::Settle {
+            purpose,
+            delete_cluster: own_cluster,
+            spec: None,
+            revision: None,
+        },
+        StopPurpose::Suspend => {
+            let (spec, revision) = match desired {
+                Desired::Valid { spec, revision, .. }
+                    if job_state(spec) == Some(JobState::Suspended) =>
+                {
+                    (Some(Box::new((*spec).clone())), Some(revision.to_string()))
+                }
+                _ => (None, None),
+            };
+            Step::Settle {
+                purpose,
+                delete_cluster: own_cluster,
+                spec,
+                revision,
+            }
+        }
+        StopPurpose::ClusterRedeploy => {
+            if ctx.cluster_redeploy_pending || observed.cluster.get() != Some(&ClusterState::Ready)
+            {
+                return Step::Wait {
+                    what: "the session cluster to be redeployed".to_string(),
+                };
+            }
+            let restore = rec
+                .restore_path
+                .clone()
+                .filter(|_| applied.upgrade_mode().is_some_and(UpgradeMode::is_stateful));
+            deploy(applied, None, restore, ctx)
+        }
+        StopPurpose::SavepointRedeploy => {
+            let (spec, revision) = match desired {
+                Desired::Valid { spec, revision, .. } => (*spec, Some(*revision)),
+                _ => (applied, None),
+            };
+            let path = spec.job().and_then(|j| j.initial_savepoint_path.clone());
+            deploy(spec, revision, path, ctx)
+        }
+        StopPurpose::Rollback => match &rec.last_stable_spec {
+            Some(stable) => Step::Deploy(Box::new(DeployStep {
+                spec: stable.clone(),
+                hash: stable.hash(),
+                revision: rec.last_stable_revision.clone(),
+                job_id: stable.job().map(|_| ctx.fresh_job_id.clone()),
+                restore: rec.restore_path.clone(),
+                rollback: true,
+                retry: false,
+            })),
+            None => Step::Fail {
+                reason: reason::UPGRADE_FAILED,
+                message: "rollback without a stable spec".to_string(),
+            },
+        },
+        StopPurpose::Upgrade => {
+            // Desired may have moved on (or become invalid) meanwhile; start what Git wants
+            // now if valid, else the reconciled spec.
+            let (spec, revision) = match desired {
+                Desired::Valid { spec, revision, .. } => (*spec, Some(*revision)),
+                _ => (applied, None),
+            };
+            if job_state(spec) == Some(JobState::Suspended) {
+                return Step::Settle {
+                    purpose: StopPurpose::Suspend,
+                    delete_cluster: own_cluster,
+                    spec: Some(Box::new(spec.clone())),
+                    revision: revision.map(str::to_string),
+                };
+            }
+            if spec.kind() == Kind::FlinkSessionJob
+                && observed.cluster.get() != Some(&ClusterState::Ready)
+            {
+                return match &observed.cluster {
+                    Evidence::Unknown { error } => unreachable(error),
+                    _ => Step::Wait {
+                        what: "the session cluster to be ready".to_string(),
+                    },
+                };
+            }
+            let restore = rec
+                .restore_path
+                .clone()
+                .filter(|_| spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful));
+            deploy(spec, revision, restore, ctx)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn starting(
+    rec: &Record,
+    applied: &Spec,
+    job_id: &str,
+    since: &str,
+    restore: &Option<String>,
+    observed: &Observed,
+    ctx: &Context,
+) -> Step {
+    // The same attempt again: deploying or submitting with the same job id is idempotent.
+    let retry = || {
+        let spec = if rec.rollback.is_some() {
+            rec.last_stable_spec.as_ref().unwrap_or(applied)
+        } else {
+            applied
+        };
+        Step::Deploy(Box::new(DeployStep {
+            spec: spec.clone(),
+            hash: spec.hash(),
+            revision: None,
+            job_id: spec.job().map(|_| job_id.to_string()),
+            restore: restore.clone(),
+            rollback: rec.rollback.is_some(),
+            retry: true,
+        }))
+    };
+    let waited = since_ms(since)
+        .map(|s| ctx.now_ms.saturating_sub(s))
+        .unwrap_or(0);
+    let timed_out = waited > readiness_timeout_ms(applied);
+    if rec.is_session_cluster() {
+        return match &observed.cluster {
+            Evidence::Present {
+                value: ClusterState::Ready,
+            } => Step::MarkStable,
+            Evidence::Present {
+                value: ClusterState::Exited { reason: why },
+            } => Step::Fail {
+                reason: reason::DEPLOY_FAILED,
+                message: why.clone(),
+            },
+            // The deploy never reached the runtime (the agent stopped first): again.
+            Evidence::Absent => retry(),
+            _ => Step::Wait {
+                what: "the session cluster to start".to_string(),
+            },
+        };
+    }
+    match &observed.job {
+        Evidence::Present { value: job } if job.job_id == job_id && job.is_running() => {
+            Step::MarkStable
+        }
+        Evidence::Present { value: job } if job.job_id == job_id && job.is_terminal() => {
+            if let Some(step) = rollback_step(rec, observed, ctx) {
+                return step;
+            }
+            Step::Fail {
+                reason: reason::JOB_FAILED,
+                message: job
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| format!("the job ended {:?}", job.state)),
+            }
+        }
+        Evidence::Unknown { error } => {
+            if observed.cluster.is_unknown() && !timed_out {
+                // A cluster that is still starting does not answer yet.
+                Step::Wait {
+                    what: "the cluster to answer".to_string(),
+                }
+            } else {
+                unreachable(error)
+            }
+        }
+        Evidence::Absent => match &observed.cluster {
+            Evidence::Present {
+                value: ClusterState::Exited { reason: why },
+            } => {
+                if let Some(step) = rollback_step(rec, observed, ctx) {
+                    return step;
+                }
+                Step::Fail {
+                    reason: reason::DEPLOY_FAILED,
+                    message: why.clone(),
+                }
+            }
+            // Positive evidence the attempt never arrived: the cluster is not there, or a
+            // session cluster answered without the job. Send the same attempt again.
+            Evidence::Absent => retry(),
+            Evidence::Present {
+                value: ClusterState::Ready,
+            } if rec.kind == Kind::FlinkSessionJob => retry(),
+            Evidence::Unknown { error } if timed_out => unreachable(error),
+            _ => {
+                if timed_out {
+                    if let Some(step) = rollback_step(rec, observed, ctx) {
+                        return step;
+                    }
+                }
+                Step::Wait {
+                    what: "the job to run".to_string(),
+                }
+            }
+        },
+        Evidence::Present { .. } => {
+            if timed_out {
+                if let Some(step) = rollback_step(rec, observed, ctx) {
+                    return step;
+                }
+            }
+            Step::Wait {
+                what: "the job to run".to_string(),
+            }
+        }
+    }
+}
+
 /// Roll back to the last stable spec when enabled, one is known, and it differs.
-fn rollback_step(rec: &Record, observed: &Observed, _ctx: &Context) -> Option<Step> {
-    let applied = rec.applied()?;
-    if !rollback_enabled(&applied) || rec.rollback.is_some() {
+fn rollback_step(rec: &Record, observed: &Observed, ctx: &Context) -> Option<Step> {
+    let applied = rec.last_reconciled_spec.as_ref()?;
+    if !rollback_enabled(applied) || rec.rollback.is_some() {
         return None;
     }
-    let stable = rec.stable()?;
-    if rec.stable_spec_hash == rec.applied_spec_hash
-        || job_state(&stable) == Some(JobState::Suspended)
+    let stable = rec.last_stable_spec.as_ref()?;
+    if rec.last_stable_hash == rec.last_reconciled_hash
+        || job_state(stable) == Some(JobState::Suspended)
     {
         return None;
     }
-    if let (Spec::Deployment(a), Spec::Deployment(s)) = (&applied, &stable) {
+    if let (Spec::Deployment(a), Spec::Deployment(s)) = (applied, stable) {
         if a.flink_version != s.flink_version {
             return None;
         }
     }
-    let running = observed.job.as_ref().is_some_and(|j| !j.is_terminal());
-    if running {
-        Some(Step::Stop {
-            purpose: StopPurpose::Rollback,
-            mode: StopMode::Cancel,
-        })
-    } else {
-        Some(Step::FinishStop {
+    let running = observed.job.get().is_some_and(|j| !j.is_terminal());
+    match (&rec.job_id, running) {
+        (Some(job_id), true) => Some(stop_step(
+            StopPurpose::Rollback,
+            StopMode::Cancel,
+            applied,
+            job_id,
+            ctx,
+        )),
+        _ => Some(Step::FinishStop {
             purpose: StopPurpose::Rollback,
             restore: rec.restore_path.clone(),
             savepoint: false,
-        })
+        }),
     }
 }
 

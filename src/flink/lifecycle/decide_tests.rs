@@ -1,9 +1,9 @@
 //! Compiled only under #[cfg(test)], from decide.rs.
 //! Table tests of `decide`: each row is (what Git wants, what is recorded, what Flink
-//! shows) and the one step expected.
+//! shows) and the one step expected, written as a short line by [`show`].
 
 use super::*;
-use crate::flink::lifecycle::record::{reason, LastError, Record};
+use crate::flink::lifecycle::record::{reason, LastError, Record, RollbackState};
 use crate::flink::spec::{DeploymentSpec, JobSpec, ResourceKey, SessionJobSpec};
 
 fn app(mode: UpgradeMode, state: JobState, f: impl FnOnce(&mut DeploymentSpec)) -> Spec {
@@ -33,50 +33,57 @@ fn key(kind: Kind) -> ResourceKey {
     ResourceKey::new("default", kind, "r")
 }
 
-/// A record of `spec` applied (and stable when `stable`), job `j1`.
+/// A record of `spec` reconciled (and stable when `stable`), job `j1`.
 fn applied(spec: &Spec, stable: bool) -> Record {
     let mut r = Record::new(&key(spec.kind()));
-    r.applied_spec = Some(spec.canonical_json());
-    r.applied_spec_hash = Some(spec.hash());
-    r.applied_revision = Some("rev1".into());
+    r.set_reconciled(spec, Some("rev1"));
     if stable {
-        r.stable_spec = r.applied_spec.clone();
-        r.stable_spec_hash = r.applied_spec_hash.clone();
+        r.mark_reconciled_stable();
     }
     r.job_id = Some("j1".into());
-    r.job_state = Some("RUNNING".into());
+    r.job_state = Some(JobStatus::Running);
     r.generation = 1;
     r
 }
 
+fn job(state: JobStatus, all: bool) -> Evidence<ObservedJob> {
+    Evidence::present(ObservedJob {
+        job_id: "j1".into(),
+        state,
+        all_tasks_running: all,
+        failure: None,
+        vertex_parallelism: None,
+    })
+}
+
 fn running() -> Observed {
     Observed {
-        cluster: Some(ClusterState::Ready),
-        job: Some(ObservedJob {
-            job_id: "j1".into(),
-            state: "RUNNING".into(),
-            all_tasks_running: true,
-            failure: None,
-        }),
-        trigger: None,
-        latest_checkpoint: None,
+        cluster: Evidence::present(ClusterState::Ready),
+        job: job(JobStatus::Running, true),
+        trigger: Evidence::Absent,
+        latest_checkpoint: Evidence::Absent,
     }
 }
 
-fn with_job(state: &str, all: bool) -> Observed {
-    let mut o = running();
-    if let Some(j) = o.job.as_mut() {
-        j.state = state.into();
-        j.all_tasks_running = all;
+fn with_job(state: JobStatus, all: bool) -> Observed {
+    Observed {
+        job: job(state, all),
+        ..running()
     }
-    o
+}
+
+fn timeout() -> String {
+    "GET http://jm/jobs/overview: no answer from Flink within 10s".to_string()
 }
 
 fn ctx() -> Context {
     Context {
         prune: true,
         now_ms: 1_000_000_000_000,
+        fresh_job_id: "newjob".into(),
+        fresh_trigger_id: "newtrig".into(),
         session_jobs: vec![],
+        cluster_redeploy_pending: false,
     }
 }
 
@@ -98,56 +105,128 @@ fn stopping(purpose: StopPurpose, mode: StopMode, trigger: bool) -> InFlight {
     }
 }
 
+fn starting() -> InFlight {
+    InFlight::Starting {
+        job_id: "j1".into(),
+        restore: None,
+        since: "2001-09-09T01:46:40Z".into(),
+    }
+}
+
+/// A step as one short line: its kind and the fields a row checks.
+fn show(step: &Step) -> String {
+    match step {
+        Step::Nothing => "nothing".into(),
+        Step::Wait { what } => format!("wait {what}"),
+        Step::Unreachable { .. } => "unreachable".into(),
+        Step::Hold { message } => format!("hold {message}"),
+        Step::Deploy(d) => format!(
+            "deploy job={} restore={}{}{}",
+            d.job_id.as_deref().unwrap_or("-"),
+            d.restore.as_deref().unwrap_or("-"),
+            if d.rollback { " rollback" } else { "" },
+            if d.retry { " retry" } else { "" }
+        ),
+        Step::Stop(s) => format!(
+            "stop {:?} {:?} job={} trigger={}",
+            s.purpose,
+            s.mode,
+            s.job_id,
+            s.trigger_id.as_deref().unwrap_or("-")
+        ),
+        Step::FinishStop {
+            purpose,
+            restore,
+            savepoint,
+        } => format!(
+            "finish-stop {purpose:?} restore={}{}",
+            restore.as_deref().unwrap_or("-"),
+            if *savepoint { " savepoint" } else { "" }
+        ),
+        Step::Settle {
+            purpose,
+            delete_cluster,
+            ..
+        } => format!(
+            "settle {purpose:?}{}",
+            if *delete_cluster {
+                " delete-cluster"
+            } else {
+                ""
+            }
+        ),
+        Step::MarkStable => "mark-stable".into(),
+        Step::AcceptSpec { stable, .. } => format!("accept stable={stable}"),
+        Step::Rescale { parallelism, .. } => format!("rescale {parallelism:?}"),
+        Step::TriggerSnapshot {
+            nonce,
+            checkpoint,
+            trigger_id,
+            ..
+        } => format!("snapshot nonce={nonce} checkpoint={checkpoint} trigger={trigger_id}"),
+        Step::FinishSnapshot { location, error } => format!(
+            "finish-snapshot {} {}",
+            location.as_deref().unwrap_or("-"),
+            error.as_deref().unwrap_or("-")
+        ),
+        Step::Fail { reason, .. } => format!("fail {reason}"),
+        Step::KeepUnmanaged => "keep-unmanaged".into(),
+        Step::MarkDeleted => "mark-deleted".into(),
+    }
+}
+
+fn check(rows: Vec<(&str, Desired, Option<&Record>, Observed, Context, &str)>) {
+    for (name, desired, rec, observed, c, want) in rows {
+        let got = decide(&desired, rec, &observed, &c);
+        assert_eq!(show(&got), want, "{name}: {got:?}");
+    }
+}
+
 #[test]
 fn first_deployments() {
     let plain = app(UpgradeMode::Savepoint, JobState::Running, |_| {});
     let mut initial = plain.clone();
     job_mut(&mut initial).initial_savepoint_path = Some("file:/sp/initial".into());
     let suspended = app(UpgradeMode::Savepoint, JobState::Suspended, |_| {});
-    let none = Observed {
-        cluster: Some(ClusterState::Missing),
-        ..Default::default()
+    let none = Observed::nothing_deployed;
+    let invalid = Desired::Invalid {
+        message: "bad".into(),
     };
-    let rows: Vec<(&str, Desired, Step)> = vec![
+    check(vec![
         (
             "new job starts empty",
             valid(&plain),
-            Step::Deploy {
-                restore: None,
-                rollback: false,
-            },
+            None,
+            none(),
+            ctx(),
+            "deploy job=newjob restore=-",
         ),
         (
             "initialSavepointPath on first deploy",
             valid(&initial),
-            Step::Deploy {
-                restore: Some("file:/sp/initial".into()),
-                rollback: false,
-            },
+            None,
+            none(),
+            ctx(),
+            "deploy job=newjob restore=file:/sp/initial",
         ),
         (
             "suspended on creation: nothing starts",
             valid(&suspended),
-            Step::AcceptSpec,
+            None,
+            none(),
+            ctx(),
+            "accept stable=true",
         ),
-        (
-            "invalid: hold",
-            Desired::Invalid {
-                message: "bad".into(),
-            },
-            Step::Hold {
-                message: "bad".into(),
-            },
-        ),
+        ("invalid: hold", invalid, None, none(), ctx(), "hold bad"),
         (
             "absent and unknown: nothing",
             Desired::Absent,
-            Step::Nothing,
+            None,
+            none(),
+            ctx(),
+            "nothing",
         ),
-    ];
-    for (name, desired, want) in rows {
-        assert_eq!(decide(&desired, None, &none, &ctx()), want, "{name}");
-    }
+    ]);
 }
 
 #[test]
@@ -159,89 +238,203 @@ fn spec_changes_of_a_running_job() {
         s
     };
     let jar = |j: &mut JobSpec| j.jar_uri = Some("local:///job-v2.jar".into());
-    let rows: Vec<(&str, Spec, Spec, Step)> = vec![
+    let rows: Vec<(&str, Spec, &str)> = vec![
         (
             "savepoint upgrade",
-            v1.clone(),
             change(UpgradeMode::Savepoint, &jar),
-            Step::Stop {
-                purpose: StopPurpose::Upgrade,
-                mode: StopMode::Savepoint,
-            },
+            "stop Upgrade Savepoint job=j1 trigger=newtrig",
         ),
         (
             "last-state upgrade",
-            v1.clone(),
             change(UpgradeMode::LastState, &jar),
-            Step::Stop {
-                purpose: StopPurpose::Upgrade,
-                mode: StopMode::CancelKeepCheckpoint,
-            },
+            "stop Upgrade CancelKeepCheckpoint job=j1 trigger=-",
         ),
         (
             "stateless upgrade",
-            v1.clone(),
             change(UpgradeMode::Stateless, &jar),
-            Step::Stop {
-                purpose: StopPurpose::Upgrade,
-                mode: StopMode::Cancel,
-            },
+            "stop Upgrade Cancel job=j1 trigger=-",
         ),
         (
             "upgrade mode only: no restart",
-            v1.clone(),
             change(UpgradeMode::LastState, &|_| {}),
-            Step::AcceptSpec,
+            "accept stable=true",
         ),
         (
             "suspend with savepoint",
-            v1.clone(),
             app(UpgradeMode::Savepoint, JobState::Suspended, |_| {}),
-            Step::Stop {
-                purpose: StopPurpose::Suspend,
-                mode: StopMode::Savepoint,
-            },
+            "stop Suspend Savepoint job=j1 trigger=newtrig",
         ),
         (
             "restartNonce restarts with the upgrade mode",
-            v1.clone(),
             app(UpgradeMode::Savepoint, JobState::Running, |d| {
                 d.restart_nonce = Some(7)
             }),
-            Step::Stop {
-                purpose: StopPurpose::Upgrade,
-                mode: StopMode::Savepoint,
-            },
+            "stop Upgrade Savepoint job=j1 trigger=newtrig",
         ),
         (
             "savepointRedeployNonce cancels first",
-            v1.clone(),
             change(UpgradeMode::Savepoint, &|j| {
                 j.savepoint_redeploy_nonce = Some(1);
                 j.initial_savepoint_path = Some("file:/sp/x".into());
             }),
-            Step::Stop {
-                purpose: StopPurpose::SavepointRedeploy,
-                mode: StopMode::Cancel,
-            },
+            "stop SavepointRedeploy Cancel job=j1 trigger=-",
         ),
         (
-            "new savepointTriggerNonce: savepoint, no restart",
-            v1.clone(),
+            "new savepointTriggerNonce: record first, no restart",
             change(UpgradeMode::Savepoint, &|j| {
                 j.savepoint_trigger_nonce = Some(3)
             }),
-            Step::AcceptSpec,
+            "accept stable=true",
         ),
     ];
-    for (name, old, new, want) in rows {
-        let rec = applied(&old, true);
-        assert_eq!(
-            decide(&valid(&new), Some(&rec), &running(), &ctx()),
-            want,
-            "{name}"
-        );
+    let rec = applied(&v1, true);
+    for (name, new, want) in rows {
+        let got = decide(&valid(&new), Some(&rec), &running(), &ctx());
+        assert_eq!(show(&got), want, "{name}");
     }
+    // A last-state job whose Flink version changes stops with a savepoint when it can
+    // (AbstractJobReconciler.getJobUpgrade).
+    let ls = |v| {
+        app(UpgradeMode::LastState, JobState::Running, move |d| {
+            d.flink_version = Some(v);
+            d.flink_configuration
+                .insert("state.savepoints.dir".into(), "file:/sp".into());
+        })
+    };
+    let old = applied(&ls(crate::flink::spec::FlinkVersion::V1_20), true);
+    let new = ls(crate::flink::spec::FlinkVersion::V2_3);
+    assert_eq!(
+        show(&decide(&valid(&new), Some(&old), &running(), &ctx())),
+        "stop Upgrade Savepoint job=j1 trigger=newtrig"
+    );
+}
+
+/// The rule of the loop: no destructive step on an unanswered question.
+#[test]
+fn unknown_is_never_absent() {
+    let v1 = app(UpgradeMode::Savepoint, JobState::Running, |_| {});
+    let mut v2 = v1.clone();
+    job_mut(&mut v2).jar_uri = Some("local:///job-v2.jar".into());
+    let stable = applied(&v1, true);
+    let jm_silent = Observed {
+        cluster: Evidence::unknown(timeout()),
+        job: Evidence::unknown(timeout()),
+        trigger: Evidence::unknown(timeout()),
+        latest_checkpoint: Evidence::unknown(timeout()),
+    };
+    let jobs_silent = Observed {
+        job: Evidence::unknown(timeout()),
+        ..running()
+    };
+    let sj = Spec::SessionJob(SessionJobSpec {
+        deployment_name: Some("s".into()),
+        job: Some(JobSpec {
+            jar_uri: Some("file:///j.jar".into()),
+            upgrade_mode: UpgradeMode::Savepoint,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let sj_rec = applied(&sj, true);
+    let mut sp_stopping = applied(&v2, false);
+    sp_stopping.in_flight = Some(stopping(StopPurpose::Upgrade, StopMode::Savepoint, true));
+    let mut cancel_stopping = sp_stopping.clone();
+    cancel_stopping.in_flight = Some(stopping(
+        StopPurpose::Upgrade,
+        StopMode::CancelKeepCheckpoint,
+        false,
+    ));
+    let mut submitting = applied(&sj, false);
+    submitting.in_flight = Some(starting());
+    let mut stopped_ls = applied(
+        &app(UpgradeMode::LastState, JobState::Running, |_| {}),
+        true,
+    );
+    stopped_ls.restore_path = Some("file:/cp/old".into());
+    let gone_checkpoint_unknown = Observed {
+        cluster: Evidence::Absent,
+        job: Evidence::Absent,
+        trigger: Evidence::Absent,
+        latest_checkpoint: Evidence::unknown("storage: permission denied"),
+    };
+    let ls_spec = stopped_ls.last_reconciled_spec.clone().expect("spec");
+    check(vec![
+        (
+            "JobManager silent, app stable: no redeploy",
+            valid(&v1),
+            Some(&stable),
+            jm_silent.clone(),
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "jobs overview fails: no redeploy",
+            valid(&v1),
+            Some(&stable),
+            jobs_silent.clone(),
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "jobs overview fails, session job: no resubmit",
+            valid(&sj),
+            Some(&sj_rec),
+            jobs_silent.clone(),
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "JobManager silent, upgrade pending: no stop",
+            valid(&v2),
+            Some(&stable),
+            jm_silent.clone(),
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "removed while silent: no delete",
+            Desired::Absent,
+            Some(&stable),
+            jm_silent.clone(),
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "savepoint status unknown: no second stop",
+            valid(&v2),
+            Some(&sp_stopping),
+            Observed {
+                trigger: Evidence::unknown(timeout()),
+                ..with_job(JobStatus::Running, true)
+            },
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "cancel: job unknown: wait as unreachable",
+            valid(&v2),
+            Some(&cancel_stopping),
+            jobs_silent.clone(),
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "submit in flight, jobs overview fails: no second submit",
+            valid(&sj),
+            Some(&submitting),
+            jobs_silent,
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "cluster gone but checkpoints unknown: no restore from older state",
+            valid(&ls_spec),
+            Some(&stopped_ls),
+            gone_checkpoint_unknown,
+            ctx(),
+            "unreachable",
+        ),
+    ]);
 }
 
 #[test]
@@ -249,93 +442,137 @@ fn steady_state() {
     let v1 = app(UpgradeMode::Savepoint, JobState::Running, |_| {});
     let stable = applied(&v1, true);
     let deployed = applied(&v1, false);
-    assert_eq!(
-        decide(&valid(&v1), Some(&stable), &running(), &ctx()),
-        Step::Nothing,
-        "stable and running"
-    );
-    assert_eq!(
-        decide(&valid(&v1), Some(&deployed), &running(), &ctx()),
-        Step::MarkStable,
-        "first seen running"
-    );
-    assert_eq!(
-        decide(
-            &valid(&v1),
-            Some(&deployed),
-            &with_job("RUNNING", false),
-            &ctx()
-        ),
-        Step::Nothing,
-        "RUNNING but tasks not all running is not stable"
-    );
-    let failed = decide(
-        &valid(&v1),
-        Some(&stable),
-        &with_job("FAILED", false),
-        &ctx(),
-    );
-    assert!(
-        matches!(failed, Step::Fail { reason: r, .. } if r == reason::JOB_FAILED),
-        "{failed:?}"
-    );
     let mut known_failed = stable.clone();
-    known_failed.job_state = Some("FAILED".into());
+    known_failed.job_state = Some(JobStatus::Failed);
     known_failed.last_error = Some(LastError {
         reason: reason::JOB_FAILED.into(),
         message: "x".into(),
         time: String::new(),
     });
-    assert_eq!(
-        decide(
-            &valid(&v1),
-            Some(&known_failed),
-            &with_job("FAILED", false),
-            &ctx()
-        ),
-        Step::Nothing,
-        "failed stays failed until the spec changes"
-    );
-
+    let mut was_unreachable = stable.clone();
+    was_unreachable.unreachable = Some(LastError {
+        reason: reason::UNREACHABLE.into(),
+        message: timeout(),
+        time: String::new(),
+    });
     let mut nonce = v1.clone();
     job_mut(&mut nonce).savepoint_trigger_nonce = Some(5);
-    let rec = applied(&nonce, true);
-    assert_eq!(
-        decide(&valid(&nonce), Some(&rec), &running(), &ctx()),
-        Step::TriggerSnapshot {
-            nonce: 5,
-            checkpoint: false
-        }
-    );
-    let mut done = rec.clone();
-    done.nonces.insert(SAVEPOINT_NONCE.into(), 5);
-    assert_eq!(
-        decide(&valid(&nonce), Some(&done), &running(), &ctx()),
-        Step::Nothing,
-        "a nonce is acted on once"
-    );
-
+    let nonce_rec = applied(&nonce, true);
+    let mut nonce_done = nonce_rec.clone();
+    nonce_done.nonces.insert(SAVEPOINT_NONCE.into(), 5);
     let mut lost = applied(
         &app(UpgradeMode::LastState, JobState::Running, |_| {}),
         true,
     );
     lost.restore_path = Some("file:/sp/old".into());
+    let lost_spec = lost.last_reconciled_spec.clone().expect("spec");
     let gone = Observed {
-        cluster: Some(ClusterState::Exited {
+        cluster: Evidence::present(ClusterState::Exited {
             reason: "killed".into(),
         }),
-        latest_checkpoint: Some("file:/cp/chk-9".into()),
-        ..Default::default()
+        job: Evidence::Absent,
+        trigger: Evidence::Absent,
+        latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
     };
-    let spec = lost.applied().expect("spec");
-    assert_eq!(
-        decide(&valid(&spec), Some(&lost), &gone, &ctx()),
-        Step::Deploy {
-            restore: Some("file:/cp/chk-9".into()),
-            rollback: false
-        },
-        "lost cluster recovers from the newest checkpoint"
-    );
+    let missing = Observed {
+        cluster: Evidence::Absent,
+        ..gone.clone()
+    };
+    let job_not_listed = Observed {
+        job: Evidence::Absent,
+        latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
+        ..running()
+    };
+    check(vec![
+        (
+            "stable and running",
+            valid(&v1),
+            Some(&stable),
+            running(),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "first seen running",
+            valid(&v1),
+            Some(&deployed),
+            running(),
+            ctx(),
+            "mark-stable",
+        ),
+        (
+            "RUNNING but tasks not all running is not stable",
+            valid(&v1),
+            Some(&deployed),
+            with_job(JobStatus::Running, false),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "job failed",
+            valid(&v1),
+            Some(&stable),
+            with_job(JobStatus::Failed, false),
+            ctx(),
+            "fail JobFailed",
+        ),
+        (
+            "failed stays failed until the spec changes",
+            valid(&v1),
+            Some(&known_failed),
+            with_job(JobStatus::Failed, false),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "reachable again: clear the note",
+            valid(&v1),
+            Some(&was_unreachable),
+            running(),
+            ctx(),
+            "mark-stable",
+        ),
+        (
+            "savepointTriggerNonce: savepoint",
+            valid(&nonce),
+            Some(&nonce_rec),
+            running(),
+            ctx(),
+            "snapshot nonce=5 checkpoint=false trigger=newtrig",
+        ),
+        (
+            "a nonce is acted on once",
+            valid(&nonce),
+            Some(&nonce_done),
+            running(),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "cluster exited: recover from the newest checkpoint",
+            valid(&lost_spec),
+            Some(&lost),
+            gone,
+            ctx(),
+            "deploy job=newjob restore=file:/cp/chk-9",
+        ),
+        (
+            "cluster gone: recover from the newest checkpoint",
+            valid(&lost_spec),
+            Some(&lost),
+            missing,
+            ctx(),
+            "deploy job=newjob restore=file:/cp/chk-9",
+        ),
+        (
+            "cluster answers without the job: start again",
+            valid(&lost_spec),
+            Some(&lost),
+            job_not_listed,
+            ctx(),
+            "deploy job=newjob restore=file:/cp/chk-9",
+        ),
+    ]);
 }
 
 #[test]
@@ -344,31 +581,52 @@ fn suspend_and_resume() {
     let mut rec = applied(&suspended, true);
     rec.restore_path = Some("file:/sp/s1".into());
     let resumed = app(UpgradeMode::Savepoint, JobState::Running, |_| {});
-    let idle = Observed {
-        cluster: Some(ClusterState::Missing),
-        ..Default::default()
-    };
-    assert_eq!(
-        decide(&valid(&resumed), Some(&rec), &idle, &ctx()),
-        Step::Deploy {
-            restore: Some("file:/sp/s1".into()),
-            rollback: false
-        }
-    );
     let stateless = app(UpgradeMode::Stateless, JobState::Running, |_| {});
-    assert_eq!(
-        decide(&valid(&stateless), Some(&rec), &idle, &ctx()),
-        Step::Deploy {
-            restore: None,
-            rollback: false
-        },
-        "resume in stateless mode starts empty"
-    );
-    assert_eq!(
-        decide(&valid(&suspended), Some(&rec), &idle, &ctx()),
-        Step::Nothing,
-        "suspended stays suspended"
-    );
+    let idle = Observed::nothing_deployed;
+    let v1 = applied(&resumed, true);
+    let ls = app(UpgradeMode::LastState, JobState::Suspended, |_| {});
+    check(vec![
+        (
+            "resume from the suspend savepoint",
+            valid(&resumed),
+            Some(&rec),
+            idle(),
+            ctx(),
+            "deploy job=newjob restore=file:/sp/s1",
+        ),
+        (
+            "resume in stateless mode starts empty",
+            valid(&stateless),
+            Some(&rec),
+            idle(),
+            ctx(),
+            "deploy job=newjob restore=-",
+        ),
+        (
+            "suspended stays suspended",
+            valid(&suspended),
+            Some(&rec),
+            idle(),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "suspend with a savepoint",
+            valid(&suspended),
+            Some(&v1),
+            running(),
+            ctx(),
+            "stop Suspend Savepoint job=j1 trigger=newtrig",
+        ),
+        (
+            "suspend last-state: cancel, keep the checkpoint",
+            valid(&ls),
+            Some(&v1),
+            running(),
+            ctx(),
+            "stop Suspend CancelKeepCheckpoint job=j1 trigger=-",
+        ),
+    ]);
 }
 
 #[test]
@@ -382,170 +640,185 @@ fn steps_in_flight() {
         r.in_flight = Some(flight);
         r
     };
-    let trig = |t: TriggerResult, job: Option<&str>| {
-        let mut o = match job {
-            Some(s) => with_job(s, false),
-            None => Observed {
-                cluster: Some(ClusterState::Ready),
-                ..Default::default()
-            },
-        };
-        o.trigger = Some(t);
-        o.latest_checkpoint = Some("file:/cp/chk-3".into());
-        o
+    let obs = |t: Evidence<TriggerResult>, j: Evidence<ObservedJob>| Observed {
+        cluster: Evidence::present(ClusterState::Ready),
+        job: j,
+        trigger: t,
+        latest_checkpoint: Evidence::present("file:/cp/chk-3".to_string()),
     };
-    let sp = stopping(StopPurpose::Upgrade, StopMode::Savepoint, true);
-    let rows: Vec<(&str, Record, Observed, Step)> = vec![
-        (
-            "savepoint done",
-            at(sp.clone()),
-            trig(
-                TriggerResult::Completed {
-                    location: Some("file:/sp/1".into()),
-                },
-                Some("FINISHED"),
-            ),
-            Step::FinishStop {
-                purpose: StopPurpose::Upgrade,
-                restore: Some("file:/sp/1".into()),
-                savepoint: true,
-            },
-        ),
-        (
-            "savepoint pending",
-            at(sp.clone()),
-            trig(TriggerResult::InProgress, Some("RUNNING")),
-            Step::Wait {
-                what: "the savepoint to complete".into(),
-            },
-        ),
-        (
-            "savepoint failed, job runs",
-            at(sp.clone()),
-            trig(
-                TriggerResult::Failed {
-                    cause: "boom".into(),
-                },
-                Some("RUNNING"),
-            ),
-            Step::Fail {
-                reason: reason::SAVEPOINT_FAILED,
-                message: "stop with savepoint failed; the job keeps running: boom".into(),
-            },
-        ),
-        (
-            "trigger unknown, job runs: stop again",
-            at(sp.clone()),
-            trig(TriggerResult::Unknown, Some("RUNNING")),
-            Step::Stop {
-                purpose: StopPurpose::Upgrade,
-                mode: StopMode::Savepoint,
-            },
-        ),
-        (
-            "trigger unknown, job gone: newest checkpoint",
-            at(sp.clone()),
-            trig(TriggerResult::Unknown, None),
-            Step::FinishStop {
-                purpose: StopPurpose::Upgrade,
-                restore: Some("file:/cp/chk-3".into()),
-                savepoint: false,
-            },
-        ),
-        (
-            "last-state cancel done",
-            at(stopping(
-                StopPurpose::Upgrade,
-                StopMode::CancelKeepCheckpoint,
-                false,
-            )),
-            trig(TriggerResult::Unknown, Some("CANCELED")),
-            Step::FinishStop {
-                purpose: StopPurpose::Upgrade,
-                restore: Some("file:/cp/chk-3".into()),
-                savepoint: false,
-            },
-        ),
-        (
-            "stateless cancel done",
-            at(stopping(StopPurpose::Upgrade, StopMode::Cancel, false)),
-            trig(TriggerResult::Unknown, Some("CANCELED")),
-            Step::FinishStop {
-                purpose: StopPurpose::Upgrade,
-                restore: None,
-                savepoint: false,
-            },
-        ),
-        (
-            "cancel pending",
-            at(stopping(StopPurpose::Upgrade, StopMode::Cancel, false)),
-            with_job("CANCELLING", false),
-            Step::Wait {
-                what: "the job to cancel".into(),
-            },
-        ),
-        (
-            "stopped for suspend: settle",
-            at(InFlight::Stopped {
-                purpose: StopPurpose::Suspend,
-            }),
-            running(),
-            Step::Settle {
-                purpose: StopPurpose::Suspend,
-            },
-        ),
-        (
-            "stopped for delete: settle",
-            at(InFlight::Stopped {
-                purpose: StopPurpose::Delete,
-            }),
-            running(),
-            Step::Settle {
-                purpose: StopPurpose::Delete,
-            },
-        ),
-        (
-            "started and running: stable",
-            at(InFlight::Starting {
-                job_id: "j1".into(),
-                restore: None,
-                since: "2001-09-09T01:46:40Z".into(),
-            }),
-            running(),
-            Step::MarkStable,
-        ),
-        (
-            "started, not all tasks yet",
-            at(InFlight::Starting {
-                job_id: "j1".into(),
-                restore: None,
-                since: "2001-09-09T01:46:40Z".into(),
-            }),
-            with_job("RUNNING", false),
-            Step::Wait {
-                what: "the job to run".into(),
-            },
-        ),
-    ];
-    for (name, rec, observed, want) in rows {
-        assert_eq!(
-            decide(&valid(&v2), Some(&rec), &observed, &ctx()),
-            want,
-            "{name}"
-        );
-    }
+    let completed = Evidence::present(TriggerResult::Completed {
+        location: Some("file:/sp/1".into()),
+    });
+    let sp = at(stopping(StopPurpose::Upgrade, StopMode::Savepoint, true));
+    let ls = at(stopping(
+        StopPurpose::Upgrade,
+        StopMode::CancelKeepCheckpoint,
+        false,
+    ));
+    let sl = at(stopping(StopPurpose::Upgrade, StopMode::Cancel, false));
+    let suspend = at(InFlight::Stopped {
+        purpose: StopPurpose::Suspend,
+    });
+    let delete = at(InFlight::Stopped {
+        purpose: StopPurpose::Delete,
+    });
+    let start = at(starting());
     let mut stopped = at(InFlight::Stopped {
         purpose: StopPurpose::Upgrade,
     });
     stopped.restore_path = Some("file:/sp/1".into());
-    assert_eq!(
-        decide(&valid(&v2), Some(&stopped), &running(), &ctx()),
-        Step::Deploy {
-            restore: Some("file:/sp/1".into()),
-            rollback: false
-        },
-        "restore from the upgrade savepoint"
-    );
+    let mut snap = at(InFlight::Snapshotting {
+        job_id: "j1".into(),
+        trigger_id: "t9".into(),
+        nonce: 4,
+        checkpoint: false,
+        since: String::new(),
+    });
+    snap.last_stable_hash = snap.last_reconciled_hash.clone();
+    let app_absent = Observed {
+        cluster: Evidence::Absent,
+        job: Evidence::Absent,
+        trigger: Evidence::Absent,
+        latest_checkpoint: Evidence::Absent,
+    };
+    check(vec![
+        (
+            "savepoint done",
+            valid(&v2),
+            Some(&sp),
+            obs(completed.clone(), job(JobStatus::Finished, false)),
+            ctx(),
+            "finish-stop Upgrade restore=file:/sp/1 savepoint",
+        ),
+        (
+            "savepoint pending",
+            valid(&v2),
+            Some(&sp),
+            obs(
+                Evidence::present(TriggerResult::InProgress),
+                job(JobStatus::Running, true),
+            ),
+            ctx(),
+            "wait the savepoint to complete",
+        ),
+        (
+            "savepoint failed, job runs",
+            valid(&v2),
+            Some(&sp),
+            obs(
+                Evidence::present(TriggerResult::Failed {
+                    cause: "boom".into(),
+                }),
+                job(JobStatus::Running, true),
+            ),
+            ctx(),
+            "fail SavepointFailed",
+        ),
+        (
+            "trigger unknown to Flink, job runs: stop again, same trigger",
+            valid(&v2),
+            Some(&sp),
+            obs(Evidence::Absent, job(JobStatus::Running, true)),
+            ctx(),
+            "stop Upgrade Savepoint job=j1 trigger=t1",
+        ),
+        (
+            "trigger unknown to Flink, job gone: newest checkpoint",
+            valid(&v2),
+            Some(&sp),
+            obs(Evidence::Absent, Evidence::Absent),
+            ctx(),
+            "finish-stop Upgrade restore=file:/cp/chk-3",
+        ),
+        (
+            "last-state cancel done",
+            valid(&v2),
+            Some(&ls),
+            obs(Evidence::Absent, job(JobStatus::Canceled, false)),
+            ctx(),
+            "finish-stop Upgrade restore=file:/cp/chk-3",
+        ),
+        (
+            "stateless cancel done",
+            valid(&v2),
+            Some(&sl),
+            obs(Evidence::Absent, job(JobStatus::Canceled, false)),
+            ctx(),
+            "finish-stop Upgrade restore=-",
+        ),
+        (
+            "cancel not done: cancel again (idempotent)",
+            valid(&v2),
+            Some(&sl),
+            obs(Evidence::Absent, job(JobStatus::Cancelling, false)),
+            ctx(),
+            "stop Upgrade Cancel job=j1 trigger=-",
+        ),
+        (
+            "stopped for suspend: settle",
+            valid(&v2),
+            Some(&suspend),
+            running(),
+            ctx(),
+            "settle Suspend delete-cluster",
+        ),
+        (
+            "stopped for delete: settle",
+            valid(&v2),
+            Some(&delete),
+            running(),
+            ctx(),
+            "settle Delete delete-cluster",
+        ),
+        (
+            "started and running: stable",
+            valid(&v2),
+            Some(&start),
+            running(),
+            ctx(),
+            "mark-stable",
+        ),
+        (
+            "started, not all tasks yet",
+            valid(&v2),
+            Some(&start),
+            with_job(JobStatus::Running, false),
+            ctx(),
+            "wait the job to run",
+        ),
+        (
+            "started, cluster never created (agent stopped first): same attempt again",
+            valid(&v2),
+            Some(&start),
+            app_absent,
+            ctx(),
+            "deploy job=j1 restore=- retry",
+        ),
+        (
+            "restore from the upgrade savepoint",
+            valid(&v2),
+            Some(&stopped),
+            running(),
+            ctx(),
+            "deploy job=newjob restore=file:/sp/1",
+        ),
+        (
+            "snapshot done",
+            valid(&v2),
+            Some(&snap),
+            obs(completed, job(JobStatus::Running, true)),
+            ctx(),
+            "finish-snapshot file:/sp/1 -",
+        ),
+        (
+            "snapshot trigger never arrived: trigger again, same id",
+            valid(&v2),
+            Some(&snap),
+            obs(Evidence::Absent, job(JobStatus::Running, true)),
+            ctx(),
+            "snapshot nonce=4 checkpoint=false trigger=t9",
+        ),
+    ]);
 }
 
 #[test]
@@ -563,76 +836,64 @@ fn rollback_of_an_upgrade_that_never_becomes_stable() {
     let mut v2 = v1.clone();
     job_mut(&mut v2).jar_uri = Some("local:///bad.jar".into());
     let mut rec = applied(&v1, true);
-    rec.applied_spec = Some(v2.canonical_json());
-    rec.applied_spec_hash = Some(v2.hash());
+    rec.set_reconciled(&v2, Some("rev2"));
     rec.restore_path = Some("file:/sp/good".into());
     rec.in_flight = Some(InFlight::Starting {
         job_id: "j1".into(),
         restore: Some("file:/sp/good".into()),
         since: "2001-09-09T01:40:00Z".into(),
     });
-    // Failed outright: restore the stable spec from the savepoint the upgrade started from.
-    assert_eq!(
-        decide(&valid(&v2), Some(&rec), &with_job("FAILED", false), &ctx()),
-        Step::FinishStop {
-            purpose: StopPurpose::Rollback,
-            restore: Some("file:/sp/good".into()),
-            savepoint: false
-        }
-    );
-    // Restarting for longer than the readiness timeout: cancel, then roll back.
-    assert_eq!(
-        decide(
-            &valid(&v2),
-            Some(&rec),
-            &with_job("RESTARTING", false),
-            &ctx()
-        ),
-        Step::Stop {
-            purpose: StopPurpose::Rollback,
-            mode: StopMode::Cancel
-        }
-    );
-    // Within the timeout: keep waiting.
     let mut early = ctx();
     early.now_ms = 1_000_000_000_000 - 400_000 + 10_000; // 10 s after the start
-    let mut r2 = rec.clone();
-    r2.in_flight = Some(InFlight::Starting {
-        job_id: "j1".into(),
-        restore: None,
-        since: "2001-09-09T01:40:00Z".into(),
-    });
-    assert_eq!(
-        decide(
-            &valid(&v2),
-            Some(&r2),
-            &with_job("RESTARTING", false),
-            &early
-        ),
-        Step::Wait {
-            what: "the job to run".into()
-        }
-    );
-    // Rolled back and running the stable spec: nothing more until Git says something new.
     let mut done = rec.clone();
     done.in_flight = None;
-    done.rollback = Some(crate::flink::lifecycle::record::RollbackState::RolledBack);
-    assert_eq!(
-        decide(&valid(&v2), Some(&done), &running(), &ctx()),
-        Step::Nothing
-    );
-    // Rolled back: stays until Git says something new.
+    done.rollback = Some(RollbackState::RolledBack);
     let mut rolled = rec.clone();
     rolled.in_flight = Some(InFlight::Stopped {
         purpose: StopPurpose::Rollback,
     });
-    assert_eq!(
-        decide(&valid(&v2), Some(&rolled), &running(), &ctx()),
-        Step::Deploy {
-            restore: Some("file:/sp/good".into()),
-            rollback: true
-        }
-    );
+    check(vec![
+        (
+            "failed outright: restore the stable spec from the savepoint the upgrade started from",
+            valid(&v2),
+            Some(&rec),
+            with_job(JobStatus::Failed, false),
+            ctx(),
+            "finish-stop Rollback restore=file:/sp/good",
+        ),
+        (
+            "restarting past the readiness timeout: cancel, then roll back",
+            valid(&v2),
+            Some(&rec),
+            with_job(JobStatus::Restarting, false),
+            ctx(),
+            "stop Rollback Cancel job=j1 trigger=-",
+        ),
+        (
+            "within the timeout: keep waiting",
+            valid(&v2),
+            Some(&rec),
+            with_job(JobStatus::Restarting, false),
+            early,
+            "wait the job to run",
+        ),
+        (
+            "rolled back and running the stable spec: nothing until Git changes",
+            valid(&v2),
+            Some(&done),
+            running(),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "stopped for the rollback: deploy the stable spec",
+            valid(&v2),
+            Some(&rolled),
+            running(),
+            ctx(),
+            "deploy job=newjob restore=file:/sp/good rollback",
+        ),
+    ]);
 }
 
 #[test]
@@ -642,19 +903,8 @@ fn removal_and_readdition() {
             .insert("state.savepoints.dir".into(), "file:/sp".into());
     });
     let rec = applied(&v1, true);
-    assert_eq!(
-        decide(&Desired::Absent, Some(&rec), &running(), &ctx()),
-        Step::Stop {
-            purpose: StopPurpose::Delete,
-            mode: StopMode::Savepoint
-        }
-    );
     let mut no_prune = ctx();
     no_prune.prune = false;
-    assert_eq!(
-        decide(&Desired::Absent, Some(&rec), &running(), &no_prune),
-        Step::KeepUnmanaged
-    );
     let mut opt_out = v1.clone();
     if let Spec::Deployment(d) = &mut opt_out {
         d.flink_configuration.insert(
@@ -662,38 +912,52 @@ fn removal_and_readdition() {
             "false".into(),
         );
     }
-    assert_eq!(
-        decide(
-            &Desired::Absent,
-            Some(&applied(&opt_out, true)),
-            &running(),
-            &ctx()
-        ),
-        Step::Stop {
-            purpose: StopPurpose::Delete,
-            mode: StopMode::Cancel
-        }
-    );
+    let opt_rec = applied(&opt_out, true);
     let mut deleted = rec.clone();
     deleted.deleted = true;
     deleted.restore_path = Some("file:/sp/final".into());
-    assert_eq!(
-        decide(
-            &Desired::Absent,
-            Some(&deleted),
-            &Observed::default(),
-            &ctx()
+    check(vec![
+        (
+            "removed: final savepoint",
+            Desired::Absent,
+            Some(&rec),
+            running(),
+            ctx(),
+            "stop Delete Savepoint job=j1 trigger=newtrig",
         ),
-        Step::Nothing
-    );
-    assert_eq!(
-        decide(&valid(&v1), Some(&deleted), &Observed::default(), &ctx()),
-        Step::Deploy {
-            restore: Some("file:/sp/final".into()),
-            rollback: false
-        },
-        "re-added: restore from the final savepoint"
-    );
+        (
+            "removed, --no-prune: keep",
+            Desired::Absent,
+            Some(&rec),
+            running(),
+            no_prune,
+            "keep-unmanaged",
+        ),
+        (
+            "savepoint-on-deletion false: cancel",
+            Desired::Absent,
+            Some(&opt_rec),
+            running(),
+            ctx(),
+            "stop Delete Cancel job=j1 trigger=-",
+        ),
+        (
+            "already deleted",
+            Desired::Absent,
+            Some(&deleted),
+            Observed::default(),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "re-added: restore from the final savepoint",
+            valid(&v1),
+            Some(&deleted),
+            Observed::nothing_deployed(),
+            ctx(),
+            "deploy job=newjob restore=file:/sp/final",
+        ),
+    ]);
 }
 
 #[test]
@@ -707,55 +971,210 @@ fn session_clusters_and_jobs() {
         d.image = Some("flink:2.3.1".into());
     }
     let rec = applied(&cluster, true);
-    let mut c = ctx();
-    c.session_jobs = vec!["a".into(), "b".into()];
-    assert_eq!(
-        decide(&Desired::Absent, Some(&rec), &running(), &c),
-        Step::Nothing,
-        "a session cluster outlives its session jobs"
-    );
-    assert_eq!(
-        decide(&Desired::Absent, Some(&rec), &running(), &ctx()),
-        Step::Settle {
-            purpose: StopPurpose::Delete
-        }
-    );
-    assert_eq!(
-        decide(&valid(&changed), Some(&rec), &running(), &c),
-        Step::RedeploySessionCluster {
-            session_jobs: vec!["a".into(), "b".into()]
-        }
-    );
-
+    let with_jobs = |stopped: bool| {
+        let mut c = ctx();
+        c.session_jobs = vec![
+            SessionJobRef {
+                name: "a".into(),
+                stopped,
+            },
+            SessionJobRef {
+                name: "b".into(),
+                stopped: true,
+            },
+        ];
+        c
+    };
     let sj = Spec::SessionJob(SessionJobSpec {
         deployment_name: Some("s".into()),
         job: Some(JobSpec {
             jar_uri: Some("file:///j.jar".into()),
             parallelism: Some(1),
+            upgrade_mode: UpgradeMode::Savepoint,
             ..Default::default()
         }),
         ..Default::default()
     });
-    let rec = applied(&sj, true);
+    let sj_rec = applied(&sj, true);
     let not_ready = Observed {
-        cluster: Some(ClusterState::Starting),
-        ..Default::default()
+        cluster: Evidence::present(ClusterState::Starting),
+        ..running()
     };
-    assert_eq!(
-        decide(&valid(&sj), Some(&rec), &not_ready, &ctx()),
-        Step::Wait {
-            what: "the session cluster to be ready".into()
-        }
-    );
-    let mut waiting = rec.clone();
+    let mut waiting = sj_rec.clone();
     waiting.in_flight = Some(InFlight::Stopped {
         purpose: StopPurpose::ClusterRedeploy,
     });
     waiting.restore_path = Some("file:/sp/x".into());
-    assert_eq!(
-        decide(&valid(&sj), Some(&waiting), &not_ready, &ctx()),
-        Step::Wait {
-            what: "the session cluster to be ready".into()
-        }
-    );
+    let pending = {
+        let mut c = ctx();
+        c.cluster_redeploy_pending = true;
+        c
+    };
+    let mut submitting = applied(&sj, false);
+    submitting.in_flight = Some(starting());
+    let not_listed = Observed {
+        job: Evidence::Absent,
+        ..running()
+    };
+    check(vec![
+        (
+            "a session cluster outlives its session jobs",
+            Desired::Absent,
+            Some(&rec),
+            running(),
+            with_jobs(true),
+            "wait session jobs a, b to be removed first",
+        ),
+        (
+            "no session jobs: remove the cluster",
+            Desired::Absent,
+            Some(&rec),
+            running(),
+            ctx(),
+            "settle Delete delete-cluster",
+        ),
+        (
+            "change: wait for running session jobs to stop",
+            valid(&changed),
+            Some(&rec),
+            running(),
+            with_jobs(false),
+            "wait session jobs a to stop before the session cluster is redeployed",
+        ),
+        (
+            "change, all session jobs stopped: redeploy",
+            valid(&changed),
+            Some(&rec),
+            running(),
+            with_jobs(true),
+            "deploy job=- restore=-",
+        ),
+        (
+            "session job waits for its cluster",
+            valid(&sj),
+            Some(&sj_rec),
+            not_ready.clone(),
+            ctx(),
+            "wait the session cluster to be ready",
+        ),
+        (
+            "cluster redeploy pending: stop with the job's mode",
+            valid(&sj),
+            Some(&sj_rec),
+            running(),
+            pending.clone(),
+            "stop ClusterRedeploy Savepoint job=j1 trigger=newtrig",
+        ),
+        (
+            "stopped for the redeploy, not yet redeployed: wait",
+            valid(&sj),
+            Some(&waiting),
+            running(),
+            pending,
+            "wait the session cluster to be redeployed",
+        ),
+        (
+            "stopped for the redeploy, cluster not ready: wait",
+            valid(&sj),
+            Some(&waiting),
+            not_ready,
+            ctx(),
+            "wait the session cluster to be redeployed",
+        ),
+        (
+            "cluster redeployed: resume from the savepoint",
+            valid(&sj),
+            Some(&waiting),
+            running(),
+            ctx(),
+            "deploy job=newjob restore=file:/sp/x",
+        ),
+        (
+            "submit in flight, cluster answers without it: same id again",
+            valid(&sj),
+            Some(&submitting),
+            not_listed,
+            ctx(),
+            "deploy job=j1 restore=- retry",
+        ),
+    ]);
+}
+
+#[test]
+fn in_place_rescale() {
+    let spec = |overrides: &str| {
+        app(UpgradeMode::Savepoint, JobState::Running, |d| {
+            d.flink_version = Some(crate::flink::spec::FlinkVersion::V1_20);
+            d.flink_configuration
+                .insert("jobmanager.scheduler".into(), "adaptive".into());
+            d.flink_configuration.insert(
+                "pipeline.jobvertex-parallelism-overrides".into(),
+                overrides.into(),
+            );
+        })
+    };
+    let rec = applied(&spec("a1:2,b2:2"), true);
+    let mut rescaling = applied(&spec("a1:1,b2:2"), false);
+    rescaling.in_flight = Some(InFlight::Rescaling {
+        job_id: "j1".into(),
+        parallelism: BTreeMap::from([("a1".to_string(), 1), ("b2".to_string(), 2)]),
+        since: "2001-09-09T01:46:40Z".into(),
+    });
+    let at = |a1: u32| Observed {
+        job: Evidence::present(ObservedJob {
+            vertex_parallelism: Some(BTreeMap::from([
+                ("a1".to_string(), a1),
+                ("b2".to_string(), 2),
+            ])),
+            ..running().job.get().cloned().expect("job")
+        }),
+        ..running()
+    };
+    let new = spec("a1:1,b2:2");
+    let removed = spec("a1:1");
+    check(vec![
+        (
+            "override changed: rescale in place",
+            valid(&new),
+            Some(&rec),
+            running(),
+            ctx(),
+            "rescale {\"a1\": 1, \"b2\": 2}",
+        ),
+        (
+            "override removed: full upgrade with the job's mode",
+            valid(&removed),
+            Some(&rec),
+            running(),
+            ctx(),
+            "stop Upgrade Savepoint job=j1 trigger=newtrig",
+        ),
+        (
+            "vertices not there yet: wait",
+            valid(&new),
+            Some(&rescaling),
+            at(2),
+            ctx(),
+            "wait the vertices to run at the new parallelism",
+        ),
+        (
+            "vertices at the new parallelism: stable",
+            valid(&new),
+            Some(&rescaling),
+            at(1),
+            ctx(),
+            "mark-stable",
+        ),
+        (
+            "jobs overview fails while rescaling: unreachable",
+            valid(&new),
+            Some(&rescaling),
+            Observed {
+                job: Evidence::unknown(timeout()),
+                ..running()
+            },
+            ctx(),
+            "unreachable",
+        ),
+    ]);
 }

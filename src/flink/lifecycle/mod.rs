@@ -1,12 +1,16 @@
-//! The lifecycle rules as pure functions: what a change to a resource does to its job.
-//!
-//! [`Action`] is the vocabulary shared by `plan` (which predicts what merging a change will
-//! do, assuming the base revision is deployed and its job is running) and the agent loop
-//! (which decides from observed facts). Nothing here does I/O or reads the clock.
+//! The lifecycle rules as pure functions: observe ([`observe`]), decide ([`decide`]), and
+//! the record transitions of each step ([`transition`]). The agent loop and `plan` share
+//! them: `plan` runs [`decide`] over a predicted observation ([`simulate`]) and summarises
+//! the steps as an [`Action`]. Nothing here does I/O or reads the clock.
 
 pub mod decide;
+pub mod observe;
 pub mod record;
+pub mod simulate;
+pub mod spec_diff;
+pub mod transition;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -18,7 +22,7 @@ use crate::config;
 /// fields' classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ChangeClass {
+pub enum DiffType {
     /// Takes effect without touching the job (upgrade mode, nonces, operator options).
     Ignore,
     /// Parallelism only: in place where the cluster allows it, else an upgrade.
@@ -29,13 +33,13 @@ pub enum ChangeClass {
     SavepointRedeploy,
 }
 
-impl ChangeClass {
+impl DiffType {
     pub fn as_str(self) -> &'static str {
         match self {
-            ChangeClass::Ignore => "ignore",
-            ChangeClass::Scale => "scale",
-            ChangeClass::Upgrade => "upgrade",
-            ChangeClass::SavepointRedeploy => "savepoint-redeploy",
+            DiffType::Ignore => "ignore",
+            DiffType::Scale => "scale",
+            DiffType::Upgrade => "upgrade",
+            DiffType::SavepointRedeploy => "savepoint-redeploy",
         }
     }
 }
@@ -178,15 +182,6 @@ impl fmt::Display for Action {
     }
 }
 
-/// Facts `predict` needs beyond the two specs.
-#[derive(Debug, Clone, Default)]
-pub struct PredictContext {
-    /// For a session cluster: the session jobs that run on it.
-    pub session_jobs: Vec<String>,
-    /// Where a re-added resource's state was recorded (its final savepoint), if known.
-    pub recorded_savepoint: Option<String>,
-}
-
 /// Whether removing a resource takes a final savepoint: its upgrade mode is savepoint, or
 /// it is stateful and a savepoint directory is set, unless savepoint-on-deletion is false.
 pub fn takes_final_savepoint(spec: &Spec) -> bool {
@@ -204,164 +199,67 @@ pub fn takes_final_savepoint(spec: &Spec) -> bool {
         && (job.upgrade_mode == UpgradeMode::Savepoint || has_dir)
 }
 
-/// Predicts the action of a change, assuming the old spec is deployed and its job runs
-/// (or is suspended, as the old spec says).
-pub fn predict(
-    old: Option<&Spec>,
-    new: Option<&Spec>,
-    class: Option<ChangeClass>,
-    ctx: &PredictContext,
-) -> Action {
-    match (old, new) {
-        (None, None) => Action::NoRestart,
-        (None, Some(new)) => match new {
-            Spec::Deployment(d) if d.is_session_cluster() => Action::DeploySessionCluster,
-            _ => {
-                let job = new.job();
-                if job.is_some_and(|j| j.state == JobState::Suspended) {
-                    Action::CreateSuspended
-                } else if let Some(p) = job.and_then(|j| j.initial_savepoint_path.clone()) {
-                    Action::Deploy {
-                        restore: Restore::Path(p),
-                    }
-                } else if let Some(p) = ctx.recorded_savepoint.clone() {
-                    Action::Deploy {
-                        restore: Restore::Path(p),
-                    }
-                } else {
-                    Action::Deploy {
-                        restore: Restore::Empty,
-                    }
-                }
-            }
-        },
-        (Some(old), None) => match old {
-            Spec::Deployment(d) if d.is_session_cluster() => Action::DeleteSessionCluster,
-            _ => Action::Delete {
-                final_savepoint: takes_final_savepoint(old),
-                mode: old.upgrade_mode().unwrap_or_default(),
-            },
-        },
-        (Some(old), Some(new)) => {
-            predict_change(old, new, class.unwrap_or(ChangeClass::Ignore), ctx)
-        }
-    }
+/// The per-vertex parallelism `pipeline.jobvertex-parallelism-overrides` asks for
+/// (`<vertex id>:<parallelism>,...`); entries that do not parse are left out (validation
+/// reports them).
+pub fn parallelism_overrides(spec: &Spec) -> BTreeMap<String, u32> {
+    config::lookup(spec.flink_configuration(), &config::PARALLELISM_OVERRIDES)
+        .map(|(_, v)| {
+            v.split(',')
+                .filter_map(|pair| {
+                    let (id, p) = pair.trim().split_once(':')?;
+                    Some((id.trim().to_string(), p.trim().parse::<u32>().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-fn predict_change(old: &Spec, new: &Spec, class: ChangeClass, ctx: &PredictContext) -> Action {
-    if let Spec::Deployment(d) = new {
-        if d.is_session_cluster() {
-            return if class >= ChangeClass::Scale {
-                Action::RedeploySessionCluster {
-                    session_jobs: ctx.session_jobs.clone(),
-                }
-            } else {
-                Action::NoRestart
-            };
-        }
-    }
-    let (Some(oj), Some(nj)) = (old.job(), new.job()) else {
-        return Action::NoRestart;
-    };
-    let mode = effective_upgrade_mode(old, new);
-    if class == ChangeClass::SavepointRedeploy {
-        // The operator checks a savepoint redeploy before the job state: it cancels the job
-        // without a savepoint and, if the job should run, starts it from initialSavepointPath.
-        let path = nj.initial_savepoint_path.clone().unwrap_or_default();
-        return match (oj.state, nj.state) {
-            (JobState::Running, JobState::Running) => Action::SavepointRedeploy { path },
-            (JobState::Suspended, JobState::Running) => Action::Resume {
-                restore: Restore::Path(path),
-            },
-            (JobState::Running, JobState::Suspended) => Action::Suspend {
-                mode: UpgradeMode::Stateless,
-            },
-            (JobState::Suspended, JobState::Suspended) => Action::UpdateSuspended,
-        };
-    }
-    match (oj.state, nj.state) {
-        (JobState::Suspended, JobState::Suspended) => return Action::UpdateSuspended,
-        (JobState::Suspended, JobState::Running) => {
-            let restore = if !mode.is_stateful() {
-                Restore::Empty
-            } else if oj.upgrade_mode == UpgradeMode::LastState {
-                Restore::LatestCheckpoint
-            } else if oj.upgrade_mode == UpgradeMode::Savepoint {
-                Restore::UpgradeSavepoint
-            } else {
-                Restore::Empty
-            };
-            return Action::Resume { restore };
-        }
-        (JobState::Running, JobState::Suspended) => return Action::Suspend { mode },
-        (JobState::Running, JobState::Running) => {}
-    }
-    match class {
-        ChangeClass::SavepointRedeploy => Action::SavepointRedeploy {
-            path: nj.initial_savepoint_path.clone().unwrap_or_default(),
-        },
-        ChangeClass::Upgrade => Action::Upgrade { mode },
-        ChangeClass::Scale if can_rescale_in_place(new) => Action::RescaleInPlace,
-        ChangeClass::Scale => Action::Upgrade { mode },
-        ChangeClass::Ignore => {
-            let savepoint = nj.savepoint_trigger_nonce.is_some()
-                && nj.savepoint_trigger_nonce != oj.savepoint_trigger_nonce;
-            let checkpoint = nj.checkpoint_trigger_nonce.is_some()
-                && nj.checkpoint_trigger_nonce != oj.checkpoint_trigger_nonce;
-            if savepoint || checkpoint {
-                Action::TriggerSnapshot {
-                    savepoint,
-                    checkpoint,
-                }
-            } else {
-                Action::NoRestart
-            }
-        }
-    }
-}
-
-/// The mode a running job is stopped with: the new spec's upgrade mode, except that a
-/// last-state job whose `flinkVersion` changes is stopped with a savepoint when a savepoint
-/// directory is set, because HA metadata may not carry over between Flink versions
-/// (the operator's `AbstractJobReconciler.getJobUpgrade`).
-fn effective_upgrade_mode(old: &Spec, new: &Spec) -> UpgradeMode {
-    let mode = new.upgrade_mode().unwrap_or_default();
-    let version_changes = match (old, new) {
-        (Spec::Deployment(o), Spec::Deployment(n)) => o.flink_version != n.flink_version,
-        _ => false,
-    };
-    if mode == UpgradeMode::LastState
-        && version_changes
-        && config::lookup(new.flink_configuration(), &config::SAVEPOINTS_DIR).is_some()
-    {
-        UpgradeMode::Savepoint
-    } else {
-        mode
-    }
-}
-
-/// In-place rescaling as the operator does it: native mode with the adaptive scheduler on
-/// Flink 1.18 or later, or standalone mode in reactive scheduling.
-pub fn can_rescale_in_place(spec: &Spec) -> bool {
-    let cfg = spec.flink_configuration();
-    let Spec::Deployment(d) = spec else {
+/// Whether a SCALE change from `old` to `new` is applied in place, as the operator's
+/// native in-place rescale does it (FLINK-32057, `AbstractFlinkService.scale`): enabled by
+/// `kubernetes.operator.job.upgrade.inplace-scaling.enabled` (default true), Flink 1.18 or
+/// later, `jobmanager.scheduler: adaptive`, and parallelism overrides present; removing an
+/// override falls back to a full upgrade. Only a change confined to the overrides
+/// qualifies. The operator's standalone reactive mode (scaling the TaskManager Deployment)
+/// is not done in place here: such a change is an upgrade.
+pub fn can_rescale_in_place(old: &Spec, new: &Spec) -> bool {
+    let (Spec::Deployment(o), Spec::Deployment(d)) = (old, new) else {
         return false;
     };
+    let cfg = new.flink_configuration();
     let enabled = config::lookup_bool(
         cfg,
         &config::OP_INPLACE_SCALING,
         config::DEFAULT_INPLACE_SCALING,
     );
-    match d.effective_mode() {
-        DeploymentMode::Native => {
-            enabled
-                && d.flink_version.is_some_and(|v| v >= FlinkVersion::V1_18)
-                && config::lookup(cfg, &config::SCHEDULER)
-                    .is_some_and(|(_, v)| v.eq_ignore_ascii_case("adaptive"))
-        }
-        DeploymentMode::Standalone => config::lookup(cfg, &config::SCHEDULER_MODE)
-            .is_some_and(|(_, v)| v.eq_ignore_ascii_case("reactive")),
+    let adaptive = |s: &Spec| {
+        config::lookup(s.flink_configuration(), &config::SCHEDULER)
+            .is_some_and(|(_, v)| v.eq_ignore_ascii_case("adaptive"))
+    };
+    if !enabled
+        || d.effective_mode() != DeploymentMode::Native
+        || d.flink_version.is_some_and(|v| v < FlinkVersion::V1_18)
+        || !adaptive(old)
+        || !adaptive(new)
+        || o.job.is_none()
+    {
+        return false;
     }
+    let before = parallelism_overrides(old);
+    let after = parallelism_overrides(new);
+    if after.is_empty() || !before.keys().all(|k| after.contains_key(k)) {
+        return false;
+    }
+    // Only the overrides may differ.
+    let (_, fields) = spec_diff::classify(old, new);
+    fields.iter().all(|f| {
+        f.path
+            == format!(
+                "spec.flinkConfiguration[{}]",
+                config::PARALLELISM_OVERRIDES.key
+            )
+            || f.class == DiffType::Ignore
+    })
 }
 
 #[cfg(test)]
@@ -369,121 +267,97 @@ mod tests {
     use super::*;
     use crate::flink::spec::{DeploymentSpec, JobSpec};
 
-    fn app(f: impl FnOnce(&mut DeploymentSpec, &mut JobSpec)) -> Spec {
+    fn adaptive(overrides: Option<&str>, f: impl FnOnce(&mut DeploymentSpec)) -> Spec {
         let mut d = DeploymentSpec {
             flink_version: Some(FlinkVersion::V1_20),
+            job: Some(JobSpec {
+                parallelism: Some(2),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         d.flink_configuration
-            .insert("state.checkpoints.dir".into(), "s3://b/checkpoints".into());
-        d.flink_configuration
-            .insert("state.savepoints.dir".into(), "s3://b/savepoints".into());
-        let mut j = JobSpec {
-            parallelism: Some(1),
-            upgrade_mode: UpgradeMode::LastState,
-            ..Default::default()
-        };
-        f(&mut d, &mut j);
-        d.job = Some(j);
+            .insert("jobmanager.scheduler".into(), "adaptive".into());
+        if let Some(o) = overrides {
+            d.flink_configuration
+                .insert(config::PARALLELISM_OVERRIDES.key.into(), o.into());
+        }
+        f(&mut d);
         Spec::Deployment(d)
     }
 
-    fn change(old: &Spec, new: &Spec, class: ChangeClass) -> Action {
-        predict(
-            Some(old),
-            Some(new),
-            Some(class),
-            &PredictContext::default(),
-        )
-    }
-
+    /// Rows: (why, old overrides, new overrides, tweak of the new spec, in place?).
+    /// Source: flink-operator-behaviour.md section 4 (FLINK-32057, FLINK-34619).
     #[test]
-    fn last_state_across_flink_versions_stops_with_a_savepoint() {
-        let old = app(|_, _| {});
-        let new = app(|d, _| d.flink_version = Some(FlinkVersion::V2_0));
-        assert_eq!(
-            change(&old, &new, ChangeClass::Upgrade),
-            Action::Upgrade {
-                mode: UpgradeMode::Savepoint
-            }
-        );
-        let suspend = app(|d, j| {
-            d.flink_version = Some(FlinkVersion::V2_0);
-            j.state = JobState::Suspended;
-        });
-        assert_eq!(
-            change(&old, &suspend, ChangeClass::Upgrade),
-            Action::Suspend {
-                mode: UpgradeMode::Savepoint
-            }
-        );
-        // No savepoint directory: cancel and restore the latest checkpoint.
-        let no_dir = |v| {
-            app(move |d, _| {
-                d.flink_version = Some(v);
-                d.flink_configuration.remove("state.savepoints.dir");
-            })
-        };
-        assert_eq!(
-            change(
-                &no_dir(FlinkVersion::V1_20),
-                &no_dir(FlinkVersion::V2_0),
-                ChangeClass::Upgrade
-            ),
-            Action::Upgrade {
-                mode: UpgradeMode::LastState
-            }
-        );
-        // Same version: last-state as written.
-        let jar = app(|_, j| j.jar_uri = Some("local:///b.jar".into()));
-        assert_eq!(
-            change(&old, &jar, ChangeClass::Upgrade),
-            Action::Upgrade {
-                mode: UpgradeMode::LastState
-            }
-        );
-    }
-
-    #[test]
-    fn savepoint_redeploy_comes_before_the_job_state() {
-        let path = "s3://b/savepoints/sp-1";
-        let redeploy = |state| {
-            app(move |_, j| {
-                j.state = state;
-                j.initial_savepoint_path = Some(path.into());
-                j.savepoint_redeploy_nonce = Some(1);
-            })
-        };
-        let running = app(|_, _| {});
-        let suspended = app(|_, j| j.state = JobState::Suspended);
-        let cases = [
+    fn in_place_rescale_follows_the_operator() {
+        type Tweak = fn(&mut DeploymentSpec);
+        let none: Tweak = |_| {};
+        let rows: &[(&str, Option<&str>, Option<&str>, Tweak, bool)] = &[
             (
-                &running,
-                JobState::Running,
-                Action::SavepointRedeploy { path: path.into() },
+                "override changed",
+                Some("a1:2,b2:2"),
+                Some("a1:1,b2:2"),
+                none,
+                true,
+            ),
+            ("override added", None, Some("a1:1"), none, true),
+            (
+                "override removed",
+                Some("a1:2,b2:2"),
+                Some("a1:1"),
+                none,
+                false,
+            ),
+            ("option removed", Some("a1:2"), None, none, false),
+            (
+                "Flink 1.17",
+                Some("a1:2"),
+                Some("a1:1"),
+                |d| d.flink_version = Some(FlinkVersion::V1_17),
+                false,
             ),
             (
-                &suspended,
-                JobState::Running,
-                Action::Resume {
-                    restore: Restore::Path(path.into()),
+                "default scheduler",
+                Some("a1:2"),
+                Some("a1:1"),
+                |d| {
+                    d.flink_configuration.remove("jobmanager.scheduler");
                 },
+                false,
             ),
             (
-                &running,
-                JobState::Suspended,
-                Action::Suspend {
-                    mode: UpgradeMode::Stateless,
+                "disabled",
+                Some("a1:2"),
+                Some("a1:1"),
+                |d| {
+                    d.flink_configuration
+                        .insert(config::OP_INPLACE_SCALING.key.into(), "false".into());
                 },
+                false,
             ),
-            (&suspended, JobState::Suspended, Action::UpdateSuspended),
+            (
+                "also a new image",
+                Some("a1:2"),
+                Some("a1:1"),
+                |d| d.image = Some("flink:2".into()),
+                false,
+            ),
+            (
+                "standalone",
+                Some("a1:2"),
+                Some("a1:1"),
+                |d| d.mode = Some(DeploymentMode::Standalone),
+                false,
+            ),
         ];
-        for (old, state, want) in cases {
-            assert_eq!(
-                change(old, &redeploy(state), ChangeClass::SavepointRedeploy),
-                want,
-                "to {state:?}"
-            );
+        for (why, old, new, tweak, want) in rows {
+            let o = adaptive(*old, |_| {});
+            let n = adaptive(*new, |d| tweak(d));
+            assert_eq!(can_rescale_in_place(&o, &n), *want, "{why}");
         }
+        assert_eq!(
+            parallelism_overrides(&adaptive(Some("a1:2, b2 : 3,bad"), |_| {})),
+            BTreeMap::from([("a1".to_string(), 2), ("b2".to_string(), 3)])
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flink::rest::JobStatus;
 use crate::flink::spec::{JobState, Kind, ResourceKey, Spec, SpecHash, UpgradeMode};
 
 /// The operator's lifecycle states (plus DELETED for a resource removed from Git).
@@ -128,6 +129,14 @@ pub enum InFlight {
         restore: Option<String>,
         since: String,
     },
+    /// The job's vertices were asked to run at new parallelism (in-place rescale).
+    Rescaling {
+        #[serde(rename = "jobId")]
+        job_id: String,
+        /// Vertex id to the parallelism asked for.
+        parallelism: BTreeMap<String, u32>,
+        since: String,
+    },
     /// A manual savepoint was triggered for the given nonce.
     Snapshotting {
         #[serde(rename = "jobId")]
@@ -158,67 +167,226 @@ pub mod reason {
     pub const RESTORE_FAILED: &str = "RestoreFailed";
     pub const CLUSTER_LOST: &str = "ClusterLost";
     pub const NOT_READY: &str = "NotReady";
+    pub const UNREACHABLE: &str = "Unreachable";
+    pub const RESCALE_FAILED: &str = "RescaleFailed";
 }
 
-/// Everything the agent knows about one resource.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Everything the agent knows about one resource. The spec fields carry the operator's
+/// names (`lastReconciledSpec`, `lastStableSpec` of `ReconciliationStatus`); they are typed
+/// here and written to Git as canonical JSON-shaped YAML (see [`RecordDoc`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub kind: Kind,
     pub namespace: String,
     pub name: String,
     /// Derived on every write; for readers of the file.
     pub lifecycle_state: LifecycleState,
-    /// Flink job state last observed (RUNNING, FINISHED, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Flink job state last observed.
+    pub job_state: Option<JobStatus>,
     pub job_id: Option<String>,
-    /// Spec applied last (canonical JSON), its hash and the revision it came from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_spec: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_spec_hash: Option<SpecHash>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_revision: Option<String>,
+    /// The spec applied last, its hash and the Git revision it came from.
+    pub last_reconciled_spec: Option<Spec>,
+    pub last_reconciled_hash: Option<SpecHash>,
+    pub last_reconciled_revision: Option<String>,
     /// The last spec seen running: what a rollback returns to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_spec_hash: Option<SpecHash>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_revision: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_spec: Option<serde_json::Value>,
+    pub last_stable_spec: Option<Spec>,
+    pub last_stable_hash: Option<SpecHash>,
+    pub last_stable_revision: Option<String>,
     /// Where the next stateful start restores from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_path: Option<String>,
     /// Upgrade mode the job was last stopped with (decides how a resume restores).
+    pub stopped_with: Option<UpgradeMode>,
+    pub in_flight: Option<InFlight>,
+    /// Nonces already acted on.
+    pub nonces: BTreeMap<String, i64>,
+    /// Newest last.
+    pub savepoints: Vec<Savepoint>,
+    pub last_error: Option<LastError>,
+    /// Set while Flink or the runtime cannot be asked: what failed, since when. Nothing
+    /// destructive is done while it is set.
+    pub unreachable: Option<LastError>,
+    /// True once the resource left Git and its job was stopped (final state recorded).
+    pub deleted: bool,
+    /// True while the resource is gone from Git but left running (`--no-prune`).
+    pub removed_from_git: bool,
+    /// Set while a rollback is in progress or done for the reconciled spec.
+    pub rollback: Option<RollbackState>,
+    /// Deployment attempts so far.
+    pub generation: u64,
+    /// RFC 3339 time the lifecycle state last changed.
+    pub since: String,
+}
+
+/// [`Record`] as it is written to the status branch: the specs as canonical JSON values.
+/// Files written before the fields took the operator's names are read through the aliases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordDoc {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub lifecycle_state: LifecycleState,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "job_status_lenient"
+    )]
+    pub job_state: Option<JobStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "appliedSpec"
+    )]
+    pub last_reconciled_spec: Option<serde_json::Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "appliedSpecHash"
+    )]
+    pub last_reconciled_hash: Option<SpecHash>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "appliedRevision"
+    )]
+    pub last_reconciled_revision: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "stableSpecHash"
+    )]
+    pub last_stable_hash: Option<SpecHash>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "stableRevision"
+    )]
+    pub last_stable_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "stableSpec")]
+    pub last_stable_spec: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_with: Option<UpgradeMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<InFlight>,
-    /// Nonces already acted on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nonces: BTreeMap<String, i64>,
-    /// Newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub savepoints: Vec<Savepoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
-    /// True once the resource left Git and its job was stopped (final state recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<LastError>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
-    /// True while the resource is gone from Git but left running (`--no-prune`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub removed_from_git: bool,
-    /// True while a rollback is in progress or done for the applied spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackState>,
-    /// Deployment attempts so far; gives each attempt a fresh job id.
     #[serde(default)]
     pub generation: u64,
-    /// RFC 3339 time the lifecycle state last changed.
     #[serde(default)]
     pub since: String,
+}
+
+/// Older files wrote `READY` for a session cluster; anything Flink does not name is none.
+fn job_status_lenient<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<JobStatus>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(
+        s.and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok())
+            .filter(|j: &JobStatus| *j != JobStatus::Unknown),
+    )
+}
+
+/// A status file whose spec does not parse as the kind it names.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("status YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("{field} is not a valid {kind} spec: {source}")]
+    Spec {
+        field: &'static str,
+        kind: Kind,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl From<&Record> for RecordDoc {
+    fn from(r: &Record) -> RecordDoc {
+        RecordDoc {
+            kind: r.kind,
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            lifecycle_state: r.lifecycle_state,
+            job_state: r.job_state,
+            job_id: r.job_id.clone(),
+            last_reconciled_spec: r.last_reconciled_spec.as_ref().map(Spec::canonical_json),
+            last_reconciled_hash: r.last_reconciled_hash.clone(),
+            last_reconciled_revision: r.last_reconciled_revision.clone(),
+            last_stable_hash: r.last_stable_hash.clone(),
+            last_stable_revision: r.last_stable_revision.clone(),
+            last_stable_spec: r.last_stable_spec.as_ref().map(Spec::canonical_json),
+            restore_path: r.restore_path.clone(),
+            stopped_with: r.stopped_with,
+            in_flight: r.in_flight.clone(),
+            nonces: r.nonces.clone(),
+            savepoints: r.savepoints.clone(),
+            last_error: r.last_error.clone(),
+            unreachable: r.unreachable.clone(),
+            deleted: r.deleted,
+            removed_from_git: r.removed_from_git,
+            rollback: r.rollback,
+            generation: r.generation,
+            since: r.since.clone(),
+        }
+    }
+}
+
+impl TryFrom<RecordDoc> for Record {
+    type Error = RecordError;
+    fn try_from(d: RecordDoc) -> Result<Record, RecordError> {
+        let spec = |field: &'static str, v: Option<serde_json::Value>| {
+            v.map(|v| Spec::from_json(d.kind, v))
+                .transpose()
+                .map_err(|source| RecordError::Spec {
+                    field,
+                    kind: d.kind,
+                    source,
+                })
+        };
+        Ok(Record {
+            last_reconciled_spec: spec("lastReconciledSpec", d.last_reconciled_spec.clone())?,
+            last_stable_spec: spec("lastStableSpec", d.last_stable_spec.clone())?,
+            kind: d.kind,
+            namespace: d.namespace,
+            name: d.name,
+            lifecycle_state: d.lifecycle_state,
+            job_state: d.job_state,
+            job_id: d.job_id,
+            last_reconciled_hash: d.last_reconciled_hash,
+            last_reconciled_revision: d.last_reconciled_revision,
+            last_stable_hash: d.last_stable_hash,
+            last_stable_revision: d.last_stable_revision,
+            restore_path: d.restore_path,
+            stopped_with: d.stopped_with,
+            in_flight: d.in_flight,
+            nonces: d.nonces,
+            savepoints: d.savepoints,
+            last_error: d.last_error,
+            unreachable: d.unreachable,
+            deleted: d.deleted,
+            removed_from_git: d.removed_from_git,
+            rollback: d.rollback,
+            generation: d.generation,
+            since: d.since,
+        })
+    }
 }
 
 /// Rollback progress.
@@ -238,18 +406,19 @@ impl Record {
             lifecycle_state: LifecycleState::Created,
             job_state: None,
             job_id: None,
-            applied_spec: None,
-            applied_spec_hash: None,
-            applied_revision: None,
-            stable_spec_hash: None,
-            stable_revision: None,
-            stable_spec: None,
+            last_reconciled_spec: None,
+            last_reconciled_hash: None,
+            last_reconciled_revision: None,
+            last_stable_spec: None,
+            last_stable_hash: None,
+            last_stable_revision: None,
             restore_path: None,
             stopped_with: None,
             in_flight: None,
             nonces: BTreeMap::new(),
             savepoints: Vec::new(),
             last_error: None,
+            unreachable: None,
             deleted: false,
             removed_from_git: false,
             rollback: None,
@@ -262,25 +431,33 @@ impl Record {
         ResourceKey::new(self.namespace.clone(), self.kind, self.name.clone())
     }
 
-    /// The applied spec, typed.
-    pub fn applied(&self) -> Option<Spec> {
-        self.applied_spec
-            .clone()
-            .and_then(|v| Spec::from_json(self.kind, v).ok())
+    /// Records `spec` (from `revision`) as the reconciled spec.
+    pub fn set_reconciled(&mut self, spec: &Spec, revision: Option<&str>) {
+        self.last_reconciled_hash = Some(spec.hash());
+        self.last_reconciled_spec = Some(spec.clone());
+        if let Some(r) = revision {
+            self.last_reconciled_revision = Some(r.to_string());
+        }
     }
 
-    /// The last stable spec, typed.
-    pub fn stable(&self) -> Option<Spec> {
-        self.stable_spec
-            .clone()
-            .and_then(|v| Spec::from_json(self.kind, v).ok())
+    /// Records the reconciled spec as the last stable one.
+    pub fn mark_reconciled_stable(&mut self) {
+        self.last_stable_spec = self.last_reconciled_spec.clone();
+        self.last_stable_hash = self.last_reconciled_hash.clone();
+        self.last_stable_revision = self.last_reconciled_revision.clone();
     }
 
-    /// Whether the applied spec asks for a suspended job.
-    pub fn applied_suspended(&self) -> bool {
-        self.applied()
+    /// Whether the reconciled spec asks for a suspended job.
+    pub fn reconciled_suspended(&self) -> bool {
+        self.last_reconciled_spec
+            .as_ref()
             .and_then(|s| s.job().map(|j| j.state == JobState::Suspended))
             .unwrap_or(false)
+    }
+
+    /// Whether the reconciled spec is a session cluster.
+    pub fn is_session_cluster(&self) -> bool {
+        matches!(&self.last_reconciled_spec, Some(Spec::Deployment(d)) if d.is_session_cluster())
     }
 
     /// The lifecycle state, derived from the facts (the operator's rules, top-down).
@@ -288,7 +465,7 @@ impl Record {
         if self.deleted {
             return LifecycleState::Deleted;
         }
-        if self.applied_spec.is_none() {
+        if self.last_reconciled_spec.is_none() {
             return if self.last_error.is_some() {
                 LifecycleState::Failed
             } else {
@@ -309,13 +486,14 @@ impl Record {
         {
             return LifecycleState::Upgrading;
         }
-        if self.applied_suspended() {
+        if self.reconciled_suspended() {
             return LifecycleState::Suspended;
         }
-        if self.job_state.as_deref() == Some("FAILED") {
+        if self.job_state == Some(JobStatus::Failed) {
             return LifecycleState::Failed;
         }
-        if self.applied_spec_hash.is_some() && self.applied_spec_hash == self.stable_spec_hash {
+        if self.last_reconciled_hash.is_some() && self.last_reconciled_hash == self.last_stable_hash
+        {
             return LifecycleState::Stable;
         }
         LifecycleState::Deployed
@@ -329,11 +507,14 @@ impl Record {
     /// Serialises for the status branch (stable key order, so unchanged facts give
     /// unchanged bytes).
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_default()
+        serde_yaml::to_string(&RecordDoc::from(self)).unwrap_or_default() // ok: plain data
     }
 
-    pub fn from_yaml(text: &str) -> Result<Record, serde_yaml::Error> {
-        serde_yaml::from_str(text)
+    /// # Errors
+    /// [`RecordError`] when the text is not a status record or a spec in it does not parse.
+    pub fn from_yaml(text: &str) -> Result<Record, RecordError> {
+        let doc: RecordDoc = serde_yaml::from_str(text)?;
+        Record::try_from(doc)
     }
 
     /// Whether two records differ in anything but timestamps of observation.
@@ -357,6 +538,18 @@ pub fn trim_history(savepoints: &mut Vec<Savepoint>, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flink::spec::{DeploymentSpec, JobSpec};
+
+    fn running_spec(state: JobState) -> Spec {
+        Spec::Deployment(DeploymentSpec {
+            job: Some(JobSpec {
+                state,
+                upgrade_mode: UpgradeMode::Savepoint,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
 
     #[test]
     fn lifecycle_is_derived_from_facts() {
@@ -370,9 +563,9 @@ mod tests {
         });
         assert_eq!(r.derive_lifecycle(), LifecycleState::Failed);
         r.last_error = None;
-        r.applied_spec =
-            Some(serde_json::json!({"job": {"state": "running", "upgradeMode": "savepoint"}}));
-        r.applied_spec_hash = Some(SpecHash("h1".into()));
+        let running = running_spec(JobState::Running);
+        r.last_reconciled_spec = Some(running.clone());
+        r.last_reconciled_hash = Some(SpecHash("h1".into()));
         r.in_flight = Some(InFlight::Starting {
             job_id: "j".into(),
             restore: None,
@@ -381,12 +574,11 @@ mod tests {
         assert_eq!(r.derive_lifecycle(), LifecycleState::Upgrading);
         r.in_flight = None;
         assert_eq!(r.derive_lifecycle(), LifecycleState::Deployed);
-        r.stable_spec_hash = Some(SpecHash("h1".into()));
+        r.last_stable_hash = Some(SpecHash("h1".into()));
         assert_eq!(r.derive_lifecycle(), LifecycleState::Stable);
-        r.job_state = Some("FAILED".into());
+        r.job_state = Some(JobStatus::Failed);
         assert_eq!(r.derive_lifecycle(), LifecycleState::Failed);
-        r.applied_spec =
-            Some(serde_json::json!({"job": {"state": "suspended", "upgradeMode": "savepoint"}}));
+        r.last_reconciled_spec = Some(running_spec(JobState::Suspended));
         assert_eq!(r.derive_lifecycle(), LifecycleState::Suspended);
         r.deleted = true;
         assert_eq!(r.derive_lifecycle(), LifecycleState::Deleted);
@@ -411,7 +603,20 @@ mod tests {
             trigger_id: Some("t".into()),
             since: "now".into(),
         });
+        let sj = Spec::SessionJob(crate::flink::spec::SessionJobSpec {
+            deployment_name: Some("s".into()),
+            job: Some(JobSpec::default()),
+            ..Default::default()
+        });
+        r.set_reconciled(&sj, Some("abc"));
+        r.job_state = Some(JobStatus::Running);
         let back = Record::from_yaml(&r.to_yaml()).expect("round trip");
         assert_eq!(back, r);
+        // Files written before the operator's names: read through the aliases.
+        let old = "kind: FlinkSessionJob\nnamespace: ns\nname: j\nlifecycleState: STABLE\njobState: READY\nappliedRevision: abc\nstableRevision: abc\n";
+        let back = Record::from_yaml(old).expect("old file");
+        assert_eq!(back.last_reconciled_revision.as_deref(), Some("abc"));
+        assert_eq!(back.last_stable_revision.as_deref(), Some("abc"));
+        assert_eq!(back.job_state, None);
     }
 }

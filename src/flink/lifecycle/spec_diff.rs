@@ -1,12 +1,13 @@
-//! Change classification: which fields changed between two specs and what class each
-//! change is, from one table of spec paths (the operator's `@SpecDiff` rules).
+//! The operator's spec diff: which fields changed between two specs and the [`DiffType`] of
+//! each, from one table of spec paths (the operator's `ReflectiveDiffBuilder` with its
+//! `@SpecDiff` annotations).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::config;
-use crate::flink::lifecycle::ChangeClass;
+use crate::flink::lifecycle::DiffType;
 use crate::flink::spec::{DeploymentMode, Spec};
 
 /// One changed field.
@@ -14,7 +15,7 @@ use crate::flink::spec::{DeploymentMode, Spec};
 pub struct FieldChange {
     /// `spec.job.parallelism`, `spec.flinkConfiguration[state.savepoints.dir]`, ...
     pub path: String,
-    pub class: ChangeClass,
+    pub class: DiffType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -22,7 +23,7 @@ pub struct FieldChange {
 }
 
 /// The class of a change to one field. `standalone` is the deployment mode of the new spec.
-pub fn class_of(path: &str, new_is_null: bool, standalone: bool) -> ChangeClass {
+pub fn class_of(path: &str, new_is_null: bool, standalone: bool) -> DiffType {
     if let Some(key) = path
         .strip_prefix("spec.flinkConfiguration[")
         .and_then(|k| k.strip_suffix(']'))
@@ -31,11 +32,11 @@ pub fn class_of(path: &str, new_is_null: bool, standalone: bool) -> ChangeClass 
             || key.starts_with(config::AUTOSCALER_PREFIX)
             || key == config::PARALLELISM_DEFAULT.key
         {
-            ChangeClass::Ignore
+            DiffType::Ignore
         } else if key == config::PARALLELISM_OVERRIDES_KEY && !standalone {
-            ChangeClass::Scale
+            DiffType::Scale
         } else {
-            ChangeClass::Upgrade
+            DiffType::Upgrade
         };
     }
     match path {
@@ -44,12 +45,12 @@ pub fn class_of(path: &str, new_is_null: bool, standalone: bool) -> ChangeClass 
         | "spec.job.allowNonRestoredState"
         | "spec.job.savepointTriggerNonce"
         | "spec.job.checkpointTriggerNonce"
-        | "spec.job.autoscalerResetNonce" => ChangeClass::Ignore,
-        "spec.job.savepointRedeployNonce" if new_is_null => ChangeClass::Ignore,
-        "spec.job.savepointRedeployNonce" => ChangeClass::SavepointRedeploy,
-        "spec.restartNonce" if new_is_null => ChangeClass::Ignore,
-        "spec.job.parallelism" | "spec.taskManager.replicas" if standalone => ChangeClass::Scale,
-        _ => ChangeClass::Upgrade,
+        | "spec.job.autoscalerResetNonce" => DiffType::Ignore,
+        "spec.job.savepointRedeployNonce" if new_is_null => DiffType::Ignore,
+        "spec.job.savepointRedeployNonce" => DiffType::SavepointRedeploy,
+        "spec.restartNonce" if new_is_null => DiffType::Ignore,
+        "spec.job.parallelism" | "spec.taskManager.replicas" if standalone => DiffType::Scale,
+        _ => DiffType::Upgrade,
     }
 }
 
@@ -79,7 +80,7 @@ fn show(v: &serde_json::Value) -> String {
 
 /// Every changed field between two specs of the same kind, with its class, and the
 /// overall class (the maximum; `None` when nothing changed).
-pub fn classify(old: &Spec, new: &Spec) -> (Option<ChangeClass>, Vec<FieldChange>) {
+pub fn classify(old: &Spec, new: &Spec) -> (Option<DiffType>, Vec<FieldChange>) {
     let mut a = BTreeMap::new();
     let mut b = BTreeMap::new();
     flatten("spec", &old.canonical_json(), &mut a);
@@ -124,67 +125,67 @@ mod tests {
 
     #[test]
     fn table_of_paths() {
-        let cases: &[(&str, bool, bool, ChangeClass)] = &[
-            ("spec.job.upgradeMode", false, false, ChangeClass::Ignore),
+        let cases: &[(&str, bool, bool, DiffType)] = &[
+            ("spec.job.upgradeMode", false, false, DiffType::Ignore),
             (
                 "spec.job.savepointTriggerNonce",
                 false,
                 false,
-                ChangeClass::Ignore,
+                DiffType::Ignore,
             ),
             (
                 "spec.job.savepointRedeployNonce",
                 false,
                 false,
-                ChangeClass::SavepointRedeploy,
+                DiffType::SavepointRedeploy,
             ),
             (
                 "spec.job.savepointRedeployNonce",
                 true,
                 false,
-                ChangeClass::Ignore,
+                DiffType::Ignore,
             ),
-            ("spec.restartNonce", false, false, ChangeClass::Upgrade),
-            ("spec.restartNonce", true, false, ChangeClass::Ignore),
-            ("spec.job.parallelism", false, false, ChangeClass::Upgrade),
-            ("spec.job.parallelism", false, true, ChangeClass::Scale),
-            ("spec.taskManager.replicas", false, true, ChangeClass::Scale),
+            ("spec.restartNonce", false, false, DiffType::Upgrade),
+            ("spec.restartNonce", true, false, DiffType::Ignore),
+            ("spec.job.parallelism", false, false, DiffType::Upgrade),
+            ("spec.job.parallelism", false, true, DiffType::Scale),
+            ("spec.taskManager.replicas", false, true, DiffType::Scale),
             (
                 "spec.flinkConfiguration[kubernetes.operator.savepoint.format.type]",
                 false,
                 false,
-                ChangeClass::Ignore,
+                DiffType::Ignore,
             ),
             (
                 "spec.flinkConfiguration[job.autoscaler.enabled]",
                 false,
                 false,
-                ChangeClass::Ignore,
+                DiffType::Ignore,
             ),
             (
                 "spec.flinkConfiguration[pipeline.jobvertex-parallelism-overrides]",
                 false,
                 false,
-                ChangeClass::Scale,
+                DiffType::Scale,
             ),
             (
                 "spec.flinkConfiguration[pipeline.jobvertex-parallelism-overrides]",
                 false,
                 true,
-                ChangeClass::Upgrade,
+                DiffType::Upgrade,
             ),
             (
                 "spec.flinkConfiguration[state.savepoints.dir]",
                 false,
                 false,
-                ChangeClass::Upgrade,
+                DiffType::Upgrade,
             ),
-            ("spec.image", false, false, ChangeClass::Upgrade),
+            ("spec.image", false, false, DiffType::Upgrade),
             (
                 "spec.podTemplate.spec.containers",
                 false,
                 false,
-                ChangeClass::Upgrade,
+                DiffType::Upgrade,
             ),
         ];
         for (path, null, standalone, want) in cases {
@@ -205,7 +206,7 @@ mod tests {
             j.jar_uri = Some("local:///b.jar".into());
         });
         let (class, fields) = classify(&old, &new);
-        assert_eq!(class, Some(ChangeClass::Upgrade));
+        assert_eq!(class, Some(DiffType::Upgrade));
         assert_eq!(fields.len(), 2);
         assert_eq!(classify(&old, &old.clone()).0, None);
     }

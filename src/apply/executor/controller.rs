@@ -1,0 +1,168 @@
+//! The loops around [`Agent::reconcile`]: `run` (a fetch loop and per-resource scheduling
+//! with requeues and backoff, in the shape of kube-runtime's controller) and `run_once`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Agent, ErrorClass, ReconcileError, Requeue};
+use crate::apply::backoff;
+use crate::apply::runtime::Runtime;
+use crate::flink::rest::FlinkApiFactory;
+use crate::flink::spec::{Kind, ResourceKey};
+
+impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
+    /// Fetches once and reconciles every resource until none has a step in flight, or
+    /// until [`AgentSettings::once_deadline`]. Session clusters and application clusters
+    /// go before session jobs in each round.
+    ///
+    /// # Errors
+    /// The fetch's error; a resource's error ends only that resource's turn.
+    pub async fn run_once(
+        &self,
+    ) -> Result<BTreeMap<ResourceKey, Result<Requeue, String>>, ReconcileError> {
+        self.sync().await?;
+        let deadline = Instant::now() + self.settings.once_deadline;
+        let mut results: BTreeMap<ResourceKey, Result<Requeue, String>> = BTreeMap::new();
+        let mut pending: BTreeSet<ResourceKey> = self.keys();
+        while !pending.is_empty() {
+            let mut next = BTreeSet::new();
+            for kind in [Kind::FlinkDeployment, Kind::FlinkSessionJob] {
+                for key in pending.iter().filter(|k| k.kind == kind) {
+                    let result = self.reconcile(key).await;
+                    if matches!(result, Ok(Requeue::After(_))) {
+                        next.insert(key.clone());
+                    }
+                    results.insert(key.clone(), result.map_err(|e| e.to_string()));
+                }
+            }
+            // A session cluster may wait for its jobs and the jobs for the cluster: give
+            // every resource a turn while anything is in flight.
+            if !next.is_empty() {
+                next = self.keys();
+            }
+            if next.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            let in_flight = self.records().values().any(|r| r.in_flight.is_some());
+            if !in_flight
+                && results
+                    .values()
+                    .all(|r| !matches!(r, Ok(Requeue::After(_))))
+            {
+                break;
+            }
+            tokio::time::sleep(self.settings.fast_poll).await;
+            pending = next;
+        }
+        Ok(results)
+    }
+
+    /// Runs until `shutdown` turns true: a fetch every interval, and each resource
+    /// reconciled on its own schedule (see the module docs).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut desired_rx = self.desired_tx.subscribe();
+        // The fetch loop.
+        let fetcher = {
+            let agent = self.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                let mut failures = 0u32;
+                loop {
+                    let wait = match agent.sync().await {
+                        Ok(_) => {
+                            failures = 0;
+                            agent.settings.interval
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            let d = backoff::default_delay(failures, agent.env.jitter())
+                                .min(agent.settings.interval);
+                            tracing::warn!(error = %e, retry_in = ?d, "fetch failed; the last good revision keeps reconciling");
+                            d
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
+        let mut due: BTreeMap<ResourceKey, Instant> = BTreeMap::new();
+        let mut failures: BTreeMap<ResourceKey, u32> = BTreeMap::new();
+        let mut running: BTreeSet<ResourceKey> = BTreeSet::new();
+        let mut tasks: tokio::task::JoinSet<(ResourceKey, Result<Requeue, ReconcileError>)> =
+            tokio::task::JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = Instant::now();
+            // Start every resource that is due and not already being reconciled.
+            for key in self.keys() {
+                let at = *due.entry(key.clone()).or_insert(now);
+                if at <= now && !running.contains(&key) {
+                    running.insert(key.clone());
+                    let agent = self.clone();
+                    tasks.spawn(async move {
+                        let result = agent.reconcile(&key).await;
+                        (key, result)
+                    });
+                }
+            }
+            let next_due = due
+                .iter()
+                .filter(|(k, _)| !running.contains(*k))
+                .map(|(_, t)| *t)
+                .min()
+                .unwrap_or(now + self.settings.interval);
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                changed = desired_rx.changed() => {
+                    if changed.is_ok() {
+                        // Git moved: every resource at rest looks again now.
+                        let now = Instant::now();
+                        for t in due.values_mut() {
+                            *t = (*t).min(now);
+                        }
+                    }
+                }
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok((key, result)) = joined {
+                        running.remove(&key);
+                        let now = Instant::now();
+                        let when = match result {
+                            Ok(Requeue::Idle) => {
+                                failures.remove(&key);
+                                now + self.settings.interval
+                            }
+                            Ok(Requeue::After(d)) => {
+                                failures.remove(&key);
+                                now + d
+                            }
+                            Err(e) => {
+                                let n = failures.entry(key.clone()).or_insert(0);
+                                *n += 1;
+                                let d = match e.class() {
+                                    ErrorClass::Waiting(d) => d,
+                                    ErrorClass::Stalled => self.settings.interval,
+                                    ErrorClass::Transient => backoff::default_delay(*n, self.env.jitter()),
+                                };
+                                tracing::warn!(resource = %key, error = %e, class = ?e.class(), retry_in = ?d, "reconcile failed");
+                                now + d
+                            }
+                        };
+                        due.insert(key, when);
+                    }
+                }
+                _ = tokio::time::sleep_until(next_due) => {}
+            }
+        }
+        fetcher.abort();
+        // Steps in flight finish their current call; their facts are on the branch.
+        tasks.shutdown().await;
+    }
+}

@@ -1,0 +1,485 @@
+//! The agent: per-resource reconciliation in the shape of kube-runtime's controller.
+//!
+//! A fetch loop reads the manifests at the branch tip every interval and publishes them.
+//! Each resource is reconciled on its own: observe ([`observe`]), decide
+//! ([`crate::flink::lifecycle::decide`]), record the step's write-ahead facts, carry out its
+//! I/O ([`act`]), record the outcome ([`crate::flink::lifecycle::transition`]). A reconcile
+//! returns when the resource waits for Flink (requeued after the fast poll), rests
+//! (requeued after the interval, or at once when Git moves), or fails (requeued after a
+//! per-resource jittered exponential backoff, [`crate::apply::backoff`]). Waiting holds
+//! nothing: only external actions (deploy, stop, submit, rescale, trigger) take one of
+//! [`AgentSettings::max_concurrent_actions`] slots, so one slow savepoint delays no other
+//! resource and no fetch.
+//!
+//! *Guarantees*: a fact a later step depends on (a job id before a submit, a savepoint
+//! trigger id before a stop, a restore point before a start) is on the status branch before
+//! the step's I/O runs; a resource whose record cannot be written takes no further step.
+//! Nothing destructive is done on an observation that got no answer.
+
+mod act;
+mod controller;
+pub mod error;
+mod observe;
+mod parts;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use tokio::sync::{watch, Semaphore};
+
+pub use error::{ErrorClass, ReconcileError};
+pub use observe::cluster_of;
+pub use parts::{Environment, GitManifests, ManifestSource, SystemEnvironment};
+pub use store::{GitStatusStore, MemoryStatusStore, StatusError, StatusStore};
+
+use super::runtime::{Runtime, SnapshotStorage};
+use crate::config;
+use crate::flink::lifecycle::decide::{decide, session_context, Context, Desired, Step};
+use crate::flink::lifecycle::record::{LifecycleState, Record};
+use crate::flink::lifecycle::simulate::describe;
+use crate::flink::lifecycle::transition::{after, before, returned_to_git, Outcome};
+use crate::flink::rest::FlinkApiFactory;
+use crate::flink::spec::{ManifestSet, ResourceKey};
+use crate::git::source::Revision;
+
+/// Settings of the agent loop. Defaults in [`crate::config`].
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Time between two fetches of the branch, and between two reconciles of a resource
+    /// that rests.
+    pub interval: Duration,
+    /// Time between two observations of a resource with a step in flight.
+    pub fast_poll: Duration,
+    /// Stop and remove resources that left Git (`--no-prune` clears it).
+    pub prune: bool,
+    /// External actions carried out at the same time.
+    pub max_concurrent_actions: usize,
+    /// Deadline of one status write or manifest fetch.
+    pub git_timeout: Duration,
+    /// Steps one reconcile may take before the resource is requeued.
+    pub max_steps_per_reconcile: usize,
+    /// Longest `run --once` waits for in-flight steps.
+    pub once_deadline: Duration,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            interval: config::DEFAULT_SYNC_INTERVAL,
+            fast_poll: config::DEFAULT_FAST_POLL,
+            prune: true,
+            max_concurrent_actions: config::DEFAULT_MAX_CONCURRENT_ACTIONS,
+            git_timeout: config::DEFAULT_GIT_TIMEOUT,
+            max_steps_per_reconcile: config::DEFAULT_MAX_STEPS_PER_RECONCILE,
+            once_deadline: config::DEFAULT_ONCE_DEADLINE,
+        }
+    }
+}
+
+/// What Git wants now.
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub revision: Option<Revision>,
+    pub set: ManifestSet,
+    invalid: BTreeSet<String>,
+}
+
+impl DesiredState {
+    fn empty() -> Self {
+        DesiredState {
+            revision: None,
+            set: ManifestSet::default(),
+            invalid: BTreeSet::new(),
+        }
+    }
+}
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Nothing in flight: look again after the interval (or when Git moves).
+    Idle,
+    /// A step is in flight: look again after this long.
+    After(Duration),
+}
+
+/// The agent for one repository.
+pub struct Agent<R: Runtime, F: FlinkApiFactory> {
+    runtime: Arc<R>,
+    flink: F,
+    storage: Arc<dyn SnapshotStorage>,
+    manifests: Arc<dyn ManifestSource>,
+    status: Arc<dyn StatusStore>,
+    env: Arc<dyn Environment>,
+    settings: AgentSettings,
+    records: Mutex<BTreeMap<ResourceKey, Record>>,
+    desired_tx: watch::Sender<Arc<DesiredState>>,
+    actions: Semaphore,
+    write_lock: tokio::sync::Mutex<()>,
+    jars: act::JarCache,
+}
+
+/// The parts an agent is made of.
+pub struct AgentParts<R: Runtime, F: FlinkApiFactory> {
+    pub runtime: Arc<R>,
+    pub flink: F,
+    pub storage: Arc<dyn SnapshotStorage>,
+    pub manifests: Arc<dyn ManifestSource>,
+    pub status: Arc<dyn StatusStore>,
+    pub env: Arc<dyn Environment>,
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    after: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ReconcileError> {
+    match tokio::time::timeout(after, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ReconcileError::StepFailed {
+            step: what,
+            message: format!("task failed: {e}"),
+        }),
+        Err(_) => Err(ReconcileError::Deadline { what, after }),
+    }
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
+    /// Creates the agent and reads every record from the status store.
+    ///
+    /// # Errors
+    /// [`ReconcileError::Status`] when the records cannot be read.
+    pub async fn start(
+        parts: AgentParts<R, F>,
+        settings: AgentSettings,
+    ) -> Result<Arc<Self>, ReconcileError> {
+        let status = parts.status.clone();
+        let records =
+            blocking("status load", settings.git_timeout, move || status.load()).await??;
+        tracing::info!(
+            records = records.len(),
+            runtime = parts.runtime.name(),
+            "read status"
+        );
+        let (desired_tx, _) = watch::channel(Arc::new(DesiredState::empty()));
+        Ok(Arc::new(Agent {
+            runtime: parts.runtime,
+            flink: parts.flink,
+            storage: parts.storage,
+            manifests: parts.manifests,
+            status: parts.status,
+            env: parts.env,
+            actions: Semaphore::new(settings.max_concurrent_actions.max(1)),
+            settings,
+            records: Mutex::new(records),
+            desired_tx,
+            write_lock: tokio::sync::Mutex::new(()),
+            jars: Mutex::new(BTreeMap::new()),
+        }))
+    }
+
+    pub fn runtime(&self) -> &Arc<R> {
+        &self.runtime
+    }
+
+    /// A copy of the current records.
+    pub fn records(&self) -> BTreeMap<ResourceKey, Record> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn record_of(&self, key: &ResourceKey) -> Option<Record> {
+        self.records.lock().ok().and_then(|r| r.get(key).cloned())
+    }
+
+    /// What Git wants, as last fetched.
+    pub fn desired(&self) -> Arc<DesiredState> {
+        self.desired_tx.borrow().clone()
+    }
+
+    /// Fetches the branch and publishes what it wants. Returns whether the revision moved.
+    ///
+    /// # Errors
+    /// [`ReconcileError::Git`] or [`ReconcileError::Deadline`]; the last good desired
+    /// state stays.
+    pub async fn sync(&self) -> Result<bool, ReconcileError> {
+        let source = self.manifests.clone();
+        let (revision, set) =
+            blocking("fetch", self.settings.git_timeout, move || source.fetch()).await??;
+        for d in set.errors() {
+            tracing::warn!(diagnostic = %d, "invalid manifest");
+        }
+        let moved = self.desired().revision.as_ref().map(|r| &r.commit) != Some(&revision.commit);
+        let invalid = set.invalid_keys();
+        tracing::debug!(revision = %revision, resources = set.manifests.len(), "fetched");
+        self.desired_tx.send_replace(Arc::new(DesiredState {
+            revision: Some(revision),
+            set,
+            invalid,
+        }));
+        Ok(moved)
+    }
+
+    /// Every resource Git wants or the agent knows.
+    pub fn keys(&self) -> BTreeSet<ResourceKey> {
+        let desired = self.desired();
+        let mut keys: BTreeSet<ResourceKey> = desired
+            .set
+            .manifests
+            .iter()
+            .map(|m| m.key.clone())
+            .collect();
+        keys.extend(self.records().into_keys());
+        keys
+    }
+
+    /// Writes `rec` (with its derived lifecycle state) to the status store, then keeps it.
+    /// Unchanged facts write nothing.
+    async fn persist(&self, mut rec: Record, message: String) -> Result<(), ReconcileError> {
+        let key = rec.key();
+        let previous = self.record_of(&key);
+        let state = rec.derive_lifecycle();
+        rec.lifecycle_state = state;
+        if previous.as_ref().map(|p| p.lifecycle_state) != Some(state) || rec.since.is_empty() {
+            rec.since = rfc3339(self.env.now_ms());
+        }
+        if previous.as_ref().is_some_and(|p| p.same_facts(&rec)) {
+            return Ok(());
+        }
+        let _guard = self.write_lock.lock().await;
+        let title = format!("{}: {message}", key.name);
+        let body = format!("{title}\n\nResource: {key}\nLifecycle: {state}\n");
+        let status = self.status.clone();
+        let to_write = rec.clone();
+        blocking("status write", self.settings.git_timeout, move || {
+            status.write(&to_write, &body)
+        })
+        .await??;
+        tracing::info!(resource = %key, "{title}");
+        if let Ok(mut records) = self.records.lock() {
+            records.insert(key, rec);
+        }
+        Ok(())
+    }
+
+    fn message(
+        before: Option<&Record>,
+        after: &Record,
+        step: &Step,
+        revision: Option<&str>,
+    ) -> String {
+        let from = before
+            .map(Record::derive_lifecycle)
+            .unwrap_or(LifecycleState::Created);
+        let to = after.derive_lifecycle();
+        let mut detail = describe(step);
+        if let (Step::Deploy(d), Some(j)) = (step, &after.job_id) {
+            if d.job_id.is_some() {
+                detail = format!("{detail}, job {}", short(j));
+            }
+        }
+        if let (Step::MarkStable, Some(j)) = (step, &after.job_id) {
+            detail = format!("job {} running", short(j));
+            if let Some(p) = &after.restore_path {
+                detail.push_str(&format!(", restored from {p}"));
+            }
+        }
+        if from == to {
+            return detail;
+        }
+        let rev = after
+            .last_reconciled_revision
+            .as_deref()
+            .or(revision)
+            .map(|r| r.get(..7).unwrap_or(r).to_string())
+            .unwrap_or_default();
+        format!("{from} -> {to} at {rev}, {detail}")
+    }
+
+    fn context(&self, key: &ResourceKey, desired: &DesiredState) -> Context {
+        let records = self.records();
+        let (session_jobs, cluster_redeploy_pending) = session_context(key, &records, |k| {
+            desired
+                .set
+                .get(k)
+                .filter(|_| !desired.invalid.contains(&k.to_string()))
+                .map(|m| m.spec.clone())
+        });
+        Context {
+            prune: self.settings.prune,
+            now_ms: self.env.now_ms(),
+            fresh_job_id: self.env.new_id(),
+            fresh_trigger_id: self.env.new_id(),
+            session_jobs,
+            cluster_redeploy_pending,
+        }
+    }
+
+    /// Reconciles one resource: observe, decide and act until it waits, rests or fails.
+    ///
+    /// # Errors
+    /// A [`ReconcileError`] whose [`ReconcileError::class`] says how to retry.
+    pub async fn reconcile(&self, key: &ResourceKey) -> Result<Requeue, ReconcileError> {
+        let state = self.desired();
+        let Some(revision) = state.revision.clone() else {
+            return Ok(Requeue::Idle);
+        };
+        let manifest = state.set.get(key);
+        // Git no longer shows a resource the agent knows while some file could not be
+        // read: it may be in that file. Hold it as it is; never remove it.
+        if manifest.is_none() && !state.set.unreadable_files.is_empty() {
+            return Ok(Requeue::Idle);
+        }
+        let invalid = state.invalid.contains(&key.to_string());
+        let message = || {
+            state
+                .set
+                .errors()
+                .filter(|d| d.resource.as_deref() == Some(&key.to_string()))
+                .map(|d| format!("{}:{}: {}: {}", d.file, d.line, d.field, d.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let hash = manifest.map(|m| m.spec.hash());
+        let mut reused = None;
+        for _ in 0..self.settings.max_steps_per_reconcile.max(1) {
+            let record = self.record_of(key);
+            if manifest.is_some() {
+                if let Some(r) = record.as_ref().and_then(returned_to_git) {
+                    self.persist(r, "back in Git".to_string()).await?;
+                    continue;
+                }
+            }
+            let desired = match (manifest, &hash) {
+                (Some(_), _) if invalid => Desired::Invalid { message: message() },
+                (Some(m), Some(h)) => Desired::Valid {
+                    spec: &m.spec,
+                    hash: h.clone(),
+                    revision: &revision.commit,
+                },
+                _ => Desired::Absent,
+            };
+            let observed = match reused.take() {
+                Some(o) => o,
+                None => {
+                    observe::observe(
+                        self.runtime.as_ref(),
+                        &self.flink,
+                        self.storage.as_ref(),
+                        key,
+                        record.as_ref(),
+                        manifest.map(|m| &m.spec),
+                    )
+                    .await
+                }
+            };
+            let ctx = self.context(key, &state);
+            let step = decide(&desired, record.as_ref(), &observed, &ctx);
+            tracing::debug!(resource = %key, ?step, "decided");
+            let now = rfc3339(ctx.now_ms);
+            let current = record.clone().unwrap_or_else(|| Record::new(key));
+            match &step {
+                Step::Nothing
+                | Step::Wait { .. }
+                | Step::Unreachable { .. }
+                | Step::KeepUnmanaged => {
+                    if record.is_some() || matches!(step, Step::KeepUnmanaged) {
+                        let next = after(&current, &step, &Outcome::Done, &observed, &now);
+                        let msg = match &step {
+                            Step::Unreachable { error } => format!("unreachable: {error}"),
+                            Step::KeepUnmanaged => {
+                                "removed from Git; left running (--no-prune)".to_string()
+                            }
+                            _ => "reachable again".to_string(),
+                        };
+                        self.persist(next, msg).await?;
+                    }
+                    return match step {
+                        Step::Wait { what } => {
+                            tracing::debug!(resource = %key, waiting_for = %what, "waiting");
+                            Ok(Requeue::After(self.settings.fast_poll))
+                        }
+                        Step::Unreachable { error } => {
+                            tracing::warn!(resource = %key, %error, "unreachable; nothing destructive is done");
+                            Err(ReconcileError::Unreachable { error })
+                        }
+                        Step::KeepUnmanaged => {
+                            tracing::warn!(resource = %key, "removed from Git; left running because pruning is off (--no-prune)");
+                            Ok(Requeue::Idle)
+                        }
+                        _ => Ok(Requeue::Idle),
+                    };
+                }
+                _ => {}
+            }
+            // Write-ahead: the facts the step's I/O depends on.
+            let written = match before(&current, &step, &now) {
+                Some(r) => {
+                    let msg = Self::message(record.as_ref(), &r, &step, Some(&revision.commit));
+                    self.persist(r.clone(), msg).await?;
+                    r
+                }
+                None => current,
+            };
+            let outcome = if step.is_external() {
+                let _slot = self.actions.acquire().await;
+                act::act(
+                    self.runtime.as_ref(),
+                    &self.flink,
+                    &self.jars,
+                    key,
+                    written.generation,
+                    written.last_reconciled_spec.as_ref(),
+                    &step,
+                )
+                .await
+            } else {
+                Outcome::Done
+            };
+            let next = after(&written, &step, &outcome, &observed, &now);
+            let msg = match &outcome {
+                Outcome::Done => {
+                    Self::message(Some(&written), &next, &step, Some(&revision.commit))
+                }
+                Outcome::Transient { message } => {
+                    format!("{} failed, will retry: {message}", describe(&step))
+                }
+                Outcome::Stalled { reason, message } => {
+                    format!("{reason}: {}", message.lines().next().unwrap_or(""))
+                }
+            };
+            self.persist(next, msg).await?;
+            match outcome {
+                Outcome::Transient { message } => {
+                    return Err(ReconcileError::StepFailed {
+                        step: "step",
+                        message,
+                    })
+                }
+                Outcome::Stalled { .. } => return Ok(Requeue::Idle),
+                Outcome::Done => {}
+            }
+            if matches!(
+                step,
+                Step::Hold { .. } | Step::Fail { .. } | Step::MarkDeleted
+            ) {
+                return Ok(Requeue::Idle);
+            }
+            // After a step that only changed the record, Flink has not moved: decide again
+            // on the same observation (it shortens upgrades).
+            if !step.is_external() {
+                reused = Some(observed);
+            }
+        }
+        Ok(Requeue::After(self.settings.fast_poll))
+    }
+}

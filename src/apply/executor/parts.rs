@@ -1,0 +1,85 @@
+//! What an agent is built from besides the runtime and Flink: where manifests come from,
+//! and the time and fresh ids.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::flink::spec::{validate, ManifestSet};
+use crate::git::source::{GitError, GitSource, Revision};
+
+/// Where the manifests come from. Blocking: called off the async threads.
+pub trait ManifestSource: Send + Sync + 'static {
+    /// Fetches and reads the manifests at the tip, validated.
+    fn fetch(&self) -> Result<(Revision, ManifestSet), GitError>;
+}
+
+/// Manifests on a branch of a Git repository.
+#[derive(Debug, Clone)]
+pub struct GitManifests {
+    pub source: GitSource,
+    pub branch: String,
+    pub path: Option<String>,
+    /// Configuration the runtime adds under each manifest's own (validation takes it
+    /// into account).
+    pub default_configuration: BTreeMap<String, String>,
+}
+
+impl ManifestSource for GitManifests {
+    fn fetch(&self) -> Result<(Revision, ManifestSet), GitError> {
+        let spec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
+        self.source.fetch_refspecs(&[spec])?;
+        let repo = self.source.open()?;
+        let revision = self.source.resolve(&repo, &self.branch)?;
+        let mut set = self.source.load(&repo, &revision, self.path.as_deref())?;
+        let options = validate::Options {
+            default_configuration: self.default_configuration.clone(),
+            ..validate::Options::default()
+        };
+        set.validate(&options);
+        Ok((revision, set))
+    }
+}
+
+/// The time and fresh ids, injected so that tests can fix them.
+pub trait Environment: Send + Sync + 'static {
+    /// Milliseconds since the epoch.
+    fn now_ms(&self) -> u64;
+    /// A fresh 32-hex id (job ids, trigger ids).
+    fn new_id(&self) -> String;
+    /// A number in `[0, 1)` for backoff jitter.
+    fn jitter(&self) -> f64;
+}
+
+/// The system clock and ids from a hash of time, process and a counter.
+#[derive(Debug, Default)]
+pub struct SystemEnvironment {
+    counter: AtomicU64,
+}
+
+impl Environment for SystemEnvironment {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn new_id(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let seed = format!("{nanos}|{}|{n}", std::process::id());
+        hex::encode(Sha256::digest(seed.as_bytes()))[..32].to_string()
+    }
+
+    fn jitter(&self) -> f64 {
+        let id = self.new_id();
+        let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0); // ok: 12 hex digits always parse
+        (n as f64) / ((1u64 << 48) as f64)
+    }
+}
