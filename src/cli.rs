@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -79,8 +78,8 @@ pub struct GitArgs {
     #[arg(long, env = config::ENV_CACHE_DIR, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Deadline for fetching a remote repository.
-    #[arg(long, env = "FLINK_GITOPS_GIT_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
-    pub git_timeout: Duration,
+    #[arg(long, env = "FLINK_GITOPS_GIT_TIMEOUT", value_name = "DURATION", default_value_t = config::DEFAULT_GIT_TIMEOUT.into())]
+    pub git_timeout: humantime::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -173,6 +172,26 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
+/// `validate -o json` (a stable shape).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidateReport<'a> {
+    valid: bool,
+    files: usize,
+    resources: Vec<ValidatedResource<'a>>,
+    diagnostics: &'a [crate::flink::spec::Diagnostic],
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidatedResource<'a> {
+    kind: crate::flink::spec::Kind,
+    namespace: &'a str,
+    name: &'a str,
+    file: &'a str,
+    spec_hash: crate::flink::spec::SpecHash,
+}
+
 /// The cache folder: the flag, else `$XDG_CACHE_HOME/flink-gitops`, else `~/.cache/flink-gitops`.
 pub fn cache_dir(flag: Option<&PathBuf>) -> PathBuf {
     if let Some(p) = flag {
@@ -195,7 +214,7 @@ fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository),
     let source = GitSource::new(
         location,
         &cache_dir(git.cache_dir.as_ref()),
-        git.git_timeout,
+        git.git_timeout.into(),
     );
     source.fetch().map_err(|e| e.to_string())?;
     let repository = source.open().map_err(|e| e.to_string())?;
@@ -254,15 +273,22 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
         .count();
     match args.output {
         ValidateFormat::Json => {
-            let value = serde_json::json!({
-                "valid": errors == 0,
-                "files": set.files_read,
-                "resources": set.manifests.iter().map(|m| serde_json::json!({
-                    "kind": m.key.kind, "namespace": m.key.namespace, "name": m.key.name,
-                    "file": m.file, "specHash": m.spec.hash(),
-                })).collect::<Vec<_>>(),
-                "diagnostics": set.diagnostics,
-            });
+            let value = ValidateReport {
+                valid: errors == 0,
+                files: set.files_read,
+                resources: set
+                    .manifests
+                    .iter()
+                    .map(|m| ValidatedResource {
+                        kind: m.key.kind,
+                        namespace: &m.key.namespace,
+                        name: &m.key.name,
+                        file: &m.file,
+                        spec_hash: m.spec.hash(),
+                    })
+                    .collect(),
+                diagnostics: &set.diagnostics,
+            };
             println!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()

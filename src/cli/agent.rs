@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -39,8 +38,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub git: GitArgs,
     /// Time between two syncs when nothing is in flight.
-    #[arg(long, env = "FLINK_GITOPS_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
-    pub interval: Duration,
+    #[arg(long, env = "FLINK_GITOPS_INTERVAL", default_value_t = config::DEFAULT_SYNC_INTERVAL.into())]
+    pub interval: humantime::Duration,
     /// Where clusters run.
     #[arg(
         long,
@@ -72,11 +71,11 @@ pub struct RunArgs {
     #[arg(long, env = "FLINK_GITOPS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_ACTIONS)]
     pub max_concurrent: usize,
     /// Deadline of one Flink REST call.
-    #[arg(long, env = "FLINK_GITOPS_REST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub rest_timeout: Duration,
+    #[arg(long, env = "FLINK_GITOPS_REST_TIMEOUT", default_value_t = config::DEFAULT_REST_TIMEOUT.into())]
+    pub rest_timeout: humantime::Duration,
     /// Time between observations of Flink while a step is in flight.
-    #[arg(long, env = "FLINK_GITOPS_FAST_POLL", default_value = "100ms", value_parser = humantime::parse_duration)]
-    pub fast_poll: Duration,
+    #[arg(long, env = "FLINK_GITOPS_FAST_POLL", default_value_t = config::DEFAULT_FAST_POLL.into())]
+    pub fast_poll: humantime::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -154,14 +153,14 @@ pub fn cmd_run(args: RunArgs) -> u8 {
     let source = GitSource::new(
         RepoLocation::parse(&args.repo),
         &cache,
-        args.git.git_timeout,
+        args.git.git_timeout.into(),
     );
     let agent_settings = AgentSettings {
-        interval: args.interval,
-        fast_poll: args.fast_poll,
+        interval: args.interval.into(),
+        fast_poll: args.fast_poll.into(),
         prune: !args.no_prune,
         max_concurrent_actions: args.max_concurrent,
-        git_timeout: args.git.git_timeout,
+        git_timeout: args.git.git_timeout.into(),
         ..AgentSettings::default()
     };
     // Validation takes the runtime's per-resource defaults (checkpoint and savepoint
@@ -177,7 +176,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
     let parts = AgentParts {
         runtime,
         flink: HttpFlink {
-            timeout: args.rest_timeout,
+            timeout: args.rest_timeout.into(),
             ..HttpFlink::default()
         },
         storage: Arc::new(FileSnapshotStorage),
@@ -226,6 +225,48 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         agent.run(rx).await;
         EXIT_OK
     })
+}
+
+/// One resource in `status -o json` (a stable shape).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusEntry<'a> {
+    kind: Kind,
+    namespace: &'a str,
+    name: &'a str,
+    lifecycle_state: crate::flink::lifecycle::record::LifecycleState,
+    job_state: Option<crate::flink::rest::JobStatus>,
+    job_id: Option<&'a str>,
+    /// The revision whose spec was applied last (`lastReconciledSpec`).
+    revision: Option<&'a str>,
+    /// The revision of the last stable spec (`lastStableSpec`).
+    stable_revision: Option<&'a str>,
+    newest_savepoint: Option<&'a crate::flink::lifecycle::record::Savepoint>,
+    since: &'a str,
+    last_error: Option<&'a crate::flink::lifecycle::record::LastError>,
+    /// Set while Flink or the runtime does not answer.
+    unreachable: Option<&'a crate::flink::lifecycle::record::LastError>,
+    deleted: bool,
+}
+
+impl<'a> From<&'a Record> for StatusEntry<'a> {
+    fn from(r: &'a Record) -> Self {
+        StatusEntry {
+            kind: r.kind,
+            namespace: &r.namespace,
+            name: &r.name,
+            lifecycle_state: r.derive_lifecycle(),
+            job_state: r.job_state,
+            job_id: r.job_id.as_deref(),
+            revision: r.last_reconciled_revision.as_deref(),
+            stable_revision: r.last_stable_revision.as_deref(),
+            newest_savepoint: r.newest_savepoint(),
+            since: &r.since,
+            last_error: r.last_error.as_ref(),
+            unreachable: r.unreachable.as_ref(),
+            deleted: r.deleted,
+        }
+    }
 }
 
 fn render_status(records: &[Record]) -> String {
@@ -305,7 +346,7 @@ pub fn cmd_status(args: StatusArgs) -> u8 {
     let source = GitSource::new(
         RepoLocation::parse(&args.repo),
         &cache,
-        args.git.git_timeout,
+        args.git.git_timeout.into(),
     );
     let branch = StatusBranch::new(source, &args.status_branch);
     let records = match branch.load() {
@@ -318,18 +359,7 @@ pub fn cmd_status(args: StatusArgs) -> u8 {
     let records: Vec<Record> = records.into_values().collect();
     match args.output {
         super::ValidateFormat::Json => {
-            let value: Vec<serde_json::Value> = records
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "kind": r.kind, "namespace": r.namespace, "name": r.name,
-                        "lifecycleState": r.derive_lifecycle(), "jobState": r.job_state, "jobId": r.job_id,
-                        "revision": r.last_reconciled_revision, "stableRevision": r.last_stable_revision, "unreachable": r.unreachable,
-                        "newestSavepoint": r.newest_savepoint(), "since": r.since, "lastError": r.last_error,
-                        "deleted": r.deleted,
-                    })
-                })
-                .collect();
+            let value: Vec<StatusEntry> = records.iter().map(StatusEntry::from).collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()

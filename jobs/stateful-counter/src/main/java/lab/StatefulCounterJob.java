@@ -30,7 +30,9 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  * /tmp/stateful-counter.out), --rate R records/s (default 5), --keys K (default 3), --counterUid
  * UID (default keyed-counter), --checkpointMs MS (default 2000, only applied if neither given
  * explicitly nor configured by the cluster), --failAfter N (throw after N records per attempt;
- * sets restart-strategy none unless --restarts), --restarts K (fixed-delay restarts, 1 s delay).
+ * sets restart-strategy none unless --restarts), --restarts K (fixed-delay restarts, 1 s delay),
+ * --snapshotDelayFile PATH (while PATH exists, each snapshot of the counter sleeps for the
+ * milliseconds written in it: a slow savepoint on demand).
  */
 public final class StatefulCounterJob {
 
@@ -82,7 +84,7 @@ public final class StatefulCounterJob {
                 .uid("seq-source")
                 .name("seq-source")
                 .keyBy(new ModKeySelector(keys))
-                .process(new CountingFunction(version, failAfter))
+                .process(new CountingFunction(version, failAfter, a.get("snapshotDelayFile")))
                 .uid(counterUid)
                 .name("keyed-counter")
                 .sinkTo(new LineFileSink(out))
