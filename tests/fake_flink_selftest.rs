@@ -118,7 +118,7 @@ async fn fake_flink_savepoint_upgrade_cycle_carries_the_value() {
         fake.observe_cluster(&key("counter"))
             .await
             .expect("observe"),
-        ClusterPresence::Running { task_managers: 2 }
+        ClusterPresence::Running { task_managers: 2, generation: Some(1) }
     );
     let api = rest_api(&fake, "counter").await;
     fake.advance(5);
@@ -1115,9 +1115,18 @@ async fn fake_flink_http_resource_requirements_get_then_put() {
 
     // A fault on the GET fails the rescale before anything is sent, both ways.
     let k = key("adaptive");
-    fake.fault(&k, Call::ResourceRequirements, Fault::Http500, Times::Next(2));
-    let r = real.set_parallelism(&a, &BTreeMap::from([(v0.clone(), 4)])).await;
-    let m = mem.set_parallelism(&a, &BTreeMap::from([(v0.clone(), 4)])).await;
+    fake.fault(
+        &k,
+        Call::ResourceRequirements,
+        Fault::Http500,
+        Times::Next(2),
+    );
+    let r = real
+        .set_parallelism(&a, &BTreeMap::from([(v0.clone(), 4)]))
+        .await;
+    let m = mem
+        .set_parallelism(&a, &BTreeMap::from([(v0.clone(), 4)]))
+        .await;
     match (&r, &m) {
         (Err(r), Err(m)) => assert!(same_error(r, m), "{r:?} vs {m:?}"),
         other => panic!("{other:?}"),
@@ -1128,7 +1137,8 @@ async fn fake_flink_http_resource_requirements_get_then_put() {
     // Bodies Flink refuses: a vertex left out, bounds out of order, not the shape.
     let raw = reqwest::Client::new();
     let put_url = format!("{url}/jobs/{a}/resource-requirements");
-    let bounds = |l: u32, u: u32| serde_json::json!({"parallelism": {"lowerBound": l, "upperBound": u}});
+    let bounds =
+        |l: u32, u: u32| serde_json::json!({"parallelism": {"lowerBound": l, "upperBound": u}});
     for body in [
         serde_json::json!({ v0.clone(): bounds(1, 2) }),
         serde_json::json!({ v0.clone(): bounds(3, 2), v1.clone(): bounds(1, 1) }),
@@ -1154,14 +1164,18 @@ async fn fake_flink_http_resource_requirements_get_then_put() {
     submit(&fake, &real, &b, None).await.expect("run");
     for result in [
         real.resource_requirements(&b).await.map(drop),
-        real.set_parallelism(&b, &BTreeMap::from([(v0.clone(), 3)])).await,
+        real.set_parallelism(&b, &BTreeMap::from([(v0.clone(), 3)]))
+            .await,
     ] {
         match result {
             Err(RestError::HttpStatus {
                 status: 500,
                 message,
                 ..
-            }) => assert!(message.contains("UnsupportedOperationException"), "{message}"),
+            }) => assert!(
+                message.contains("UnsupportedOperationException"),
+                "{message}"
+            ),
             other => panic!("{other:?}"),
         }
     }

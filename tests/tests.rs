@@ -4,8 +4,12 @@
 mod harness;
 
 mod agent_app;
+mod agent_engine;
 mod agent_session;
 mod corpus;
+mod engine_faults;
+mod engine_scenarios;
 mod fake_flink_selftest;
 mod plan_cli;
+mod plan_matches_agent;
 mod rest_wire;

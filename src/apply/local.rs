@@ -659,6 +659,7 @@ impl Runtime for LocalRuntime {
         }
         Ok(ClusterPresence::Running {
             task_managers: c.task_managers.max(1),
+            generation: Some(c.generation),
         })
     }
 

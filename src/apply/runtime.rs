@@ -55,7 +55,13 @@ pub enum ClusterPresence {
     /// Positive evidence that there is no cluster (never deployed, or removed).
     Missing,
     /// The JobManager runs; `task_managers` are expected to register with it.
-    Running { task_managers: u32 },
+    /// `generation` is the [`ClusterRequest::generation`] it was deployed with, when the
+    /// runtime records it: a cluster older than the deployment attempt the agent recorded is
+    /// positive evidence that the attempt never reached the runtime.
+    Running {
+        task_managers: u32,
+        generation: Option<u64>,
+    },
     /// The cluster's processes ended (or its pods fail); with the reason if known.
     Exited { reason: String },
 }

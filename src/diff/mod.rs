@@ -193,8 +193,16 @@ pub fn plan_with_records(
         let old = base_by_key.get(key).copied();
         let new = head_by_key.get(key).copied();
         let mut diags = head_errors.remove(&key.to_string()).unwrap_or_default();
-        if let (Some(o), Some(n)) = (old, new) {
-            validate_transition(&o.spec, n, &mut diags);
+        // The operator's rules on a change apply to what runs: the spec the agent recorded
+        // as reconciled when the status branch has one (it may have held an invalid base),
+        // else base.
+        let running = records
+            .get(key)
+            .filter(|r| !r.deleted)
+            .and_then(|r| r.last_reconciled_spec.as_ref())
+            .or(old.map(|o| &o.spec));
+        if let (Some(o), Some(n)) = (running, new) {
+            validate_transition(o, n, &mut diags);
         }
         let errors: Vec<Diagnostic> = diags
             .iter()

@@ -35,8 +35,13 @@
 //!   `externalized-checkpoint-retention` (the fake's clusters default to
 //!   `RETAIN_ON_CANCELLATION`, as the local runtime's do); checkpoint ids continue from the
 //!   snapshot a job restored from; savepoints and checkpoints share the id counter;
-//! * in-place rescaling (`set_parallelism`) only under `jobmanager.scheduler: adaptive`
-//!   (otherwise HTTP 500 `UnsupportedOperationException`, as Flink's default scheduler);
+//! * in-place rescaling only under `jobmanager.scheduler: adaptive` (otherwise HTTP 500
+//!   `UnsupportedOperationException`, as `SchedulerNG`'s default methods): `GET` and `PUT
+//!   /jobs/:id/resource-requirements` with a lower and an upper bound per vertex (lower 1 at
+//!   start; a `PUT` must name every vertex with `1 <= lower <= upper`, else 400); vertices
+//!   run at their upper bound. `set_parallelism` takes the real client's path (`GET`, then
+//!   a `PUT` only if a bound changes, as the operator's `AbstractFlinkService.scale`);
+//!   `pipeline.jobvertex-parallelism-overrides` is applied when a job starts;
 //! * P9 optionally: [`FakeFlink::set_task_start_polls`] keeps new jobs' tasks DEPLOYING
 //!   while the job already reports RUNNING;
 //! * faults per cluster and call kind ([`Call`], [`Fault`], [`Times`]), a JobManager that
@@ -1795,10 +1800,15 @@ impl State {
             .keys()
             .filter(|k| !j.vertices.iter().any(|v| &v.id == *k))
         {
-            errors.push(format!("Unknown job vertex {unknown} in the resource requirements."));
+            errors.push(format!(
+                "Unknown job vertex {unknown} in the resource requirements."
+            ));
         }
         for v in j.vertices.iter().filter(|v| !wanted.contains_key(&v.id)) {
-            errors.push(format!("Missing resource requirements for job vertex {}.", v.id));
+            errors.push(format!(
+                "Missing resource requirements for job vertex {}.",
+                v.id
+            ));
         }
         for (vertex, (lower, upper)) in wanted {
             if *lower < 1 || lower > upper {
@@ -2731,6 +2741,7 @@ impl Runtime for FakeFlink {
                     },
                     None => ClusterPresence::Running {
                         task_managers: c.task_managers,
+                        generation: Some(c.generation),
                     },
                 },
             })

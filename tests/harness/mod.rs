@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod agent_fake;
 pub mod flink;
 pub mod fake_flink;
 pub mod fake_http;

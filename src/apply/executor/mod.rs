@@ -41,7 +41,7 @@ use crate::flink::lifecycle::record::{LifecycleState, Record};
 use crate::flink::lifecycle::simulate::describe;
 use crate::flink::lifecycle::transition::{after, before, returned_to_git, Outcome};
 use crate::flink::rest::FlinkApiFactory;
-use crate::flink::spec::{ManifestSet, ResourceKey};
+use crate::flink::spec::{validate, ManifestSet, ResourceKey, Severity};
 use crate::git::source::Revision;
 
 /// Settings of the agent loop. Defaults in [`crate::config`].
@@ -359,8 +359,29 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     continue;
                 }
             }
+            // The operator's rules on a change (validateSpecChange): checked against what runs.
+            let transition = match (manifest, record.as_ref()) {
+                (Some(m), Some(rec)) if !rec.deleted => rec
+                    .last_reconciled_spec
+                    .as_ref()
+                    .map(|old| {
+                        let mut found = Vec::new();
+                        validate::validate_transition(old, m, &mut found);
+                        found
+                            .iter()
+                            .filter(|d| d.severity == Severity::Error)
+                            .map(|d| format!("{}:{}: {}: {}", d.file, d.line, d.field, d.message))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
             let desired = match (manifest, &hash) {
                 (Some(_), _) if invalid => Desired::Invalid { message: message() },
+                (Some(_), _) if !transition.is_empty() => Desired::Invalid {
+                    message: transition,
+                },
                 (Some(m), Some(h)) => Desired::Valid {
                     spec: &m.spec,
                     hash: h.clone(),

@@ -88,7 +88,13 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
         Ok(ClusterPresence::Exited { reason }) => {
             observed.cluster = Evidence::present(ClusterState::Exited { reason })
         }
-        Ok(ClusterPresence::Running { task_managers }) => {
+        Ok(ClusterPresence::Running {
+            task_managers,
+            generation,
+        }) => {
+            if cluster_key == *key {
+                observed.deployed_generation = generation;
+            }
             match connect(runtime, flink, &cluster_key).await {
                 Err(e) => observed.cluster = Evidence::unknown(e),
                 Ok(None) => {
@@ -263,10 +269,11 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
             ..
         })
     );
-    let stateful = spec
-        .as_ref()
-        .and_then(Spec::upgrade_mode)
-        .is_some_and(UpgradeMode::is_stateful);
+    // Either spec may need it: the reconciled one to stop, the desired one to start.
+    let stateful = [spec.as_ref(), desired]
+        .into_iter()
+        .flatten()
+        .any(|s| s.upgrade_mode().is_some_and(UpgradeMode::is_stateful));
     if !(job_down && !savepoint_known && !cancel_only && stateful) {
         observed.latest_checkpoint = Evidence::unknown("not asked: the decision does not need it");
         return observed;

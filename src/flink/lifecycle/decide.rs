@@ -398,21 +398,33 @@ pub fn decide(
             hash,
             revision,
         } => match record {
-            None => first_deploy(spec, revision, None, ctx),
+            None => first_deploy(spec, revision, None, observed, ctx),
             Some(rec) if rec.deleted || rec.last_reconciled_spec.is_none() => {
-                first_deploy(spec, revision, Some(rec), ctx)
+                first_deploy(spec, revision, Some(rec), observed, ctx)
             }
             Some(rec) => steady(spec, hash, revision, rec, observed, ctx),
         },
     }
 }
 
-fn first_deploy(spec: &Spec, revision: &str, rec: Option<&Record>, ctx: &Context) -> Step {
+fn first_deploy(
+    spec: &Spec,
+    revision: &str,
+    rec: Option<&Record>,
+    observed: &Observed,
+    ctx: &Context,
+) -> Step {
     if job_state(spec) == Some(JobState::Suspended) {
         return Step::AcceptSpec {
             spec: Box::new(spec.clone()),
             revision: revision.to_string(),
             stable: true,
+        };
+    }
+    if spec.kind() == Kind::FlinkSessionJob && observed.cluster.get() != Some(&ClusterState::Ready)
+    {
+        return Step::Wait {
+            what: "the session cluster to be ready".to_string(),
         };
     }
     // A resource added back after a removal restores from the final state recorded then.
@@ -430,7 +442,8 @@ fn removed(rec: &Record, observed: &Observed, ctx: &Context) -> Step {
     let Some(applied) = &rec.last_reconciled_spec else {
         return Step::MarkDeleted;
     };
-    let own_cluster = rec.kind == Kind::FlinkDeployment;
+    // A cluster known to be gone is not deleted again.
+    let own_cluster = rec.kind == Kind::FlinkDeployment && observed.cluster != Evidence::Absent;
     let settle = Step::Settle {
         purpose: StopPurpose::Delete,
         delete_cluster: own_cluster,
@@ -503,7 +516,7 @@ fn steady(
     ctx: &Context,
 ) -> Step {
     let Some(applied) = &rec.last_reconciled_spec else {
-        return first_deploy(spec, revision, Some(rec), ctx);
+        return first_deploy(spec, revision, Some(rec), observed, ctx);
     };
     let session_cluster = matches!(spec, Spec::Deployment(d) if d.is_session_cluster());
     if rec.last_reconciled_hash.as_ref() != Some(hash) {
@@ -958,42 +971,58 @@ fn continue_in_flight(
             job_id,
             parallelism,
             since,
-        } => match &observed.job {
-            Evidence::Unknown { error } => unreachable(error),
-            Evidence::Present { value: job }
-                if job.is_running()
-                    && job.vertex_parallelism.as_ref().is_some_and(|v| {
-                        parallelism.iter().all(|(id, p)| v.get(id) == Some(p))
-                    }) =>
-            {
-                Step::MarkStable
-            }
-            Evidence::Present { value: job } if job.is_terminal() => Step::Fail {
-                reason: reason::RESCALE_FAILED,
-                message: format!("the job ended {:?} while rescaling", job.state),
-            },
-            Evidence::Absent => Step::Fail {
-                reason: reason::RESCALE_FAILED,
-                message: format!("job {job_id} is gone while rescaling"),
-            },
-            _ => {
-                let waited = since_ms(since)
-                    .map(|s| ctx.now_ms.saturating_sub(s))
-                    .unwrap_or(0);
-                if waited > readiness_timeout_ms(applied) {
-                    Step::Fail {
+        } => {
+            match &observed.job {
+                Evidence::Unknown { error } => unreachable(error),
+                Evidence::Present { value: job }
+                    if job.is_running()
+                        && job.vertex_parallelism.as_ref().is_some_and(|v| {
+                            parallelism.iter().all(|(id, p)| v.get(id) == Some(p))
+                        }) =>
+                {
+                    Step::MarkStable
+                }
+                Evidence::Present { value: job } if job.is_terminal() => Step::Fail {
+                    reason: reason::RESCALE_FAILED,
+                    message: format!("the job ended {:?} while rescaling", job.state),
+                },
+                // The request may never have reached Flink (the agent stopped between recording
+                // it and sending it): send it again; Flink keeps requirements that already match.
+                Evidence::Present { value: job }
+                    if job.vertex_parallelism.as_ref().is_some_and(|v| {
+                        parallelism.iter().any(|(id, p)| v.get(id) != Some(p))
+                    }) && !rescale_sent_recently(since, ctx) =>
+                {
+                    Step::Rescale {
+                        spec: Box::new(applied.clone()),
+                        revision: rec.last_reconciled_revision.clone().unwrap_or_default(),
+                        job_id: job_id.clone(),
+                        parallelism: parallelism.clone(),
+                    }
+                }
+                Evidence::Absent => Step::Fail {
+                    reason: reason::RESCALE_FAILED,
+                    message: format!("job {job_id} is gone while rescaling"),
+                },
+                _ => {
+                    let waited = since_ms(since)
+                        .map(|s| ctx.now_ms.saturating_sub(s))
+                        .unwrap_or(0);
+                    if waited > readiness_timeout_ms(applied) {
+                        Step::Fail {
                         reason: reason::RESCALE_FAILED,
                         message: format!(
                             "the vertices did not reach parallelism {parallelism:?} within the readiness timeout"
                         ),
                     }
-                } else {
-                    Step::Wait {
-                        what: "the vertices to run at the new parallelism".to_string(),
+                    } else {
+                        Step::Wait {
+                            what: "the vertices to run at the new parallelism".to_string(),
+                        }
                     }
                 }
             }
-        },
+        }
         InFlight::Snapshotting {
             job_id,
             trigger_id,
@@ -1048,7 +1077,7 @@ fn stopped(
     observed: &Observed,
     ctx: &Context,
 ) -> Step {
-    let own_cluster = rec.kind == Kind::FlinkDeployment;
+    let own_cluster = rec.kind == Kind::FlinkDeployment && observed.cluster != Evidence::Absent;
     match purpose {
         StopPurpose::Delete => Step::Settle {
             purpose,
@@ -1173,6 +1202,15 @@ fn starting(
         .map(|s| ctx.now_ms.saturating_sub(s))
         .unwrap_or(0);
     let timed_out = waited > readiness_timeout_ms(applied);
+    // The runtime runs an older deployment attempt than the one recorded: the deploy never
+    // reached it (the agent stopped between recording and deploying). Send it again.
+    if rec.kind == Kind::FlinkDeployment
+        && observed
+            .deployed_generation
+            .is_some_and(|g| g < rec.generation)
+    {
+        return retry();
+    }
     if rec.is_session_cluster() {
         return match &observed.cluster {
             Evidence::Present {
@@ -1208,7 +1246,9 @@ fn starting(
             }
         }
         Evidence::Unknown { error } => {
-            if observed.cluster.is_unknown() && !timed_out {
+            // A cluster of its own that is still starting does not answer yet; a session
+            // cluster that was ready and does not answer is unreachable.
+            if rec.kind == Kind::FlinkDeployment && observed.cluster.is_unknown() && !timed_out {
                 // A cluster that is still starting does not answer yet.
                 Step::Wait {
                     what: "the cluster to answer".to_string(),
@@ -1258,6 +1298,13 @@ fn starting(
             }
         }
     }
+}
+
+/// A rescale request younger than this is not sent again: Flink is still applying it.
+const RESCALE_RESEND_AFTER_MS: u64 = 10_000;
+
+fn rescale_sent_recently(since: &str, ctx: &Context) -> bool {
+    since_ms(since).is_some_and(|s| ctx.now_ms.saturating_sub(s) < RESCALE_RESEND_AFTER_MS)
 }
 
 /// Roll back to the last stable spec when enabled, one is known, and it differs.

@@ -62,6 +62,7 @@ fn running() -> Observed {
         job: job(JobStatus::Running, true),
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::Absent,
+        deployed_generation: None,
     }
 }
 
@@ -321,6 +322,7 @@ fn unknown_is_never_absent() {
         job: Evidence::unknown(timeout()),
         trigger: Evidence::unknown(timeout()),
         latest_checkpoint: Evidence::unknown(timeout()),
+        deployed_generation: None,
     };
     let jobs_silent = Observed {
         job: Evidence::unknown(timeout()),
@@ -356,6 +358,7 @@ fn unknown_is_never_absent() {
         job: Evidence::Absent,
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::unknown("storage: permission denied"),
+        deployed_generation: None,
     };
     let ls_spec = stopped_ls.last_reconciled_spec.clone().expect("spec");
     check(vec![
@@ -473,6 +476,7 @@ fn steady_state() {
         job: Evidence::Absent,
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
+        deployed_generation: None,
     };
     let missing = Observed {
         cluster: Evidence::Absent,
@@ -481,6 +485,7 @@ fn steady_state() {
     let job_not_listed = Observed {
         job: Evidence::Absent,
         latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
+        deployed_generation: None,
         ..running()
     };
     check(vec![
@@ -645,6 +650,7 @@ fn steps_in_flight() {
         job: j,
         trigger: t,
         latest_checkpoint: Evidence::present("file:/cp/chk-3".to_string()),
+        deployed_generation: None,
     };
     let completed = Evidence::present(TriggerResult::Completed {
         location: Some("file:/sp/1".into()),
@@ -680,6 +686,7 @@ fn steps_in_flight() {
         job: Evidence::Absent,
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::Absent,
+        deployed_generation: None,
     };
     check(vec![
         (
@@ -1096,6 +1103,28 @@ fn session_clusters_and_jobs() {
             not_listed,
             ctx(),
             "deploy job=j1 restore=- retry",
+        ),
+        (
+            "new session job: waits for its cluster to be ready",
+            valid(&sj),
+            None,
+            Observed {
+                cluster: Evidence::present(ClusterState::Starting),
+                ..Observed::nothing_deployed()
+            },
+            ctx(),
+            "wait the session cluster to be ready",
+        ),
+        (
+            "new session job, cluster ready: submit",
+            valid(&sj),
+            None,
+            Observed {
+                cluster: Evidence::present(ClusterState::Ready),
+                ..Observed::nothing_deployed()
+            },
+            ctx(),
+            "deploy job=newjob restore=-",
         ),
     ]);
 }

@@ -123,6 +123,9 @@ pub struct Observed {
     pub trigger: Evidence<TriggerResult>,
     /// The newest retained checkpoint of the recorded job. `Absent`: asked, none there.
     pub latest_checkpoint: Evidence<String>,
+    /// The deployment attempt the resource's own cluster runs (FlinkDeployments), when the
+    /// runtime records it.
+    pub deployed_generation: Option<u64>,
 }
 
 impl Observed {
@@ -133,6 +136,7 @@ impl Observed {
             job: Evidence::Absent,
             trigger: Evidence::Absent,
             latest_checkpoint: Evidence::Absent,
+            deployed_generation: None,
         }
     }
 

@@ -33,7 +33,9 @@ pub struct Prediction {
 
 /// The record the agent would hold if `base` were deployed and running (or suspended, as
 /// it says), keeping what the status branch knows (`known`): restore point, savepoints,
-/// nonces, and whether the resource was removed.
+/// nonces, and whether the resource was removed. When the status branch says the agent
+/// runs something else than `base` (it held an invalid base, or has not applied it yet),
+/// that record is the truth the agent will act from, and the plan takes it.
 pub fn predicted_record(
     key: &ResourceKey,
     base: Option<&Spec>,
@@ -42,6 +44,11 @@ pub fn predicted_record(
     let Some(base) = base else {
         return known.filter(|r| r.deleted).cloned();
     };
+    if let Some(k) = known.filter(|k| !k.deleted && k.last_reconciled_spec.is_some()) {
+        if k.last_reconciled_hash.as_ref() != Some(&base.hash()) {
+            return Some(k.clone());
+        }
+    }
     let mut r = Record::new(key);
     r.set_reconciled(base, Some("base"));
     r.mark_reconciled_stable();
@@ -69,13 +76,22 @@ pub fn predicted_record(
     Some(r)
 }
 
-fn world_of(record: Option<&Record>) -> Observed {
+fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
+    // A session job's cluster is its session cluster, which the plan takes as running.
+    let session_cluster = || Observed {
+        cluster: Evidence::present(ClusterState::Ready),
+        ..Observed::nothing_deployed()
+    };
     let Some(r) = record.filter(|r| !r.deleted) else {
-        return Observed::nothing_deployed();
+        return if session_job {
+            session_cluster()
+        } else {
+            Observed::nothing_deployed()
+        };
     };
     let suspended = r.reconciled_suspended();
     Observed {
-        cluster: if suspended {
+        cluster: if suspended && !session_job {
             Evidence::Absent
         } else {
             Evidence::present(ClusterState::Ready)
@@ -92,6 +108,7 @@ fn world_of(record: Option<&Record>) -> Observed {
         },
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::present(PREDICTED_CHECKPOINT.to_string()),
+        deployed_generation: None,
     }
 }
 
@@ -155,8 +172,14 @@ pub fn predict(
     session_jobs: &[String],
     prune: bool,
 ) -> Prediction {
+    let session_job = match desired {
+        Desired::Valid { spec, .. } => spec.kind() == crate::flink::spec::Kind::FlinkSessionJob,
+        _ => record
+            .as_ref()
+            .is_some_and(|r| r.kind == crate::flink::spec::Kind::FlinkSessionJob),
+    };
     let mut record = record;
-    let mut world = world_of(record.as_ref());
+    let mut world = world_of(record.as_ref(), session_job);
     let initial = record.clone();
     let mut ctx = Context {
         prune,
@@ -250,6 +273,9 @@ fn summarize(
             _ => None,
         })
         .collect();
+    if steps.iter().any(|s| matches!(s, Step::Rescale { .. })) {
+        return Action::RescaleInPlace;
+    }
     let restarts = steps
         .iter()
         .any(|s| matches!(s, Step::Stop(_) | Step::Deploy(_)));

@@ -92,10 +92,14 @@ pub fn before(rec: &Record, step: &Step, now: &str) -> Option<Record> {
             parallelism,
         } => {
             r.set_reconciled(spec, Some(revision));
+            let since = match &rec.in_flight {
+                Some(InFlight::Rescaling { since, .. }) => since.clone(),
+                _ => now.to_string(),
+            };
             r.in_flight = Some(InFlight::Rescaling {
                 job_id: job_id.clone(),
                 parallelism: parallelism.clone(),
-                since: now.to_string(),
+                since,
             });
             r.unreachable = None;
         }
@@ -197,6 +201,7 @@ pub fn after(
         } => {
             r.set_reconciled(spec, Some(revision));
             r.last_error = None;
+            r.deleted = false;
             if *stable {
                 r.mark_reconciled_stable();
             }

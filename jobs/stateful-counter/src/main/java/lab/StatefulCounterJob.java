@@ -31,8 +31,8 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  * UID (default keyed-counter), --checkpointMs MS (default 2000, only applied if neither given
  * explicitly nor configured by the cluster), --failAfter N (throw after N records per attempt;
  * sets restart-strategy none unless --restarts), --restarts K (fixed-delay restarts, 1 s delay),
- * --snapshotDelayFile PATH (while PATH exists, each snapshot of the counter sleeps for the
- * milliseconds written in it: a slow savepoint on demand).
+ * --snapshotDelayFile PATH (while PATH exists, the sink waits the milliseconds written in it
+ * before each checkpoint or savepoint barrier: a slow savepoint on demand).
  */
 public final class StatefulCounterJob {
 
@@ -84,10 +84,10 @@ public final class StatefulCounterJob {
                 .uid("seq-source")
                 .name("seq-source")
                 .keyBy(new ModKeySelector(keys))
-                .process(new CountingFunction(version, failAfter, a.get("snapshotDelayFile")))
+                .process(new CountingFunction(version, failAfter))
                 .uid(counterUid)
                 .name("keyed-counter")
-                .sinkTo(new LineFileSink(out))
+                .sinkTo(new LineFileSink(out, a.get("snapshotDelayFile")))
                 .uid("file-sink")
                 .name("file-sink");
 
