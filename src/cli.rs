@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config;
 use crate::diff::{self, render};
 use crate::flink::spec::{validate, ManifestSet, Severity};
-use crate::git::source::{self, GitError, GitSource, RepoLocation};
+use crate::git::render::RenderTools;
+use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles};
 
 mod agent;
 
@@ -81,6 +82,28 @@ pub struct GitArgs {
     /// Deadline for fetching a remote repository.
     #[arg(long, env = "FLINK_GITOPS_GIT_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
     pub git_timeout: Duration,
+    /// kubectl, for rendering kustomizations (default: kubectl on PATH, else the one
+    /// scripts/setup.sh installs in the cache).
+    #[arg(long, env = config::ENV_KUBECTL, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
+    /// helm, for rendering Helm charts with `helm template` (found as --kubectl is).
+    #[arg(long, env = config::ENV_HELM, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
+    /// Deadline for rendering one kustomization or chart.
+    #[arg(long, env = config::ENV_RENDER_TIMEOUT, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub render_timeout: Duration,
+}
+
+impl GitArgs {
+    /// kubectl and helm as the flags give them.
+    pub fn render_tools(&self) -> RenderTools {
+        RenderTools {
+            kubectl: self.kubectl.clone(),
+            helm: self.helm.clone(),
+            timeout: self.render_timeout,
+            ..RenderTools::new(&cache_dir(self.cache_dir.as_ref()))
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -196,7 +219,8 @@ fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository),
         location,
         &cache_dir(git.cache_dir.as_ref()),
         git.git_timeout,
-    );
+    )
+    .with_render_tools(git.render_tools());
     source.fetch().map_err(|e| e.to_string())?;
     let repository = source.open().map_err(|e| e.to_string())?;
     Ok((source, repository))
@@ -233,9 +257,8 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
                 eprintln!("error: {} does not exist", target.display());
                 return EXIT_ERROR;
             }
-            match source::read_folder(&target) {
-                Ok(files) => {
-                    let mut set = source::parse_files(files);
+            match source::load_folder(&target, &args.git.render_tools()) {
+                Ok(mut set) => {
                     set.validate(&validation_options());
                     set
                 }
@@ -289,11 +312,11 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
     }
 }
 
-/// One side of a plan: the resolved revision, and its manifest files, or `None` when the
-/// `--path` folder does not exist at that revision.
+/// One side of a plan: the resolved revision, and its manifest files and rendered
+/// folders, or `None` when the `--path` folder does not exist at that revision.
 struct PlanSide {
     label: String,
-    files: Option<Vec<(String, Vec<u8>)>>,
+    files: Option<RevisionFiles>,
 }
 
 fn read_plan_side(
@@ -303,7 +326,7 @@ fn read_plan_side(
     path: Option<&str>,
 ) -> Result<PlanSide, String> {
     let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
-    let files = match source.read_files(repo, &revision, path) {
+    let files = match source.read_revision(repo, &revision, path) {
         Ok(files) => Some(files),
         Err(GitError::PathNotFound { .. }) => None,
         Err(e) => return Err(e.to_string()),
@@ -336,9 +359,9 @@ fn plan_sets(
         }
         (b, h) => (b.unwrap_or_default(), h.unwrap_or_default()),
     };
-    let (b, h) = diff::load::parse_sides(
-        b,
-        h,
+    let (b, h) = diff::load::parse_sides_with(
+        (b.files, b.rendered),
+        (h.files, h.rendered),
         |path, bytes| source::parse_files(vec![(path, bytes)]),
         &validation_options(),
     );
@@ -405,10 +428,12 @@ mod tests {
     fn side(label: &str, files: Option<&[(&str, &str)]>) -> PlanSide {
         PlanSide {
             label: label.to_string(),
-            files: files.map(|fs| {
-                fs.iter()
+            files: files.map(|fs| RevisionFiles {
+                files: fs
+                    .iter()
                     .map(|(f, t)| (f.to_string(), t.as_bytes().to_vec()))
-                    .collect()
+                    .collect(),
+                rendered: ManifestSet::default(),
             }),
         }
     }

@@ -155,7 +155,8 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         RepoLocation::parse(&args.repo),
         &cache,
         args.git.git_timeout,
-    );
+    )
+    .with_render_tools(args.git.render_tools());
     let agent_settings = AgentSettings {
         interval: args.interval,
         fast_poll: args.fast_poll,
