@@ -283,6 +283,7 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
                 "resources": set.manifests.iter().map(|m| serde_json::json!({
                     "kind": m.key.kind, "namespace": m.key.namespace, "name": m.key.name,
                     "file": m.file, "specHash": m.spec.hash(),
+                    "renderedFrom": m.rendered.as_ref().map(|r| &r.folder),
                 })).collect::<Vec<_>>(),
                 "diagnostics": set.diagnostics,
             });
