@@ -418,7 +418,8 @@ pub fn render(
         match result {
             Ok(part) => set.extend(part),
             Err(e) => {
-                tracing::warn!(folder = %folder.dir, error = %e, "render failed");
+                // Info, not a warning: the error is a diagnostic the caller reports.
+                tracing::info!(folder = %folder.dir, error = %e, "render failed");
                 set.files_read += 1;
                 set.unreadable_files
                     .insert(RenderedFrom::output_name(&folder.dir));
@@ -816,20 +817,49 @@ impl Workspace {
             });
         }
         if !status.success() {
-            let text = String::from_utf8_lossy(&err);
-            let shown = text
+            let text = String::from_utf8_lossy(&err)
                 .replace(&format!("{}/", tree.display()), "")
                 .replace(&tree.display().to_string(), ".");
             return Err(RenderError::Failed {
                 command: command.to_string(),
                 status: status.to_string(),
-                stderr: shown.trim().to_string(),
+                stderr: tidy(&text),
             });
         }
         String::from_utf8(out).map_err(|_| RenderError::NotUtf8 {
             command: command.to_string(),
         })
     }
+}
+
+/// A tool's error output on one line, without kubectl's log prefix
+/// (`E1201 20:18:16.651752 3069 run.go:72] "command failed" err=<...>`).
+fn tidy(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(|l| {
+            let klog = l.len() > 5
+                && l.starts_with(['E', 'W', 'I', 'F'])
+                && l[1..5].bytes().all(|b| b.is_ascii_digit());
+            match l.split_once("] ") {
+                Some((_, rest)) if klog => rest,
+                _ => l,
+            }
+            .trim()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join(" ");
+    let inner = joined
+        .strip_prefix("\"command failed\" err=")
+        .unwrap_or(&joined)
+        .trim();
+    let inner = inner
+        .strip_prefix('<')
+        .and_then(|i| i.strip_suffix('>'))
+        .or_else(|| inner.strip_prefix('"').and_then(|i| i.strip_suffix('"')))
+        .map_or(inner.to_string(), |i| i.trim().replace("\\\"", "\""));
+    inner
 }
 
 impl Drop for Workspace {
@@ -935,6 +965,24 @@ mod tests {
         let plan = RenderPlan::new(&files, None, Ok(settings), &|_| None);
         assert!(
             matches!(plan.values.get("c"), Some(Err(e)) if e.reason == "does not exist at this revision")
+        );
+    }
+
+    #[test]
+    fn kubectl_log_prefixes_are_taken_out_of_errors() {
+        let multi = "E1201 20:18:16.651752    3069 run.go:72] \"command failed\" err=<\n\ttrouble configuring builtin PatchTransformer with config: `\n\tpath: missing.yaml\n\t`: lstat overlays/broken/missing.yaml: no such file or directory\n >\n";
+        assert_eq!(
+            tidy(multi),
+            "trouble configuring builtin PatchTransformer with config: ` path: missing.yaml `: lstat overlays/broken/missing.yaml: no such file or directory"
+        );
+        let quoted = "E1201 20:18:17.338850    3118 run.go:72] \"command failed\" err=\"accumulating resources: Get \\\"https://example.com/x.yaml\\\": proxyconnect tcp\"\n";
+        assert_eq!(
+            tidy(quoted),
+            "accumulating resources: Get \"https://example.com/x.yaml\": proxyconnect tcp"
+        );
+        assert_eq!(
+            tidy("Error: INSTALLATION FAILED: x\n"),
+            "Error: INSTALLATION FAILED: x"
         );
     }
 
