@@ -420,7 +420,7 @@ pub fn render(
                 tracing::info!(folder = %folder.dir, error = %e, "render failed");
                 set.files_read += 1;
                 set.unreadable_files
-                    .insert(RenderedFrom::output_name(&folder.dir));
+                    .insert(RenderedFrom::output_name(display_dir(&folder.dir)));
                 set.diagnostics.push(Diagnostic {
                     severity: Severity::Error,
                     file: folder.file.clone(),
@@ -518,7 +518,8 @@ fn render_folder(
     }
     let text = ws.run(&program, &args, &command, tools.timeout)?;
     let mut set = ManifestSet::default();
-    let output = RenderedFrom::output_name(&folder.dir);
+    let label = display_dir(&folder.dir);
+    let output = RenderedFrom::output_name(label);
     set.add_file(&output, &text);
     if let Some(ns) = namespace {
         release_namespace(&mut set, &ns);
@@ -545,14 +546,14 @@ fn render_folder(
             }
             let sources = origin::KustomizeSources::new(&files);
             for m in &mut set.manifests {
-                sources.attach(m, &index, &folder.dir);
+                sources.attach(m, &index, label);
             }
         }
         Tool::Helm => {
             let values = origin::HelmValues::new(&values);
             for m in &mut set.manifests {
                 let template = origin::helm_template_above(&text, m.locations.find("").line);
-                values.attach(m, &index, &folder.dir, template);
+                values.attach(m, &index, label, template);
             }
         }
     }
@@ -580,7 +581,7 @@ fn render_folder(
             }
             None => {
                 let from = RenderedFrom {
-                    folder: folder.dir.clone(),
+                    folder: label.to_string(),
                     tool: folder.tool.label().to_string(),
                     template: match folder.tool {
                         Tool::Helm => origin::helm_template_above(&text, d.line),
@@ -720,6 +721,10 @@ mod tests {
     }
 
     fn render_with(body: &str, timeout: Duration) -> ManifestSet {
+        render_files(&["k/kustomization.yaml"], body, timeout)
+    }
+
+    fn render_files(list: &[&str], body: &str, timeout: Duration) -> ManifestSet {
         let bin = tempfile::tempdir().expect("tempdir");
         let tools = RenderTools {
             kubectl: Some(script(bin.path(), body)),
@@ -727,9 +732,34 @@ mod tests {
             installed: bin.path().to_path_buf(),
             timeout,
         };
-        let files = paths(&["k/kustomization.yaml"]);
+        let files = paths(list);
         let plan = RenderPlan::new(&files, None, Ok(RepoSettings::default()), &|_| None);
         render(&plan, &files, &|_| Ok(b"resources: []\n".to_vec()), &tools)
+    }
+
+    #[test]
+    fn a_kustomization_at_the_root_renders_the_whole_repository() {
+        let files = paths(&["kustomization.yaml", "apps/a.yaml"]);
+        let plan = RenderPlan::new(&files, None, Ok(RepoSettings::default()), &|_| None);
+        assert!(plan.owns("apps/a.yaml"));
+        let set = render_files(
+            &["kustomization.yaml", "apps/a.yaml"],
+            "printf 'apiVersion: flink.apache.org/v1beta1\\nkind: FlinkDeployment\\nmetadata:\\n  name: a\\nspec:\\n  job: {parallelizm: 1}\\n'",
+            Duration::from_secs(20),
+        );
+        assert_eq!(set.manifests.len(), 1, "{:?}", set.diagnostics);
+        assert_eq!(set.manifests[0].file, ". (rendered)");
+        let d = set
+            .diagnostics
+            .iter()
+            .find(|d| d.field == "spec.job.parallelizm")
+            .expect("the unknown field");
+        assert_eq!((d.file.as_str(), d.line), (". (rendered)", 6));
+        assert!(
+            d.message.ends_with("(in the output of kustomize for .)"),
+            "{}",
+            d.message
+        );
     }
 
     #[test]
