@@ -143,7 +143,11 @@ fn validate_reads_each_overlay_as_kustomize_renders_it_and_points_errors_at_thei
     );
     assert_eq!(v["files"], 2);
     // The same from a folder on disk.
-    let disk = run(&root(), &["validate", "examples/kustomize", "-o", "json"]);
+    let example = root().join("examples/kustomize");
+    let disk = run(
+        repo.path(),
+        &["validate", &example.display().to_string(), "-o", "json"],
+    );
     assert_eq!(disk.code, 0, "{}", disk.stdout);
     assert_eq!(resources(&disk.json()), resources(&v));
 
