@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config;
 use crate::diff::{self, render};
 use crate::flink::spec::{validate, ManifestSet, Severity};
-use crate::git::source::{self, GitError, GitSource, RepoLocation};
+use crate::git::render::RenderTools;
+use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles};
 
 mod agent;
 
@@ -80,6 +81,28 @@ pub struct GitArgs {
     /// Deadline for fetching a remote repository.
     #[arg(long, env = "FLINK_GITOPS_GIT_TIMEOUT", value_name = "DURATION", default_value_t = config::DEFAULT_GIT_TIMEOUT.into())]
     pub git_timeout: humantime::Duration,
+    /// kubectl, for rendering kustomizations (default: kubectl on PATH, else the one
+    /// scripts/setup.sh installs in the cache).
+    #[arg(long, env = config::ENV_KUBECTL, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
+    /// helm, for rendering Helm charts with `helm template` (found as --kubectl is).
+    #[arg(long, env = config::ENV_HELM, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
+    /// Deadline for rendering one kustomization or chart.
+    #[arg(long, env = config::ENV_RENDER_TIMEOUT, value_name = "DURATION", default_value_t = config::DEFAULT_RENDER_TIMEOUT.into())]
+    pub render_timeout: humantime::Duration,
+}
+
+impl GitArgs {
+    /// kubectl and helm as the flags give them.
+    pub fn render_tools(&self) -> RenderTools {
+        RenderTools {
+            kubectl: self.kubectl.clone(),
+            helm: self.helm.clone(),
+            timeout: self.render_timeout.into(),
+            ..RenderTools::new(&cache_dir(self.cache_dir.as_ref()))
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -190,6 +213,8 @@ struct ValidatedResource<'a> {
     name: &'a str,
     file: &'a str,
     spec_hash: crate::flink::spec::SpecHash,
+    /// The kustomization or chart folder the resource was rendered from (null: its own file).
+    rendered_from: Option<&'a str>,
 }
 
 /// The cache folder: the flag, else `$XDG_CACHE_HOME/flink-gitops`, else `~/.cache/flink-gitops`.
@@ -215,7 +240,8 @@ fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository),
         location,
         &cache_dir(git.cache_dir.as_ref()),
         git.git_timeout.into(),
-    );
+    )
+    .with_render_tools(git.render_tools());
     source.fetch().map_err(|e| e.to_string())?;
     let repository = source.open().map_err(|e| e.to_string())?;
     Ok((source, repository))
@@ -252,9 +278,8 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
                 eprintln!("error: {} does not exist", target.display());
                 return EXIT_ERROR;
             }
-            match source::read_folder(&target) {
-                Ok(files) => {
-                    let mut set = source::parse_files(files);
+            match source::load_folder(&target, &args.git.render_tools()) {
+                Ok(mut set) => {
                     set.validate(&validation_options());
                     set
                 }
@@ -285,6 +310,7 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
                         name: &m.key.name,
                         file: &m.file,
                         spec_hash: m.spec.hash(),
+                        rendered_from: m.rendered.as_ref().map(|r| r.folder.as_str()),
                     })
                     .collect(),
                 diagnostics: &set.diagnostics,
@@ -315,11 +341,11 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
     }
 }
 
-/// One side of a plan: the resolved revision, and its manifest files, or `None` when the
-/// `--path` folder does not exist at that revision.
+/// One side of a plan: the resolved revision, and its manifest files and rendered
+/// folders, or `None` when the `--path` folder does not exist at that revision.
 struct PlanSide {
     label: String,
-    files: Option<Vec<(String, Vec<u8>)>>,
+    files: Option<RevisionFiles>,
 }
 
 fn read_plan_side(
@@ -329,7 +355,7 @@ fn read_plan_side(
     path: Option<&str>,
 ) -> Result<PlanSide, String> {
     let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
-    let files = match source.read_files(repo, &revision, path) {
+    let files = match source.read_revision(repo, &revision, path) {
         Ok(files) => Some(files),
         Err(GitError::PathNotFound { .. }) => None,
         Err(e) => return Err(e.to_string()),
@@ -362,9 +388,9 @@ fn plan_sets(
         }
         (b, h) => (b.unwrap_or_default(), h.unwrap_or_default()),
     };
-    let (b, h) = diff::load::parse_sides(
-        b,
-        h,
+    let (b, h) = diff::load::parse_sides_with(
+        (b.files, b.rendered),
+        (h.files, h.rendered),
         |path, bytes| source::parse_files(vec![(path, bytes)]),
         &validation_options(),
     );
@@ -431,10 +457,12 @@ mod tests {
     fn side(label: &str, files: Option<&[(&str, &str)]>) -> PlanSide {
         PlanSide {
             label: label.to_string(),
-            files: files.map(|fs| {
-                fs.iter()
+            files: files.map(|fs| RevisionFiles {
+                files: fs
+                    .iter()
                     .map(|(f, t)| (f.to_string(), t.as_bytes().to_vec()))
-                    .collect()
+                    .collect(),
+                rendered: ManifestSet::default(),
             }),
         }
     }

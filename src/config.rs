@@ -57,6 +57,32 @@ pub const API_VERSION: &str = "flink.apache.org/v1beta1";
 pub const CANARY_LABEL: &str = "flink.apache.org/canary";
 
 // ---------------------------------------------------------------------------------------
+// Rendering (kustomize and Helm)
+// ---------------------------------------------------------------------------------------
+
+/// Settings a repository gives about itself, at its root (see `git::repo_settings`).
+pub const REPO_SETTINGS_FILE: &str = ".flink-gitops.yaml";
+/// A folder holding one of these is a kustomization, rendered with `kubectl kustomize`
+/// (the names kustomize itself looks for).
+pub const KUSTOMIZATION_FILES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+/// A folder holding this is a Helm chart, rendered with `helm template`.
+pub const HELM_CHART_FILE: &str = "Chart.yaml";
+/// kubectl, for `kubectl kustomize`: found on PATH unless a flag or [`ENV_KUBECTL`] names
+/// it; else the one scripts/setup.sh installs under the cache ([`RENDER_TOOLS_SUBDIR`]).
+pub const DEFAULT_KUBECTL: &str = "kubectl";
+/// helm, for `helm template`: found as [`DEFAULT_KUBECTL`] is.
+pub const DEFAULT_HELM: &str = "helm";
+/// Folder below the cache where scripts/setup.sh puts kubectl and helm.
+pub const RENDER_TOOLS_SUBDIR: &str = "render-tools/bin";
+/// Longest one render (one folder) may take before it is killed.
+pub const DEFAULT_RENDER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most a render may print; a folder whose output is longer is an error.
+pub const MAX_RENDERED_BYTES: usize = 64 << 20;
+/// Most the files written out for rendering one revision may hold together.
+pub const MAX_RENDER_INPUT_BYTES: u64 = 256 << 20;
+
+// ---------------------------------------------------------------------------------------
 // Environment variables (every flag also reads one; these are the ones read directly)
 // ---------------------------------------------------------------------------------------
 
@@ -70,6 +96,12 @@ pub const ENV_GIT_SSH_KEY: &str = "FLINK_GITOPS_GIT_SSH_KEY";
 pub const ENV_CACHE_DIR: &str = "FLINK_GITOPS_CACHE";
 /// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
 pub const ENV_LOG: &str = "FLINK_GITOPS_LOG";
+/// kubectl used to render kustomizations (the `--kubectl` flag).
+pub const ENV_KUBECTL: &str = "FLINK_GITOPS_KUBECTL";
+/// helm used to render charts (the `--helm` flag).
+pub const ENV_HELM: &str = "FLINK_GITOPS_HELM";
+/// Deadline of one render (the `--render-timeout` flag).
+pub const ENV_RENDER_TIMEOUT: &str = "FLINK_GITOPS_RENDER_TIMEOUT";
 /// Test hook: the name of a failpoint at which the agent kills itself with SIGKILL
 /// (`after-stop-with-savepoint`), to prove a crash loses nothing.
 pub const ENV_FAILPOINT: &str = "FLINK_GITOPS_FAILPOINT";

@@ -8,4 +8,5 @@ mod agent_session;
 mod corpus;
 mod fake_flink_selftest;
 mod plan_cli;
+mod render;
 mod rest_wire;

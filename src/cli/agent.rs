@@ -154,7 +154,8 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         RepoLocation::parse(&args.repo),
         &cache,
         args.git.git_timeout.into(),
-    );
+    )
+    .with_render_tools(args.git.render_tools());
     let agent_settings = AgentSettings {
         interval: args.interval.into(),
         fast_poll: args.fast_poll.into(),
