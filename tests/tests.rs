@@ -7,5 +7,6 @@ mod agent_app;
 mod agent_session;
 mod corpus;
 mod fake_flink_selftest;
+mod operator_rules;
 mod plan_cli;
 mod rest_wire;

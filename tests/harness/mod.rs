@@ -58,6 +58,12 @@ impl Run {
 
 /// Runs `flink-gitops` with arguments, in `dir`, with a private cache folder.
 pub fn flink_gitops(dir: &Path, args: &[&str]) -> Run {
+    flink_gitops_env(dir, args, &[])
+}
+
+/// [`flink_gitops`] with environment variables set. Variables of the caller's environment
+/// that would change what a test sees are removed first.
+pub fn flink_gitops_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let cache = dir.join(".cache-flink-gitops");
     let out = Command::new(bin())
         .args(args)
@@ -65,6 +71,8 @@ pub fn flink_gitops(dir: &Path, args: &[&str]) -> Run {
         .env("FLINK_GITOPS_CACHE", &cache)
         .env("NO_COLOR", "1")
         .env_remove("FLINK_GITOPS_REPO")
+        .env_remove(flink_gitops::config::ENV_OPERATOR_VERSION)
+        .envs(env.iter().copied())
         .output()
         .expect("run flink-gitops");
     Run::from(out)
