@@ -1008,9 +1008,9 @@ fn check_jar_uri(m: &Manifest, uri: &str, options: &Options, out: &mut Vec<Diagn
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(scheme))
         {
-            "; operator 1.15 refuses it too unless kubernetes.operator.user.artifacts.allowed-schemes lists it"
+            format!("; operator {op} refuses it too unless its kubernetes.operator.user.artifacts.allowed-schemes lists it")
         } else {
-            ""
+            String::new()
         };
         out.push(stricter(
             m,
@@ -1233,19 +1233,17 @@ pub fn validate_transition(old: &Spec, new: &Manifest, out: &mut Vec<Diagnostic>
                 }
             }
         }
-        (Spec::SessionJob(o), Spec::SessionJob(n)) => {
-            // DefaultValidator.validateSpecChange(FlinkSessionJob) (1.10-1.15).
-            if o.deployment_name != n.deployment_name {
-                out.push(new.diag(
-                    Severity::Error,
-                    "spec.deploymentName",
-                    format!(
-                        "deploymentName cannot change (from {:?} to {:?}); remove this session job and add one under a new name",
-                        o.deployment_name.as_deref().unwrap_or(""),
-                        n.deployment_name.as_deref().unwrap_or("")
-                    ),
-                ));
-            }
+        // DefaultValidator.validateSpecChange(FlinkSessionJob) (1.10-1.15).
+        (Spec::SessionJob(o), Spec::SessionJob(n)) if o.deployment_name != n.deployment_name => {
+            out.push(new.diag(
+                Severity::Error,
+                "spec.deploymentName",
+                format!(
+                    "deploymentName cannot change (from {:?} to {:?}); remove this session job and add one under a new name",
+                    o.deployment_name.as_deref().unwrap_or(""),
+                    n.deployment_name.as_deref().unwrap_or("")
+                ),
+            ));
         }
         _ => {}
     }
