@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config;
 use crate::diff::{self, render};
-use crate::flink::spec::{validate, ManifestSet, Severity};
+use crate::flink::spec::{validate, Diagnostic, ManifestSet, OperatorVersion, Severity};
 use crate::git::render::RenderTools;
-use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles};
+use crate::git::source::{self, GitError, GitSource, RepoLocation, Revision, RevisionFiles};
+use crate::repo_config::{self, RepoConfig};
 
 mod agent;
 
@@ -105,6 +106,16 @@ impl GitArgs {
     }
 }
 
+/// Which operator release's rules apply.
+#[derive(Args, Debug, Clone)]
+pub struct RulesArgs {
+    /// The Flink Kubernetes Operator release whose validation rules apply, 1.10 to 1.15.
+    /// Wins over operatorVersion in the repository's .flink-gitops.yaml; without either,
+    /// the newest release.
+    #[arg(long, env = config::ENV_OPERATOR_VERSION, value_name = "X.Y")]
+    pub operator_version: Option<OperatorVersion>,
+}
+
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
     /// Folder or file to validate (default: the current folder). Ignored with --repo.
@@ -118,6 +129,8 @@ pub struct ValidateArgs {
     pub revision: String,
     #[command(flatten)]
     pub git: GitArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: ValidateFormat,
@@ -152,6 +165,8 @@ pub struct PlanArgs {
     pub head: String,
     #[command(flatten)]
     pub git: GitArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Output format: text for a terminal, json for tools, markdown for a PR comment.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: render::Format,
@@ -200,6 +215,8 @@ fn init_logging(default: &str) {
 #[serde(rename_all = "camelCase")]
 struct ValidateReport<'a> {
     valid: bool,
+    /// The operator release whose rules applied.
+    operator_version: OperatorVersion,
     files: usize,
     resources: Vec<ValidatedResource<'a>>,
     diagnostics: &'a [crate::flink::spec::Diagnostic],
@@ -229,8 +246,39 @@ pub fn cache_dir(flag: Option<&PathBuf>) -> PathBuf {
     base.join(config::DEFAULT_CACHE_SUBDIR)
 }
 
-fn validation_options() -> validate::Options {
-    validate::Options::default()
+/// Validates a set with a repository's settings (read with [`repo_config::read`]) and the
+/// `--operator-version` flag; a settings file that cannot be read is one more error in the
+/// set. Returns the options used.
+fn validate_with(
+    set: &mut ManifestSet,
+    settings: (RepoConfig, Option<Diagnostic>),
+    rules: &RulesArgs,
+) -> validate::Options {
+    let (settings, problem) = settings;
+    let options = settings.validation_options(rules.operator_version);
+    set.diagnostics.extend(problem);
+    set.validate(&options);
+    options
+}
+
+/// The repository's settings file at a revision, if it has one.
+fn read_settings(
+    source: &GitSource,
+    repo: &git2::Repository,
+    revision: &Revision,
+) -> Result<(RepoConfig, Option<Diagnostic>), String> {
+    let bytes = source
+        .read_root_file(
+            repo,
+            revision,
+            config::REPO_CONFIG_FILE,
+            config::REPO_CONFIG_MAX_BYTES,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(repo_config::read(
+        config::REPO_CONFIG_FILE,
+        bytes.as_deref(),
+    ))
 }
 
 /// Opens a repository (fetching a remote once) and returns it with its source.
@@ -252,21 +300,29 @@ fn load_revision(
     repo: &git2::Repository,
     rev: &str,
     path: Option<&str>,
-) -> Result<(String, ManifestSet), String> {
+    rules: &RulesArgs,
+) -> Result<(ManifestSet, validate::Options), String> {
     let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
     let mut set = source
         .load(repo, &revision, path)
         .map_err(|e| e.to_string())?;
-    set.validate(&validation_options());
-    Ok((revision.to_string(), set))
+    let settings = read_settings(source, repo, &revision)?;
+    let options = validate_with(&mut set, settings, rules);
+    Ok((set, options))
 }
 
 fn cmd_validate(args: ValidateArgs) -> u8 {
-    let set = match &args.repo {
-        Some(repo) => match open_repo(repo, &args.git)
-            .and_then(|(s, r)| load_revision(&s, &r, &args.revision, args.git.path.as_deref()))
-        {
-            Ok((_, set)) => set,
+    let (set, options) = match &args.repo {
+        Some(repo) => match open_repo(repo, &args.git).and_then(|(s, r)| {
+            load_revision(
+                &s,
+                &r,
+                &args.revision,
+                args.git.path.as_deref(),
+                &args.rules,
+            )
+        }) {
+            Ok(loaded) => loaded,
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_ERROR;
@@ -280,8 +336,9 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
             }
             match source::load_folder(&target, &args.git.render_tools()) {
                 Ok(mut set) => {
-                    set.validate(&validation_options());
-                    set
+                    let options =
+                        validate_with(&mut set, repo_config::read_on_disk(&target), &args.rules);
+                    (set, options)
                 }
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", target.display());
@@ -300,6 +357,7 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
         ValidateFormat::Json => {
             let value = ValidateReport {
                 valid: errors == 0,
+                operator_version: options.operator_version,
                 files: set.files_read,
                 resources: set
                     .manifests
@@ -328,9 +386,10 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
             }
             let verdict = if errors == 0 { "valid" } else { "invalid" };
             println!(
-                "{verdict}: {} file(s), {} resource(s), {errors} error(s), {warnings} warning(s)",
+                "{verdict}: {} file(s), {} resource(s), {errors} error(s), {warnings} warning(s), operator {} rules",
                 set.files_read,
-                set.manifests.len()
+                set.manifests.len(),
+                options.operator_version
             );
         }
     }
@@ -346,6 +405,8 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
 struct PlanSide {
     label: String,
     files: Option<RevisionFiles>,
+    /// The repository's settings at this revision.
+    settings: (RepoConfig, Option<Diagnostic>),
 }
 
 fn read_plan_side(
@@ -360,9 +421,11 @@ fn read_plan_side(
         Err(GitError::PathNotFound { .. }) => None,
         Err(e) => return Err(e.to_string()),
     };
+    let settings = read_settings(source, repo, &revision)?;
     Ok(PlanSide {
         label: revision.to_string(),
         files,
+        settings,
     })
 }
 
@@ -371,12 +434,16 @@ type Labelled = (String, ManifestSet);
 
 /// The two validated manifest sets to plan. A `--path` folder missing at one revision reads
 /// as empty there, so a change that adds or deletes the whole folder can be planned;
-/// missing at both is an error (most likely a mistyped path).
+/// missing at both is an error (most likely a mistyped path). Head is validated with the
+/// settings it carries (its `.flink-gitops.yaml`) and the flag.
 fn plan_sets(
     base: PlanSide,
     head: PlanSide,
     path: Option<&str>,
+    rules: &RulesArgs,
 ) -> Result<(Labelled, Labelled), String> {
+    let (settings, problem) = head.settings;
+    let options = settings.validation_options(rules.operator_version);
     let (b, h) = match (base.files, head.files) {
         (None, None) => {
             return Err(format!(
@@ -388,12 +455,15 @@ fn plan_sets(
         }
         (b, h) => (b.unwrap_or_default(), h.unwrap_or_default()),
     };
-    let (b, h) = diff::load::parse_sides_with(
+    let (b, mut h) = diff::load::parse_sides_with(
         (b.files, b.rendered),
         (h.files, h.rendered),
         |path, bytes| source::parse_files(vec![(path, bytes)]),
-        &validation_options(),
+        &options,
     );
+    if let Some(d) = problem {
+        h.diagnostics.insert(0, d);
+    }
     Ok(((base.label, b), (head.label, h)))
 }
 
@@ -421,7 +491,7 @@ fn cmd_plan(args: PlanArgs) -> u8 {
             Ok(r) => records = r,
             Err(e) => tracing::debug!(error = %e, "no status branch read; planning without it"),
         }
-        plan_sets(base, head, path)
+        plan_sets(base, head, path, &args.rules)
     });
     let ((base_label, base), (head_label, head)) = match loaded {
         Ok(v) => v,
@@ -456,6 +526,7 @@ mod tests {
 
     fn side(label: &str, files: Option<&[(&str, &str)]>) -> PlanSide {
         PlanSide {
+            settings: (RepoConfig::default(), None),
             label: label.to_string(),
             files: files.map(|fs| RevisionFiles {
                 files: fs
@@ -467,21 +538,39 @@ mod tests {
         }
     }
 
+    const NO_FLAG: RulesArgs = RulesArgs {
+        operator_version: None,
+    };
+
     #[test]
     fn a_path_missing_at_one_revision_plans_as_empty_there() {
         let doc = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: a\nspec: {}\n";
         let files: &[(&str, &str)] = &[("flink/a.yaml", doc)];
-        let ((bl, base), (hl, head)) =
-            plan_sets(side("main", None), side("pr", Some(files)), Some("flink"))
-                .expect("missing at base only");
+        let ((bl, base), (hl, head)) = plan_sets(
+            side("main", None),
+            side("pr", Some(files)),
+            Some("flink"),
+            &NO_FLAG,
+        )
+        .expect("missing at base only");
         assert_eq!((bl.as_str(), hl.as_str()), ("main", "pr"));
         assert!(base.manifests.is_empty());
         assert_eq!(head.manifests.len(), 1);
-        let (_, (_, head)) = plan_sets(side("main", Some(files)), side("pr", None), Some("flink"))
-            .expect("missing at head only");
+        let (_, (_, head)) = plan_sets(
+            side("main", Some(files)),
+            side("pr", None),
+            Some("flink"),
+            &NO_FLAG,
+        )
+        .expect("missing at head only");
         assert!(head.manifests.is_empty());
-        let err = plan_sets(side("main", None), side("pr", None), Some("flink"))
-            .expect_err("missing at both");
+        let err = plan_sets(
+            side("main", None),
+            side("pr", None),
+            Some("flink"),
+            &NO_FLAG,
+        )
+        .expect_err("missing at both");
         assert_eq!(err, "path \"flink\" is not a folder at main nor at pr");
     }
 }

@@ -7,6 +7,7 @@ mod agent_app;
 mod agent_session;
 mod corpus;
 mod fake_flink_selftest;
+mod operator_rules;
 mod plan_cli;
 mod render;
 mod rest_wire;

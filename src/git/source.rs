@@ -454,6 +454,29 @@ impl GitSource {
         })
     }
 
+    /// Reads one file at the root of the tree of a commit (such as `.flink-gitops.yaml`);
+    /// `None` when there is no such file. At most `max` bytes are read: a larger blob is
+    /// returned cut to `max + 1` bytes, enough for the caller to refuse it.
+    pub fn read_root_file(
+        &self,
+        repo: &Repository,
+        rev: &Revision,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, GitError> {
+        let oid = git2::Oid::from_str(&rev.commit)?;
+        let tree = repo.find_commit(oid)?.tree()?;
+        let Some(entry) = tree.get_name(name) else {
+            return Ok(None);
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let blob = repo.find_blob(entry.id())?;
+        let content = blob.content();
+        Ok(Some(content[..content.len().min(max + 1)].to_vec()))
+    }
+
     /// Reads and parses the manifests at a revision, kustomizations and charts rendered
     /// (not yet validated).
     pub fn load(

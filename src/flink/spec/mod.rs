@@ -6,6 +6,7 @@
 //! bad document never hides the others: parsing goes on after an error and collects all.
 
 pub mod model;
+pub mod operator;
 pub mod parse;
 pub mod quantity;
 pub mod validate;
@@ -17,6 +18,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use model::*;
+pub use operator::OperatorVersion;
 pub use yaml::Pos;
 
 /// How serious a diagnostic is.
