@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config;
 use crate::diff::{self, render};
-use crate::flink::spec::{validate, Diagnostic, ManifestSet, OperatorVersion, Severity};
+use crate::flink::spec::{validate, ManifestSet, OperatorVersion, Severity};
 use crate::git::render::RenderTools;
-use crate::git::source::{self, GitError, GitSource, RepoLocation, Revision, RevisionFiles};
-use crate::repo_config::{self, RepoConfig};
+use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles};
+use crate::repo_settings::{RepoSettings, SettingsRead};
 
 mod agent;
 
@@ -246,39 +246,17 @@ pub fn cache_dir(flag: Option<&PathBuf>) -> PathBuf {
     base.join(config::DEFAULT_CACHE_SUBDIR)
 }
 
-/// Validates a set with a repository's settings (read with [`repo_config::read`]) and the
-/// `--operator-version` flag; a settings file that cannot be read is one more error in the
-/// set. Returns the options used.
+/// Validates a set with a repository's settings and the `--operator-version` flag (what is
+/// wrong in the settings file is already among the set's diagnostics). Returns the options
+/// used.
 fn validate_with(
     set: &mut ManifestSet,
-    settings: (RepoConfig, Option<Diagnostic>),
+    settings: &RepoSettings,
     rules: &RulesArgs,
 ) -> validate::Options {
-    let (settings, problem) = settings;
     let options = settings.validation_options(rules.operator_version);
-    set.diagnostics.extend(problem);
     set.validate(&options);
     options
-}
-
-/// The repository's settings file at a revision, if it has one.
-fn read_settings(
-    source: &GitSource,
-    repo: &git2::Repository,
-    revision: &Revision,
-) -> Result<(RepoConfig, Option<Diagnostic>), String> {
-    let bytes = source
-        .read_root_file(
-            repo,
-            revision,
-            config::REPO_CONFIG_FILE,
-            config::REPO_CONFIG_MAX_BYTES,
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(repo_config::read(
-        config::REPO_CONFIG_FILE,
-        bytes.as_deref(),
-    ))
 }
 
 /// Opens a repository (fetching a remote once) and returns it with its source.
@@ -303,11 +281,10 @@ fn load_revision(
     rules: &RulesArgs,
 ) -> Result<(ManifestSet, validate::Options), String> {
     let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
-    let mut set = source
+    let (mut set, settings) = source
         .load(repo, &revision, path)
         .map_err(|e| e.to_string())?;
-    let settings = read_settings(source, repo, &revision)?;
-    let options = validate_with(&mut set, settings, rules);
+    let options = validate_with(&mut set, &settings, rules);
     Ok((set, options))
 }
 
@@ -335,9 +312,8 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
                 return EXIT_ERROR;
             }
             match source::load_folder(&target, &args.git.render_tools()) {
-                Ok(mut set) => {
-                    let options =
-                        validate_with(&mut set, repo_config::read_on_disk(&target), &args.rules);
+                Ok((mut set, settings)) => {
+                    let options = validate_with(&mut set, &settings, &args.rules);
                     (set, options)
                 }
                 Err(e) => {
@@ -405,8 +381,8 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
 struct PlanSide {
     label: String,
     files: Option<RevisionFiles>,
-    /// The repository's settings at this revision.
-    settings: (RepoConfig, Option<Diagnostic>),
+    /// The repository's settings at this revision (also when the path is missing there).
+    settings: SettingsRead,
 }
 
 fn read_plan_side(
@@ -416,12 +392,19 @@ fn read_plan_side(
     path: Option<&str>,
 ) -> Result<PlanSide, String> {
     let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
-    let files = match source.read_revision(repo, &revision, path) {
-        Ok(files) => Some(files),
-        Err(GitError::PathNotFound { .. }) => None,
+    let (files, settings) = match source.read_revision(repo, &revision, path) {
+        Ok(mut files) => {
+            let settings = std::mem::take(&mut files.settings);
+            (Some(files), settings)
+        }
+        Err(GitError::PathNotFound { .. }) => (
+            None,
+            source
+                .read_settings(repo, &revision)
+                .map_err(|e| e.to_string())?,
+        ),
         Err(e) => return Err(e.to_string()),
     };
-    let settings = read_settings(source, repo, &revision)?;
     Ok(PlanSide {
         label: revision.to_string(),
         files,
@@ -442,7 +425,11 @@ fn plan_sets(
     path: Option<&str>,
     rules: &RulesArgs,
 ) -> Result<(Labelled, Labelled), String> {
-    let (settings, problem) = head.settings;
+    let SettingsRead {
+        settings,
+        diagnostics: problems,
+        ..
+    } = head.settings;
     let options = settings.validation_options(rules.operator_version);
     let (b, h) = match (base.files, head.files) {
         (None, None) => {
@@ -461,9 +448,7 @@ fn plan_sets(
         |path, bytes| source::parse_files(vec![(path, bytes)]),
         &options,
     );
-    if let Some(d) = problem {
-        h.diagnostics.insert(0, d);
-    }
+    h.diagnostics.splice(0..0, problems);
     Ok(((base.label, b), (head.label, h)))
 }
 
@@ -526,14 +511,14 @@ mod tests {
 
     fn side(label: &str, files: Option<&[(&str, &str)]>) -> PlanSide {
         PlanSide {
-            settings: (RepoConfig::default(), None),
+            settings: SettingsRead::default(),
             label: label.to_string(),
             files: files.map(|fs| RevisionFiles {
                 files: fs
                     .iter()
                     .map(|(f, t)| (f.to_string(), t.as_bytes().to_vec()))
                     .collect(),
-                rendered: ManifestSet::default(),
+                ..RevisionFiles::default()
             }),
         }
     }

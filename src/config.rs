@@ -56,12 +56,13 @@ pub const DEFAULT_ALLOWED_ARTIFACT_SCHEMES: &[&str] = &["https", "http", "file",
 /// `--operator-version` flag nor the repository's `.flink-gitops.yaml` names one: the newest
 /// release flink-gitops knows.
 pub const DEFAULT_OPERATOR_VERSION: OperatorVersion = OperatorVersion::NEWEST;
-/// The repository's own settings file, at the root of the manifests' repository (see
-/// the `repo_config` module). Hidden, so it is never read as a manifest.
-pub const REPO_CONFIG_FILE: &str = ".flink-gitops.yaml";
+/// The repository's own settings file (`operatorVersion`, `stricterRules`, `helm`), at the
+/// root of the repository (read by `repo_settings`, found by `git::repo_settings`). Hidden,
+/// so it is never read as a manifest.
+pub const REPO_SETTINGS_FILE: &str = ".flink-gitops.yaml";
 /// Largest `.flink-gitops.yaml` read: it holds a few keys, and `plan` reads it from pull
 /// requests by anyone.
-pub const REPO_CONFIG_MAX_BYTES: usize = 64 * 1024;
+pub const REPO_SETTINGS_MAX_BYTES: usize = 64 * 1024;
 /// Schemes the operator allows in a session job's `jarURI` unless its own configuration
 /// (`kubernetes.operator.user.artifacts.allowed-schemes`) says otherwise (since 1.15).
 pub const OPERATOR_DEFAULT_ARTIFACT_SCHEMES: &[&str] = &["https"];
@@ -75,8 +76,6 @@ pub const CANARY_LABEL: &str = "flink.apache.org/canary";
 // Rendering (kustomize and Helm)
 // ---------------------------------------------------------------------------------------
 
-/// Settings a repository gives about itself, at its root (see `git::repo_settings`).
-pub const REPO_SETTINGS_FILE: &str = ".flink-gitops.yaml";
 /// A folder holding one of these is a kustomization, rendered with `kubectl kustomize`
 /// (the names kustomize itself looks for).
 pub const KUSTOMIZATION_FILES: &[&str] =

@@ -93,11 +93,66 @@ fn operator_rules_settings_that_cannot_be_read_are_an_error_at_their_line() {
     );
     // The manifests are still validated, with the defaults.
     assert!(run.stdout.contains("operator 1.15 rules"), "{run:?}");
-    repo.write(".flink-gitops.yaml", "operatorversion: \"1.12\"\n");
+}
+
+/// A key flink-gitops does not know is a warning naming it and the keys it reads (with what
+/// a typo meant), never an error: other tools' keys may live in the file too. The keys it
+/// knows are still read.
+#[test]
+fn operator_rules_unknown_settings_keys_are_warnings_that_say_what_was_meant() {
+    let repo = TempRepo::new();
+    repo.write("orders.yaml", APP_V2_1);
+    repo.write(
+        ".flink-gitops.yaml",
+        "operatorVerison: \"1.12\"\nargocd:\n  syncWave: 2\n",
+    );
     let run = validate(repo.path(), &[], &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            ".flink-gitops.yaml:1:1: warning: operatorVerison: unknown key \"operatorVerison\" (did you mean \"operatorVersion\"?), ignored; flink-gitops reads operatorVersion, stricterRules, helm here"
+        ),
+        "{run:?}"
+    );
     assert!(
         run.stdout
-            .contains("unknown field `operatorversion`, expected `operatorVersion`"),
+            .contains(".flink-gitops.yaml:2:1: warning: argocd: unknown key \"argocd\", ignored"),
+        "{run:?}"
+    );
+    // The typo was not read: the newest release's rules.
+    assert!(
+        run.stdout.contains("2 warning(s), operator 1.15 rules"),
+        "{run:?}"
+    );
+    repo.write(
+        ".flink-gitops.yaml",
+        "operatorVersion: \"1.12\"\nargocd:\n  syncWave: 2\n",
+    );
+    let run = validate(repo.path(), &[], &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(unknown_to_1_12(&run), "{run:?}");
+    // At a revision, and in plan (head's file).
+    let base = repo.commit("deployed by operator 1.12, with Argo CD's key");
+    let path = repo.path().to_string_lossy().into_owned();
+    let run = validate(repo.path(), &["--repo", &path, "--revision", &base], &[]);
+    assert!(
+        run.stdout
+            .contains(".flink-gitops.yaml:2:1: warning: argocd: unknown key"),
+        "{run:?}"
+    );
+    repo.write(
+        ".flink-gitops.yaml",
+        "operatorVersion: \"1.13\"\nstrictRules: warn\n",
+    );
+    let head = repo.commit("operator 1.13; a typo");
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let run = harness::flink_gitops(
+        cwd.path(),
+        &["plan", "--repo", &path, "--base", &base, "--head", &head],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("did you mean \"stricterRules\"?"),
         "{run:?}"
     );
 }

@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::config;
 use crate::flink::spec::ManifestSet;
 use crate::git::render::{self, RenderPlan, RenderTools};
-use crate::git::repo_settings::{RepoSettings, RepoSettingsError};
+use crate::git::repo_settings;
+use crate::repo_settings::{RepoSettings, SettingsRead};
 
 /// Where a mirror keeps the remote's HEAD.
 const REMOTE_HEAD_REF: &str = "refs/flink-gitops/remote-head";
@@ -156,6 +157,8 @@ pub struct RevisionFiles {
     /// What its kustomizations and charts rendered to (not validated), with an error for
     /// each that did not render.
     pub rendered: ManifestSet,
+    /// The repository's `.flink-gitops.yaml` at the revision.
+    pub settings: SettingsRead,
 }
 
 impl GitSource {
@@ -408,10 +411,12 @@ impl GitSource {
         subpath: Option<&str>,
     ) -> Result<RevisionFiles, GitError> {
         let (entries, renders) = self.manifest_entries(repo, rev, subpath)?;
+        let settings = self.read_settings(repo, rev)?;
         if !renders {
             return Ok(RevisionFiles {
                 files: read_blobs(repo, entries)?,
                 rendered: ManifestSet::default(),
+                settings,
             });
         }
         let key = format!("{}:{}", rev.commit, subpath.unwrap_or_default());
@@ -429,8 +434,12 @@ impl GitSource {
                     let oid = tree.get(p)?;
                     String::from_utf8(repo.find_blob(*oid).ok()?.content().to_vec()).ok()
                 };
-                let settings = read_settings(&root, repo);
-                let plan = RenderPlan::new(&paths, subpath, settings, &read_text);
+                let plan = RenderPlan::new(
+                    &paths,
+                    subpath,
+                    settings.for_rendering().cloned(),
+                    &read_text,
+                );
                 let read = |p: &str| -> std::io::Result<Vec<u8>> {
                     let oid = tree
                         .get(p)
@@ -451,44 +460,40 @@ impl GitSource {
         Ok(RevisionFiles {
             files: read_blobs(repo, plain)?,
             rendered,
+            settings,
         })
     }
 
-    /// Reads one file at the root of the tree of a commit (such as `.flink-gitops.yaml`);
-    /// `None` when there is no such file. At most `max` bytes are read: a larger blob is
-    /// returned cut to `max + 1` bytes, enough for the caller to refuse it.
-    pub fn read_root_file(
+    /// The repository's `.flink-gitops.yaml` at a revision: at the root of its tree,
+    /// whatever the path read (see [`repo_settings`]).
+    pub fn read_settings(
         &self,
         repo: &Repository,
         rev: &Revision,
-        name: &str,
-        max: usize,
-    ) -> Result<Option<Vec<u8>>, GitError> {
+    ) -> Result<SettingsRead, GitError> {
         let oid = git2::Oid::from_str(&rev.commit)?;
-        let tree = repo.find_commit(oid)?.tree()?;
-        let Some(entry) = tree.get_name(name) else {
-            return Ok(None);
-        };
-        if entry.kind() != Some(ObjectType::Blob) {
-            return Ok(None);
-        }
-        let blob = repo.find_blob(entry.id())?;
-        let content = blob.content();
-        Ok(Some(content[..content.len().min(max + 1)].to_vec()))
+        let root = repo.find_commit(oid)?.tree()?;
+        repo_settings::at_revision(repo, &root)
     }
 
     /// Reads and parses the manifests at a revision, kustomizations and charts rendered
-    /// (not yet validated).
+    /// (not yet validated), with the repository's settings at that revision; what is wrong
+    /// in the settings file is among the set's diagnostics.
     pub fn load(
         &self,
         repo: &Repository,
         rev: &Revision,
         subpath: Option<&str>,
-    ) -> Result<ManifestSet, GitError> {
-        let RevisionFiles { files, rendered } = self.read_revision(repo, rev, subpath)?;
+    ) -> Result<(ManifestSet, RepoSettings), GitError> {
+        let RevisionFiles {
+            files,
+            rendered,
+            settings,
+        } = self.read_revision(repo, rev, subpath)?;
         let mut set = parse_files(files);
         set.extend(rendered);
-        Ok(set)
+        set.diagnostics.extend(settings.diagnostics);
+        Ok((set, settings.settings))
     }
 }
 
@@ -525,24 +530,6 @@ fn list_tree(root: &git2::Tree) -> Result<HashMap<String, git2::Oid>, GitError> 
         }
     })?;
     Ok(out)
-}
-
-/// The repository's `.flink-gitops.yaml` at a revision (defaults when there is none).
-fn read_settings(root: &git2::Tree, repo: &Repository) -> Result<RepoSettings, RepoSettingsError> {
-    let Some(entry) = root.get_name(config::REPO_SETTINGS_FILE) else {
-        return Ok(RepoSettings::default());
-    };
-    let text = entry
-        .to_object(repo)
-        .ok()
-        .and_then(|o| o.into_blob().ok())
-        .and_then(|b| String::from_utf8(b.content().to_vec()).ok())
-        .ok_or_else(|| RepoSettingsError {
-            line: 1,
-            column: 1,
-            message: "not a UTF-8 text file".to_string(),
-        })?;
-    RepoSettings::parse(&text)
 }
 
 /// Parses (file, bytes) pairs into a manifest set; a file that is not UTF-8 is an error
@@ -606,10 +593,20 @@ pub fn read_folder(path: &Path) -> Result<Vec<(String, Vec<u8>)>, std::io::Error
 
 /// Reads a folder or a single file on disk as [`GitSource::load`] reads a revision:
 /// kustomizations and charts in the folder rendered (from a copy), the rest read as
-/// manifest files. `.flink-gitops.yaml` is read from the folder itself.
-pub fn load_folder(path: &Path, tools: &RenderTools) -> Result<ManifestSet, std::io::Error> {
+/// manifest files; with the settings of the nearest `.flink-gitops.yaml` from the folder up
+/// to its Git work tree's root ([`repo_settings::on_disk`]), whose problems are among the
+/// set's diagnostics.
+pub fn load_folder(
+    path: &Path,
+    tools: &RenderTools,
+) -> Result<(ManifestSet, RepoSettings), std::io::Error> {
+    let settings = repo_settings::on_disk(path);
+    let with_settings = |mut set: ManifestSet| {
+        set.diagnostics.extend(settings.diagnostics.iter().cloned());
+        (set, settings.settings.clone())
+    };
     if path.is_file() {
-        return Ok(parse_files(read_folder(path)?));
+        return Ok(with_settings(parse_files(read_folder(path)?)));
     }
     let mut paths = Vec::new();
     let mut stack = vec![path.to_path_buf()];
@@ -633,26 +630,10 @@ pub fn load_folder(path: &Path, tools: &RenderTools) -> Result<ManifestSet, std:
         .iter()
         .any(|p| is_render_marker(p.rsplit('/').next().unwrap_or(p)));
     if !renders {
-        return Ok(parse_files(read_folder(path)?));
+        return Ok(with_settings(parse_files(read_folder(path)?)));
     }
-    let settings = match std::fs::read(path.join(config::REPO_SETTINGS_FILE)) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RepoSettings::default()),
-        Err(e) => Err(RepoSettingsError {
-            line: 1,
-            column: 1,
-            message: e.to_string(),
-        }),
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => RepoSettings::parse(&text),
-            Err(_) => Err(RepoSettingsError {
-                line: 1,
-                column: 1,
-                message: "not a UTF-8 text file".to_string(),
-            }),
-        },
-    };
     let read_text = |p: &str| std::fs::read_to_string(path.join(p)).ok();
-    let plan = RenderPlan::new(&paths, None, settings, &read_text);
+    let plan = RenderPlan::new(&paths, None, settings.for_rendering().cloned(), &read_text);
     let read = |p: &str| std::fs::read(path.join(p));
     let rendered = render::render(&plan, &paths, &read, tools);
     let mut files = Vec::new();
@@ -666,7 +647,7 @@ pub fn load_folder(path: &Path, tools: &RenderTools) -> Result<ManifestSet, std:
     }
     let mut set = parse_files(files);
     set.extend(rendered);
-    Ok(set)
+    Ok(with_settings(set))
 }
 
 fn callbacks<'a>(deadline: Instant) -> RemoteCallbacks<'a> {

@@ -7,7 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::config;
 use crate::flink::spec::{ManifestSet, OperatorVersion};
 use crate::git::source::{GitError, GitSource, Revision};
 
@@ -37,16 +36,9 @@ impl ManifestSource for GitManifests {
         self.source.fetch_refspecs(&[spec])?;
         let repo = self.source.open()?;
         let revision = self.source.resolve(&repo, &self.branch)?;
-        let mut set = self.source.load(&repo, &revision, self.path.as_deref())?;
-        let settings = self.source.read_root_file(
-            &repo,
-            &revision,
-            config::REPO_CONFIG_FILE,
-            config::REPO_CONFIG_MAX_BYTES,
-        )?;
-        let (settings, problem) =
-            crate::repo_config::read(config::REPO_CONFIG_FILE, settings.as_deref());
-        set.diagnostics.extend(problem);
+        // The repository's settings at the same tip; what is wrong in them is among the
+        // set's diagnostics.
+        let (mut set, settings) = self.source.load(&repo, &revision, self.path.as_deref())?;
         let mut options = settings.validation_options(self.operator_version);
         options.default_configuration = self.default_configuration.clone();
         set.validate(&options);

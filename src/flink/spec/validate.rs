@@ -92,7 +92,7 @@ fn stricter(
         format!(
             "{message} (flink-gitops is stricter than operator {} here: {why}; `stricterRules: warn` in {} reports this as a warning)",
             options.operator_version,
-            config::REPO_CONFIG_FILE
+            config::REPO_SETTINGS_FILE
         ),
     )
 }
@@ -296,7 +296,7 @@ fn validate_deployment(
             let since = OperatorVersion::ALL
                 .into_iter()
                 .find(|o| o.knows(v))
-                .map(|o| format!("; operator {o} and newer know it: if that is the operator you run, name it in operatorVersion of {} (or --operator-version)", config::REPO_CONFIG_FILE))
+                .map(|o| format!("; operator {o} and newer know it: if that is the operator you run, name it in operatorVersion of {} (or --operator-version)", config::REPO_SETTINGS_FILE))
                 .unwrap_or_default();
             out.push(m.diag(
                 Severity::Error,

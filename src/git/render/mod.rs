@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::config;
 use crate::flink::spec::{Diagnostic, ManifestSet, RenderedFrom, Severity};
-use crate::git::repo_settings::{RepoSettings, RepoSettingsError};
+use crate::repo_settings::RepoSettings;
 use workspace::Workspace;
 
 /// The tool that renders a folder.
@@ -170,7 +170,9 @@ pub struct RenderPlan {
     charts: BTreeSet<String>,
     /// Values files named in the settings, by chart.
     values: BTreeMap<String, Result<Vec<String>, ValuesProblem>>,
-    settings: Result<RepoSettings, RepoSettingsError>,
+    /// `None` when `.flink-gitops.yaml` cannot be read (its reader reports why): charts
+    /// are not rendered then.
+    settings: Option<RepoSettings>,
 }
 
 /// A values file the settings name that cannot be used ([`RenderError::ValuesFile`]).
@@ -235,11 +237,11 @@ fn kustomization_uses(dir: &str, text: &str) -> Vec<String> {
 impl RenderPlan {
     /// Finds the folders to render below `subpath`, from every file path of the revision
     /// (`read` gives a file's text: kustomization files are read to tell overlays from
-    /// the bases they use).
+    /// the bases they use). `settings`: the repository's, `None` when they cannot be read.
     pub fn new(
         paths: &[String],
         subpath: Option<&str>,
-        settings: Result<RepoSettings, RepoSettingsError>,
+        settings: Option<RepoSettings>,
         read: &dyn Fn(&str) -> Option<String>,
     ) -> RenderPlan {
         let subpath = subpath
@@ -309,8 +311,8 @@ impl RenderPlan {
         folders.sort_by(|a, b| a.dir.cmp(&b.dir));
         let known: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
         let values = match &settings {
-            Err(_) => BTreeMap::new(),
-            Ok(s) => charts
+            None => BTreeMap::new(),
+            Some(s) => charts
                 .iter()
                 .map(|dir| {
                     let files: Result<Vec<String>, ValuesProblem> = s
@@ -386,19 +388,6 @@ pub fn render(
     if plan.folders.is_empty() {
         return set;
     }
-    if let Err(e) = &plan.settings {
-        if plan.folders.iter().any(|f| f.tool == Tool::Helm) {
-            set.diagnostics.push(Diagnostic {
-                severity: Severity::Error,
-                file: config::REPO_SETTINGS_FILE.to_string(),
-                line: e.line,
-                column: e.column,
-                field: String::new(),
-                resource: None,
-                message: format!("cannot read the repository settings: {}", e.message),
-            });
-        }
-    }
     let workspace = Workspace::create().and_then(|ws| {
         ws.write_inputs(paths.iter().filter(|p| plan.owns(p)), read)?;
         Ok(ws)
@@ -467,7 +456,7 @@ fn render_folder(
             command = format!("kubectl kustomize {}", display_dir(&folder.dir));
         }
         Tool::Helm => {
-            let settings = plan.settings.as_ref().map_err(|_| RenderError::Settings)?;
+            let settings = plan.settings.as_ref().ok_or(RenderError::Settings)?;
             let release = settings.chart(&folder.dir);
             let files = match plan.values.get(&folder.dir) {
                 Some(Err(e)) => {
@@ -622,6 +611,12 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn settings(text: &str) -> RepoSettings {
+        RepoSettings::parse(config::REPO_SETTINGS_FILE, text.as_bytes())
+            .expect("settings")
+            .0
+    }
+
     #[test]
     fn overlays_are_rendered_and_their_bases_only_through_them() {
         let files = paths(&[
@@ -646,10 +641,8 @@ mod tests {
                 _ => String::new(),
             })
         };
-        let settings =
-            RepoSettings::parse("helm:\n  charts/a:\n    valuesFiles: [../../envs/a-prod.yaml]\n")
-                .expect("settings");
-        let plan = RenderPlan::new(&files, None, Ok(settings), &read);
+        let values = settings("helm:\n  charts/a:\n    valuesFiles: [../../envs/a-prod.yaml]\n");
+        let plan = RenderPlan::new(&files, None, Some(values), &read);
         let got: Vec<(&str, Tool, &str)> = plan
             .folders
             .iter()
@@ -685,7 +678,7 @@ mod tests {
             vec!["overlays/prod", "base"]
         );
         // Below a path: the base alone is rendered when no overlay there uses it.
-        let plan = RenderPlan::new(&files, Some("base/"), Ok(RepoSettings::default()), &read);
+        let plan = RenderPlan::new(&files, Some("base/"), Some(RepoSettings::default()), &read);
         assert_eq!(
             plan.folders
                 .iter()
@@ -698,15 +691,13 @@ mod tests {
     #[test]
     fn values_files_outside_the_repository_or_missing_fail_their_chart() {
         let files = paths(&["c/Chart.yaml", "c/values.yaml"]);
-        let settings = RepoSettings::parse("helm:\n  c:\n    valuesFiles: [../../etc/passwd]\n")
-            .expect("settings");
-        let plan = RenderPlan::new(&files, None, Ok(settings), &|_| None);
+        let outside = settings("helm:\n  c:\n    valuesFiles: [../../etc/passwd]\n");
+        let plan = RenderPlan::new(&files, None, Some(outside), &|_| None);
         assert!(
             matches!(plan.values.get("c"), Some(Err(e)) if e.reason == "is outside the repository")
         );
-        let settings =
-            RepoSettings::parse("helm:\n  c:\n    valuesFiles: [prod.yaml]\n").expect("settings");
-        let plan = RenderPlan::new(&files, None, Ok(settings), &|_| None);
+        let missing = settings("helm:\n  c:\n    valuesFiles: [prod.yaml]\n");
+        let plan = RenderPlan::new(&files, None, Some(missing), &|_| None);
         assert!(
             matches!(plan.values.get("c"), Some(Err(e)) if e.reason == "does not exist at this revision")
         );
@@ -733,14 +724,14 @@ mod tests {
             timeout,
         };
         let files = paths(list);
-        let plan = RenderPlan::new(&files, None, Ok(RepoSettings::default()), &|_| None);
+        let plan = RenderPlan::new(&files, None, Some(RepoSettings::default()), &|_| None);
         render(&plan, &files, &|_| Ok(b"resources: []\n".to_vec()), &tools)
     }
 
     #[test]
     fn a_kustomization_at_the_root_renders_the_whole_repository() {
         let files = paths(&["kustomization.yaml", "apps/a.yaml"]);
-        let plan = RenderPlan::new(&files, None, Ok(RepoSettings::default()), &|_| None);
+        let plan = RenderPlan::new(&files, None, Some(RepoSettings::default()), &|_| None);
         assert!(plan.owns("apps/a.yaml"));
         let set = render_files(
             &["kustomization.yaml", "apps/a.yaml"],
