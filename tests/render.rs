@@ -272,6 +272,115 @@ fn validate_renders_a_chart_with_two_values_files_and_points_errors_at_the_value
     );
 }
 
+/// `.flink-gitops.yaml` is one file for every setting: another tool's key or a typo is a
+/// warning and the chart still renders as the file says; a value that cannot be read holds
+/// the chart (one error at the file, one on the chart) rather than rendering it with the
+/// wrong release. On disk, a folder below the file reads it with chart folders named from
+/// there.
+#[test]
+fn settings_warn_about_unknown_keys_and_hold_charts_when_they_cannot_be_read() {
+    let (repo, _) = repo_from("helm");
+    let settings = ".flink-gitops.yaml";
+    edit(
+        &repo,
+        settings,
+        "helm:\n",
+        "argocd:\n  syncWave: 1\nhelm:\n",
+    );
+    edit(
+        &repo,
+        settings,
+        "    releaseName:",
+        "    releseName: x\n    releaseName:",
+    );
+    let c1 = repo.commit("Argo CD's key and a typo");
+    let (code, v) = validate(&repo, &c1);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        resources(&v),
+        vec![(
+            "production/events-counter".into(),
+            "charts/events-counter (rendered)".into(),
+            "charts/events-counter".into()
+        )]
+    );
+    let warnings: Vec<(String, u64, String)> = v["diagnostics"]
+        .as_array()
+        .expect("diagnostics[]")
+        .iter()
+        .filter(|d| d["severity"] == "warning")
+        .map(|d| {
+            (
+                d["file"].as_str().unwrap_or("?").to_string(),
+                d["line"].as_u64().unwrap_or(0),
+                d["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert_eq!(
+        (warnings[0].0.as_str(), warnings[0].1),
+        (settings, line_of(&repo, settings, "argocd:"))
+    );
+    assert!(
+        warnings[0]
+            .2
+            .contains("flink-gitops reads operatorVersion, stricterRules, helm"),
+        "{warnings:#?}"
+    );
+    assert_eq!(warnings[1].1, line_of(&repo, settings, "releseName:"));
+    assert!(
+        warnings[1].2.contains("did you mean \"releaseName\"?"),
+        "{warnings:#?}"
+    );
+
+    // On disk, from the chart's parent folder: the file above it, the chart named from here.
+    let r = run(repo.path(), &["validate", "charts", "-o", "json"]);
+    let v = r.json();
+    assert_eq!(r.code, 0, "{v:#}");
+    assert_eq!(
+        resources(&v),
+        vec![(
+            "production/events-counter".into(),
+            "events-counter (rendered)".into(),
+            "events-counter".into()
+        )]
+    );
+    assert_eq!(
+        v["diagnostics"][0]["file"], "../.flink-gitops.yaml",
+        "{v:#}"
+    );
+
+    // A list where the chart's settings should be: the chart is held, not rendered with
+    // the defaults (another release name and namespace would read as a new resource).
+    repo.write(
+        settings,
+        "helm:\n  charts/events-counter: [values-production.yaml]\n",
+    );
+    let c2 = repo.commit("settings that cannot be read");
+    let (code, v) = validate(&repo, &c2);
+    assert_eq!(code, 1, "{v:#}");
+    assert!(resources(&v).is_empty(), "{v:#}");
+    let errs = errors(&v);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert_eq!((errs[0].0.as_str(), errs[0].1), (settings, 2));
+    assert!(
+        errs[0]
+            .3
+            .contains("Helm charts are not rendered until it is fixed"),
+        "{errs:#?}"
+    );
+    assert_eq!(errs[1].0, "charts/events-counter/Chart.yaml");
+    assert!(
+        errs[1].3.contains(".flink-gitops.yaml could not be read"),
+        "{errs:#?}"
+    );
+    let (code, p) = plan(&repo, &c1, &c2);
+    assert_eq!(code, 1, "{p:#}");
+    assert_eq!(p["summary"]["removed"], 0, "{p:#}");
+    assert_eq!(p["resources"][0]["actionDetail"]["type"], "hold", "{p:#}");
+}
+
 #[test]
 fn plan_between_two_revisions_of_an_overlay_names_the_actions() {
     let (repo, c1) = repo_from("kustomize");
