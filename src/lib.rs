@@ -4,7 +4,9 @@
 //! validates them, [`diff`] compares desired, recorded and live state and classifies each
 //! change, [`flink::lifecycle`] decides what to do (pure), and [`apply`] carries it out
 //! against a runtime through the Flink REST API ([`flink::rest`]).
-//! [`config`] is the one home of configuration keys and their defaults.
+//! [`config`] is the one home of configuration keys and their defaults; [`repo_settings`]
+//! parses the settings a repository gives itself (`.flink-gitops.yaml`; [`git`] finds and
+//! reads the file).
 
 pub mod apply;
 pub mod cli;
@@ -12,3 +14,4 @@ pub mod config;
 pub mod diff;
 pub mod flink;
 pub mod git;
+pub mod repo_settings;

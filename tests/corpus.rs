@@ -8,8 +8,9 @@
 //!
 //! `line` counts the header itself; `field` is the exact field path, `-` for a document-level
 //! error. A file may have several `# expect:` lines; every error reported for the file must
-//! be expected. Also here: the conformance examples (the operator's own) must be valid, and
-//! so must `examples/repo` when it exists.
+//! be expected. Also here: the conformance examples (the operator's own, copied into
+//! `tests/fixtures/conformance`) must be valid, and so must `examples/repo` when it exists and
+//! every file in `tests/fixtures/valid`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -284,15 +285,34 @@ fn census(dir: &Path) -> Census {
     c
 }
 
+/// The operator's examples, copied into tests/fixtures (so a fresh clone checks them), and
+/// the shared conformance folder beside the repository when it is there.
 #[test]
 fn corpus_conformance_examples_are_valid() {
-    let dir = harness::conformance_dir();
-    assert!(dir.is_dir(), "missing conformance folder {}", dir.display());
-    let expected = census(&dir);
-    let (run, json, diags, pretty) = validate_json(&dir);
+    let copy = harness::conformance_dir();
+    assert!(
+        copy.is_dir(),
+        "missing conformance folder {}",
+        copy.display()
+    );
+    check_conformance(&copy);
+    match harness::shared_conformance_dir() {
+        Some(shared) => check_conformance(&shared),
+        None => eprintln!(
+            "note: no ../shared/conformance beside the repository (a fresh clone): checked the copy in {} only",
+            copy.display()
+        ),
+    }
+}
+
+fn check_conformance(dir: &Path) {
+    let expected = census(dir);
+    let (run, json, diags, pretty) = validate_json(dir);
     assert_eq!(
-        run.code, 0,
-        "the operator's examples must validate; stderr:\n{}\ndiagnostics:\n{pretty}",
+        run.code,
+        0,
+        "the operator's examples in {} must validate; stderr:\n{}\ndiagnostics:\n{pretty}",
+        dir.display(),
         run.stderr
     );
     let problems: Vec<&serde_json::Value> = diags
@@ -348,6 +368,27 @@ fn corpus_example_repo_is_valid() {
         run.stderr
     );
     assert_eq!(json["valid"], serde_json::Value::Bool(true), "{pretty}");
+}
+
+/// Inputs that must be valid (each file says why): no error, no warning.
+#[test]
+fn corpus_valid_fixtures_are_valid() {
+    let dir = harness::root().join("tests/fixtures/valid");
+    let files = read_folder(&dir).expect("read tests/fixtures/valid");
+    assert!(!files.is_empty(), "no files in {}", dir.display());
+    for (name, _) in files {
+        let (run, json, _, pretty) = validate_json(&dir.join(&name));
+        assert_eq!(run.code, 0, "{name}: stderr:\n{}\n{pretty}", run.stderr);
+        assert_eq!(
+            json["valid"],
+            serde_json::Value::Bool(true),
+            "{name}: {pretty}"
+        );
+        let noisy = json["diagnostics"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["severity"] != "notice"));
+        assert!(!noisy, "{name}: {pretty}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
-use super::{cache_dir, GitArgs, EXIT_ERROR, EXIT_OK};
+use super::{cache_dir, GitArgs, RulesArgs, EXIT_ERROR, EXIT_OK};
 use crate::apply::executor::{
     Agent, AgentParts, AgentSettings, GitManifests, GitStatusStore, SystemEnvironment,
 };
@@ -37,6 +37,8 @@ pub struct RunArgs {
     pub branch: String,
     #[command(flatten)]
     pub git: GitArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Time between two syncs when nothing is in flight.
     #[arg(long, env = "FLINK_GITOPS_INTERVAL", default_value_t = config::DEFAULT_SYNC_INTERVAL.into())]
     pub interval: humantime::Duration,
@@ -154,7 +156,8 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         RepoLocation::parse(&args.repo),
         &cache,
         args.git.git_timeout.into(),
-    );
+    )
+    .with_render_tools(args.git.render_tools());
     let agent_settings = AgentSettings {
         interval: args.interval.into(),
         fast_poll: args.fast_poll.into(),
@@ -171,6 +174,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         branch: args.branch.clone(),
         path: args.git.path.clone(),
         default_configuration: runtime.default_configuration(&placeholder),
+        operator_version: args.rules.operator_version,
     };
     let status = GitStatusStore::new(StatusBranch::new(source, &args.status_branch));
     let parts = AgentParts {

@@ -36,9 +36,37 @@ pub fn parse_sides(
     parse_file: ParseFile,
     options: &Options,
 ) -> (ManifestSet, ManifestSet) {
+    parse_sides_with(
+        (base, ManifestSet::default()),
+        (head, ManifestSet::default()),
+        parse_file,
+        options,
+    )
+}
+
+/// [`parse_sides`], each side with manifests read elsewhere (rendered folders) that join
+/// its files before head is validated, so rules across resources see them all.
+pub fn parse_sides_with(
+    (base, base_more): (Files, ManifestSet),
+    (head, head_more): (Files, ManifestSet),
+    parse_file: ParseFile,
+    options: &Options,
+) -> (ManifestSet, ManifestSet) {
+    let (mut base_set, mut head_set) = parse_files_of_sides(base, head, parse_file);
+    base_set.extend(without_positions(&base_more));
+    head_set.extend(head_more);
+    head_set.validate(options);
+    (base_set, head_set)
+}
+
+/// Both sides' files, neither validated; base without positions.
+fn parse_files_of_sides(
+    base: Files,
+    head: Files,
+    parse_file: ParseFile,
+) -> (ManifestSet, ManifestSet) {
     if base == head {
-        let mut set = parse_tree(&split(base), parse_file, &mut Docs::new(), &|_, _| None).0;
-        set.validate(options);
+        let set = parse_tree(&split(base), parse_file, &mut Docs::new(), &|_, _| None).0;
         return (without_positions(&set), set);
     }
     let (base, head) = (split(base), split(head));
@@ -56,10 +84,9 @@ pub fn parse_sides(
     for m in &mut base_set.manifests {
         m.locations = Locations::default();
     }
-    let mut head_set = parse_tree(&head, parse_file, &mut shared, &|_, _| None).0;
+    let head_set = parse_tree(&head, parse_file, &mut shared, &|_, _| None).0;
     drop(shared);
     drop(head);
-    head_set.validate(options);
     (base_set, head_set)
 }
 
@@ -301,7 +328,10 @@ fn shifted(mut set: ManifestSet, lines: u32) -> ManifestSet {
             annotations: _,
             spec: _,
             locations,
+            rendered: _,
         } = m;
+        // Rendered manifests are never split (they are not files of the tree), so their
+        // source positions stay as they are.
         locations.shift_lines(lines);
     }
     for d in set.diagnostics.iter_mut().filter(|d| d.line > 0) {
@@ -378,6 +408,7 @@ fn without_positions(set: &ManifestSet) -> ManifestSet {
                 annotations: m.annotations.clone(),
                 spec: m.spec.clone(),
                 locations: Locations::default(),
+                rendered: None,
             })
             .collect(),
         diagnostics: set.diagnostics.clone(),
@@ -514,9 +545,17 @@ mod tests {
     fn every_manifest_in_the_repository_reads_the_same_split() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut all = Files::new();
+        // tests/fixtures holds a copy of the operator's examples; the shared conformance
+        // folder beside the repository is read too when it is there (not in a fresh clone).
         for dir in ["examples", "tests/fixtures", "../shared/conformance"] {
-            if let Ok(found) = source::read_folder(&root.join(dir)) {
-                all.extend(found.into_iter().map(|(p, b)| (format!("{dir}/{p}"), b)));
+            match source::read_folder(&root.join(dir)) {
+                Ok(found) => {
+                    all.extend(found.into_iter().map(|(p, b)| (format!("{dir}/{p}"), b)))
+                }
+                Err(_) if dir.starts_with("../") => eprintln!(
+                    "note: no {dir} beside the repository (a fresh clone): reading the repository's own manifests only"
+                ),
+                Err(e) => panic!("cannot read {dir}: {e}"),
             }
         }
         all.sort();

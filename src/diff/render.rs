@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::{Change, Plan, ResourcePlan};
+use crate::flink::spec::{Diagnostic, Severity};
 
 /// Output format of `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -200,9 +201,24 @@ pub fn text(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "{} {}", p.red("error:"), e);
         }
     }
+    let warnings: Vec<&Diagnostic> = other_warnings(plan).collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(out);
+        for w in warnings {
+            let _ = writeln!(out, "{}", p.yellow(&w.to_string()));
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", summary_line(plan));
     out
+}
+
+/// Warnings about no resource (such as a key `.flink-gitops.yaml` does not know): among
+/// the notices in JSON, shown with the errors in text and Markdown.
+fn other_warnings(plan: &Plan) -> impl Iterator<Item = &Diagnostic> {
+    plan.notices
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
 }
 
 fn md_escape(s: &str) -> String {
@@ -286,6 +302,19 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "#### Errors\n");
         for e in &plan.errors {
             let _ = writeln!(out, "- ❌ `{}:{}`: {}", e.file, e.line, e.message);
+        }
+    }
+    let warnings: Vec<&Diagnostic> = other_warnings(plan).collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "#### Warnings\n");
+        for w in warnings {
+            let _ = writeln!(
+                out,
+                "- ⚠️ `{}:{}`: {}",
+                w.file,
+                w.line,
+                md_escape(&w.message)
+            );
         }
     }
     out

@@ -1,8 +1,11 @@
-//! Git: reading manifests at a revision ([`source`]) and the status branch the agent
-//! writes what it did to ([`status`]). All of it is blocking git2 work;
-//! async callers go through [`source::run_blocking`], which moves it off the runtime and
-//! bounds it with a deadline.
+//! Git: reading manifests at a revision ([`source`]), finding and reading the repository's
+//! `.flink-gitops.yaml` ([`repo_settings`]), rendering its kustomizations and Helm charts
+//! ([`render`]), and the status branch the agent writes what it did to ([`status`]). All of
+//! it is blocking git2 work; async callers go through [`source::run_blocking`], which moves
+//! it off the runtime and bounds it with a deadline.
 
+pub mod render;
+pub mod repo_settings;
 pub mod source;
 pub mod status;
 

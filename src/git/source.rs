@@ -8,7 +8,9 @@
 //! *Errors*: [`GitError`], each classified as transient (retry later) or permanent (needs a
 //! change in configuration or in the repository).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use git2::{Cred, CredentialType, FetchOptions, ObjectType, RemoteCallbacks, Repository};
@@ -16,6 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config;
 use crate::flink::spec::ManifestSet;
+use crate::git::render::{self, RenderPlan, RenderTools};
+use crate::git::repo_settings;
+use crate::repo_settings::{RepoSettings, SettingsRead};
 
 /// Where a mirror keeps the remote's HEAD.
 const REMOTE_HEAD_REF: &str = "refs/flink-gitops/remote-head";
@@ -137,6 +142,23 @@ pub struct GitSource {
     /// The repository git2 opens: the local path, or the mirror of a remote.
     git_dir: PathBuf,
     timeout: Duration,
+    /// kubectl and helm, for the kustomizations and charts of the repository.
+    render: RenderTools,
+    /// The last revision rendered without an error (commit and path), with its plan and
+    /// what it gave: the agent reads the same revision every cycle.
+    rendered: Arc<Mutex<Option<(String, RenderPlan, ManifestSet)>>>,
+}
+
+/// What a revision holds below a path.
+#[derive(Debug, Clone, Default)]
+pub struct RevisionFiles {
+    /// Plain manifest files (path, bytes), not those that are a render tool's input.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// What its kustomizations and charts rendered to (not validated), with an error for
+    /// each that did not render.
+    pub rendered: ManifestSet,
+    /// The repository's `.flink-gitops.yaml` at the revision.
+    pub settings: SettingsRead,
 }
 
 impl GitSource {
@@ -153,7 +175,19 @@ impl GitSource {
             location,
             git_dir,
             timeout,
+            render: RenderTools::new(cache_root),
+            rendered: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Renders kustomizations and charts with these tools.
+    pub fn with_render_tools(mut self, tools: RenderTools) -> GitSource {
+        self.render = tools;
+        self
+    }
+
+    pub fn render_tools(&self) -> &RenderTools {
+        &self.render
     }
 
     pub fn location(&self) -> &RepoLocation {
@@ -298,79 +332,204 @@ impl GitSource {
         })
     }
 
+    /// The tree of `subpath` (or the root) at a commit, and the prefix of its paths.
+    fn subtree<'r>(
+        &self,
+        repo: &'r Repository,
+        rev: &Revision,
+        subpath: Option<&str>,
+    ) -> Result<(git2::Tree<'r>, git2::Tree<'r>, String), GitError> {
+        let oid = git2::Oid::from_str(&rev.commit)?;
+        let commit = repo.find_commit(oid)?;
+        let root = commit.tree()?;
+        let Some(p) = subpath
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty() && *p != ".")
+        else {
+            return Ok((root.clone(), root, String::new()));
+        };
+        let not_found = || GitError::PathNotFound {
+            path: p.to_string(),
+            rev: rev.to_string(),
+        };
+        let entry = root.get_path(Path::new(p)).map_err(|_| not_found())?;
+        let tree = entry
+            .to_object(repo)?
+            .into_tree()
+            .map_err(|_| not_found())?;
+        Ok((root, tree, format!("{p}/")))
+    }
+
+    /// Every `.yaml` / `.yml` file below `subpath` (path and blob), hidden files and
+    /// folders left out; and whether a kustomization or chart is among them.
+    fn manifest_entries(
+        &self,
+        repo: &Repository,
+        rev: &Revision,
+        subpath: Option<&str>,
+    ) -> Result<(Vec<(String, git2::Oid)>, bool), GitError> {
+        let (_, tree, prefix) = self.subtree(repo, rev, subpath)?;
+        let mut entries = Vec::new();
+        let mut renders = false;
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            let name = entry.name().unwrap_or_default();
+            if name.starts_with('.') {
+                return git2::TreeWalkResult::Skip;
+            }
+            if entry.kind() == Some(ObjectType::Blob) {
+                renders |= is_render_marker(name);
+                if is_manifest_name(name) {
+                    entries.push((format!("{prefix}{dir}{name}"), entry.id()));
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok((entries, renders))
+    }
+
     /// Reads every `.yaml` / `.yml` file below `subpath` (or the root) at a commit, without
-    /// a checkout. Paths are relative to the repository root. Hidden files and folders are
-    /// skipped.
+    /// a checkout and without rendering (kustomizations and charts are read as they are).
+    /// Paths are relative to the repository root. Hidden files and folders are skipped.
     pub fn read_files(
         &self,
         repo: &Repository,
         rev: &Revision,
         subpath: Option<&str>,
     ) -> Result<Vec<(String, Vec<u8>)>, GitError> {
-        let oid = git2::Oid::from_str(&rev.commit)?;
-        let commit = repo.find_commit(oid)?;
-        let root = commit.tree()?;
-        let (tree, prefix) = match subpath
-            .map(|p| p.trim_matches('/'))
-            .filter(|p| !p.is_empty() && *p != ".")
-        {
-            None => (root, String::new()),
-            Some(p) => {
-                let entry = root
-                    .get_path(Path::new(p))
-                    .map_err(|_| GitError::PathNotFound {
-                        path: p.to_string(),
-                        rev: rev.to_string(),
-                    })?;
-                let obj = entry.to_object(repo)?;
-                match obj.into_tree() {
-                    Ok(t) => (t, format!("{p}/")),
-                    Err(_) => {
-                        return Err(GitError::PathNotFound {
-                            path: p.to_string(),
-                            rev: rev.to_string(),
-                        })
-                    }
-                }
-            }
-        };
-        let mut files = Vec::new();
-        let mut walk_error = None;
-        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            let name = entry.name().unwrap_or_default();
-            if name.starts_with('.') {
-                return git2::TreeWalkResult::Skip;
-            }
-            if entry.kind() == Some(ObjectType::Blob) && is_manifest_name(name) {
-                match repo.find_blob(entry.id()) {
-                    Ok(blob) => {
-                        files.push((format!("{prefix}{dir}{name}"), blob.content().to_vec()))
-                    }
-                    Err(e) => {
-                        walk_error = Some(e);
-                        return git2::TreeWalkResult::Abort;
-                    }
-                }
-            }
-            git2::TreeWalkResult::Ok
-        })?;
-        if let Some(e) = walk_error {
-            return Err(e.into());
-        }
-        files.sort();
-        Ok(files)
+        let (entries, _) = self.manifest_entries(repo, rev, subpath)?;
+        read_blobs(repo, entries)
     }
 
-    /// Reads and parses the manifests at a revision (not yet validated).
+    /// What a revision holds below `subpath`: its plain manifest files, and its
+    /// kustomizations and charts rendered (see [`render`]). A folder that does not render
+    /// is an error about that folder in [`RevisionFiles::rendered`], never a failure of
+    /// the whole revision.
+    pub fn read_revision(
+        &self,
+        repo: &Repository,
+        rev: &Revision,
+        subpath: Option<&str>,
+    ) -> Result<RevisionFiles, GitError> {
+        let (entries, renders) = self.manifest_entries(repo, rev, subpath)?;
+        let settings = self.read_settings(repo, rev)?;
+        if !renders {
+            return Ok(RevisionFiles {
+                files: read_blobs(repo, entries)?,
+                rendered: ManifestSet::default(),
+                settings,
+            });
+        }
+        let key = format!("{}:{}", rev.commit, subpath.unwrap_or_default());
+        let cached = match self.rendered.lock() {
+            Ok(c) => c.as_ref().filter(|(k, _, _)| *k == key).cloned(),
+            Err(_) => None,
+        };
+        let (plan, rendered) = match cached {
+            Some((_, plan, set)) => (plan, set),
+            None => {
+                let (root, _, _) = self.subtree(repo, rev, subpath)?;
+                let tree = list_tree(&root)?;
+                let paths: Vec<String> = tree.keys().cloned().collect();
+                let read_text = |p: &str| {
+                    let oid = tree.get(p)?;
+                    String::from_utf8(repo.find_blob(*oid).ok()?.content().to_vec()).ok()
+                };
+                let plan = RenderPlan::new(
+                    &paths,
+                    subpath,
+                    settings.for_rendering().cloned(),
+                    &read_text,
+                );
+                let read = |p: &str| -> std::io::Result<Vec<u8>> {
+                    let oid = tree
+                        .get(p)
+                        .ok_or_else(|| std::io::Error::other(format!("{p} is not in the tree")))?;
+                    let blob = repo.find_blob(*oid).map_err(std::io::Error::other)?;
+                    Ok(blob.content().to_vec())
+                };
+                let set = render::render(&plan, &paths, &read, &self.render);
+                if set.unreadable_files.is_empty() {
+                    if let Ok(mut c) = self.rendered.lock() {
+                        *c = Some((key, plan.clone(), set.clone()));
+                    }
+                }
+                (plan, set)
+            }
+        };
+        let plain = entries.into_iter().filter(|(p, _)| !plan.owns(p)).collect();
+        Ok(RevisionFiles {
+            files: read_blobs(repo, plain)?,
+            rendered,
+            settings,
+        })
+    }
+
+    /// The repository's `.flink-gitops.yaml` at a revision: at the root of its tree,
+    /// whatever the path read (see [`repo_settings`]).
+    pub fn read_settings(
+        &self,
+        repo: &Repository,
+        rev: &Revision,
+    ) -> Result<SettingsRead, GitError> {
+        let oid = git2::Oid::from_str(&rev.commit)?;
+        let root = repo.find_commit(oid)?.tree()?;
+        repo_settings::at_revision(repo, &root)
+    }
+
+    /// Reads and parses the manifests at a revision, kustomizations and charts rendered
+    /// (not yet validated), with the repository's settings at that revision; what is wrong
+    /// in the settings file is among the set's diagnostics.
     pub fn load(
         &self,
         repo: &Repository,
         rev: &Revision,
         subpath: Option<&str>,
-    ) -> Result<ManifestSet, GitError> {
-        let files = self.read_files(repo, rev, subpath)?;
-        Ok(parse_files(files))
+    ) -> Result<(ManifestSet, RepoSettings), GitError> {
+        let RevisionFiles {
+            files,
+            rendered,
+            settings,
+        } = self.read_revision(repo, rev, subpath)?;
+        let mut set = parse_files(files);
+        set.extend(rendered);
+        set.diagnostics.extend(settings.diagnostics);
+        Ok((set, settings.settings))
     }
+}
+
+/// Whether a file makes its folder one to render.
+fn is_render_marker(name: &str) -> bool {
+    config::KUSTOMIZATION_FILES.contains(&name) || name == config::HELM_CHART_FILE
+}
+
+fn read_blobs(
+    repo: &Repository,
+    entries: Vec<(String, git2::Oid)>,
+) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+    let mut files = entries
+        .into_iter()
+        .map(|(path, oid)| Ok((path, repo.find_blob(oid)?.content().to_vec())))
+        .collect::<Result<Vec<_>, git2::Error>>()?;
+    files.sort();
+    Ok(files)
+}
+
+/// Every regular file of a tree by path: hidden folders, symbolic links and submodules
+/// left out (a link could point anywhere on the machine that renders).
+fn list_tree(root: &git2::Tree) -> Result<HashMap<String, git2::Oid>, GitError> {
+    let mut out = HashMap::new();
+    root.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let name = entry.name().unwrap_or_default();
+        match entry.kind() {
+            Some(ObjectType::Tree) if name.starts_with('.') => git2::TreeWalkResult::Skip,
+            Some(ObjectType::Blob) if entry.filemode() != i32::from(git2::FileMode::Link) => {
+                out.insert(format!("{dir}{name}"), entry.id());
+                git2::TreeWalkResult::Ok
+            }
+            _ => git2::TreeWalkResult::Ok,
+        }
+    })?;
+    Ok(out)
 }
 
 /// Parses (file, bytes) pairs into a manifest set; a file that is not UTF-8 is an error
@@ -430,6 +589,65 @@ pub fn read_folder(path: &Path) -> Result<Vec<(String, Vec<u8>)>, std::io::Error
     }
     files.sort();
     Ok(files)
+}
+
+/// Reads a folder or a single file on disk as [`GitSource::load`] reads a revision:
+/// kustomizations and charts in the folder rendered (from a copy), the rest read as
+/// manifest files; with the settings of the nearest `.flink-gitops.yaml` from the folder up
+/// to its Git work tree's root ([`repo_settings::on_disk`]), whose problems are among the
+/// set's diagnostics.
+pub fn load_folder(
+    path: &Path,
+    tools: &RenderTools,
+) -> Result<(ManifestSet, RepoSettings), std::io::Error> {
+    let settings = repo_settings::on_disk(path);
+    let with_settings = |mut set: ManifestSet| {
+        set.diagnostics.extend(settings.diagnostics.iter().cloned());
+        (set, settings.settings.clone())
+    };
+    if path.is_file() {
+        return Ok(with_settings(parse_files(read_folder(path)?)));
+    }
+    let mut paths = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let p = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if kind.is_dir() && !hidden {
+                stack.push(p);
+            } else if kind.is_file() {
+                if let Ok(rel) = p.strip_prefix(path) {
+                    paths.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    paths.sort();
+    let renders = paths
+        .iter()
+        .any(|p| is_render_marker(p.rsplit('/').next().unwrap_or(p)));
+    if !renders {
+        return Ok(with_settings(parse_files(read_folder(path)?)));
+    }
+    let read_text = |p: &str| std::fs::read_to_string(path.join(p)).ok();
+    let plan = RenderPlan::new(&paths, None, settings.for_rendering().cloned(), &read_text);
+    let read = |p: &str| std::fs::read(path.join(p));
+    let rendered = render::render(&plan, &paths, &read, tools);
+    let mut files = Vec::new();
+    for p in &paths {
+        let plain = p.split('/').all(|c| !c.starts_with('.'))
+            && is_manifest_name(p.rsplit('/').next().unwrap_or(p))
+            && !plan.owns(p);
+        if plain {
+            files.push((p.clone(), std::fs::read(path.join(p))?));
+        }
+    }
+    let mut set = parse_files(files);
+    set.extend(rendered);
+    Ok(with_settings(set))
 }
 
 fn callbacks<'a>(deadline: Instant) -> RemoteCallbacks<'a> {

@@ -219,6 +219,17 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             tracing::warn!(diagnostic = %d, "invalid manifest");
         }
         let moved = self.desired().revision.as_ref().map(|r| &r.commit) != Some(&revision.commit);
+        if moved {
+            // Warnings about no resource, such as a key .flink-gitops.yaml does not know
+            // (a typo of a setting): once per revision.
+            for d in set
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Warning && d.resource.is_none())
+            {
+                tracing::warn!(diagnostic = %d, "repository warning");
+            }
+        }
         let invalid = set.invalid_keys();
         tracing::debug!(revision = %revision, resources = set.manifests.len(), "fetched");
         self.desired_tx.send_replace(Arc::new(DesiredState {

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::flink::spec::{validate, ManifestSet};
+use crate::flink::spec::{ManifestSet, OperatorVersion};
 use crate::git::source::{GitError, GitSource, Revision};
 
 /// Where the manifests come from. Blocking: called off the async threads.
@@ -25,6 +25,9 @@ pub struct GitManifests {
     /// Configuration the runtime adds under each manifest's own (validation takes it
     /// into account).
     pub default_configuration: BTreeMap<String, String>,
+    /// The operator release whose rules apply (`--operator-version`); wins over the
+    /// repository's `.flink-gitops.yaml`, read at the same tip.
+    pub operator_version: Option<OperatorVersion>,
 }
 
 impl ManifestSource for GitManifests {
@@ -33,11 +36,11 @@ impl ManifestSource for GitManifests {
         self.source.fetch_refspecs(&[spec])?;
         let repo = self.source.open()?;
         let revision = self.source.resolve(&repo, &self.branch)?;
-        let mut set = self.source.load(&repo, &revision, self.path.as_deref())?;
-        let options = validate::Options {
-            default_configuration: self.default_configuration.clone(),
-            ..validate::Options::default()
-        };
+        // The repository's settings at the same tip; what is wrong in them is among the
+        // set's diagnostics.
+        let (mut set, settings) = self.source.load(&repo, &revision, self.path.as_deref())?;
+        let mut options = settings.validation_options(self.operator_version);
+        options.default_configuration = self.default_configuration.clone();
         set.validate(&options);
         Ok((revision, set))
     }

@@ -6,6 +6,7 @@
 //! bad document never hides the others: parsing goes on after an error and collects all.
 
 pub mod model;
+pub mod operator;
 pub mod parse;
 pub mod quantity;
 pub mod validate;
@@ -17,6 +18,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use model::*;
+pub use operator::OperatorVersion;
 pub use yaml::Pos;
 
 /// How serious a diagnostic is.
@@ -87,16 +89,32 @@ impl Locations {
 
     /// The position of a field, or of its nearest parent that is written in the file.
     pub fn find(&self, path: &str) -> Pos {
+        self.resolve(path).1
+    }
+
+    /// The field itself or its nearest parent that is written in the file (`""` for the
+    /// document), with its position.
+    pub fn resolve<'p>(&self, path: &'p str) -> (&'p str, Pos) {
         let mut p = path;
         loop {
             if let Some(pos) = self.0.get(p) {
-                return *pos;
+                return (p, *pos);
             }
             match p.rfind(['.', '[']) {
                 Some(i) => p = &p[..i],
-                None => return self.0.get("").copied().unwrap_or_default(),
+                None => return ("", self.0.get("").copied().unwrap_or_default()),
             }
         }
+    }
+
+    /// The position of exactly this field, if it is written.
+    pub fn get(&self, path: &str) -> Option<Pos> {
+        self.0.get(path).copied()
+    }
+
+    /// Every field written, with its position.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Pos)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
     pub fn contains(&self, path: &str) -> bool {
@@ -116,19 +134,64 @@ impl Locations {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     pub key: ResourceKey,
-    /// File path relative to the repository (or folder) root.
+    /// File path relative to the repository (or folder) root; for a rendered manifest, the
+    /// rendered output of its folder ([`RenderedFrom::output_name`]).
     pub file: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub spec: Spec,
+    /// Positions in `file`.
     pub locations: Locations,
+    /// Set when a tool (kustomize, Helm) wrote the document: where its fields come from.
+    pub rendered: Option<Box<RenderedFrom>>,
+}
+
+/// Where the fields of a rendered manifest are written in the repository's own files.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RenderedFrom {
+    /// The folder that was rendered (a kustomization or a Helm chart), relative to the
+    /// repository root.
+    pub folder: String,
+    /// The tool, as a user would run it (`kustomize`, `helm template`).
+    pub tool: String,
+    /// The template the document came from (Helm's `# Source:` line).
+    pub template: Option<String>,
+    /// Fields written with the value they have here in one of the repository's files (a
+    /// kustomize base or patch, a Helm values file): field path → file and position.
+    pub sources: BTreeMap<String, (String, Pos)>,
+}
+
+impl RenderedFrom {
+    /// The name diagnostics give the rendered output of a folder.
+    pub fn output_name(folder: &str) -> String {
+        format!("{folder} (rendered)")
+    }
+
+    /// The source file and position of the field, or of its nearest written parent, when
+    /// a file of the repository writes it with this value; `None`: the rendered document.
+    pub fn locate(&self, locations: &Locations, field: &str) -> Option<(String, Pos)> {
+        let (written, _) = locations.resolve(field);
+        self.sources.get(written).cloned()
+    }
+
+    /// What a diagnostic adds to its message: where the document was rendered from.
+    pub fn note(&self, at_source: bool) -> String {
+        match (&self.template, at_source) {
+            (_, true) => format!("rendered from {} by {}", self.folder, self.tool),
+            (Some(t), false) => format!(
+                "in the output of {} for {}, from template {t}",
+                self.tool, self.folder
+            ),
+            (None, false) => format!("in the output of {} for {}", self.tool, self.folder),
+        }
+    }
 }
 
 impl Manifest {
     /// A diagnostic about a field of this manifest, located by the field path.
     pub fn diag(&self, severity: Severity, field: &str, message: impl Into<String>) -> Diagnostic {
         let pos = self.locations.find(field);
-        Diagnostic {
+        let mut d = Diagnostic {
             severity,
             file: self.file.clone(),
             line: pos.line,
@@ -136,6 +199,22 @@ impl Manifest {
             field: field.to_string(),
             resource: Some(self.key.to_string()),
             message: message.into(),
+        };
+        self.point_at_source(&mut d);
+        d
+    }
+
+    /// For a rendered manifest: moves a diagnostic about one of its fields (located in the
+    /// rendered output) to the source file that writes the field, where one does, and says
+    /// where it was rendered from. Nothing for a manifest read from its own file.
+    pub fn point_at_source(&self, d: &mut Diagnostic) {
+        let Some(r) = &self.rendered else { return };
+        let at = r.locate(&self.locations, &d.field);
+        d.message = format!("{} ({})", d.message, r.note(at.is_some()));
+        if let Some((file, pos)) = at {
+            d.file = file;
+            d.line = pos.line;
+            d.column = pos.col;
         }
     }
 
@@ -170,6 +249,21 @@ impl ManifestSet {
     pub fn add_file(&mut self, file: &str, text: &str) {
         self.files_read += 1;
         parse::parse_file(file, text, self);
+    }
+
+    /// Adds everything read from elsewhere (e.g. rendered folders); not yet validated.
+    pub fn extend(&mut self, other: ManifestSet) {
+        // Destructured so that a new field cannot be forgotten here.
+        let ManifestSet {
+            manifests,
+            diagnostics,
+            unreadable_files,
+            files_read,
+        } = other;
+        self.manifests.extend(manifests);
+        self.diagnostics.extend(diagnostics);
+        self.unreadable_files.extend(unreadable_files);
+        self.files_read += files_read;
     }
 
     /// Runs the validation rules over the whole set (cross-resource rules included).

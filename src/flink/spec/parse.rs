@@ -289,6 +289,7 @@ fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
         annotations,
         spec,
         locations: r.locs,
+        rendered: None,
     });
 }
 

@@ -1,11 +1,24 @@
 //! The operator's validation rules, plus this agent's own, as pure functions.
 //!
-//! Rules follow the Flink Kubernetes Operator's `DefaultValidator` (see
-//! `shared/reference/flink-operator-behaviour.md` §8), but report every failure instead of
-//! the first. Options that Flink 2.x renamed are looked up under either name. The same
-//! functions serve `validate`, `plan` and the agent loop.
+//! Rules mirror the Flink Kubernetes Operator's `DefaultValidator` (and the
+//! `AutoscalerValidator` it calls since 1.14) of the release [`Options::operator_version`]
+//! names, 1.10 to 1.15: each rule's comment names the class and method it mirrors and the
+//! releases it holds for, and what differs between releases is asked of
+//! [`OperatorVersion`]. Unlike the operator, every failure is reported, not only the first.
+//! There are three kinds of rule:
+//! - the operator's: errors, as the operator (or its admission webhook) refuses them;
+//! - Kubernetes' (object names, the CRD's enums): errors, as the API server refuses them;
+//! - flink-gitops' own, where it is stricter than the operator: errors by default; each
+//!   message says so and why, and `stricterRules: warn` in the repository's
+//!   `.flink-gitops.yaml` reports them as warnings instead ([`StricterRules`]).
+//!
+//! Options that Flink 2.x renamed are looked up under the names the operator release reads.
+//! The same functions serve `validate`, `plan` and the agent loop.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
 
 use super::quantity::{self, DURATION_ALLOWED, MEMORY_ALLOWED};
 use super::*;
@@ -19,6 +32,10 @@ pub struct Options {
     /// Configuration the agent adds under every manifest's own (like the operator's
     /// default configuration); rules that need a key also find it here.
     pub default_configuration: BTreeMap<String, String>,
+    /// The operator release whose rules apply.
+    pub operator_version: OperatorVersion,
+    /// How flink-gitops' own rules, stricter than the operator's, are reported.
+    pub stricter_rules: StricterRules,
 }
 
 impl Default for Options {
@@ -29,8 +46,55 @@ impl Default for Options {
                 .map(|s| s.to_string())
                 .collect(),
             default_configuration: BTreeMap::new(),
+            operator_version: config::DEFAULT_OPERATOR_VERSION,
+            stricter_rules: StricterRules::default(),
         }
     }
+}
+
+/// How a rule of flink-gitops' own, stricter than the operator's, is reported
+/// (`stricterRules` in `.flink-gitops.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StricterRules {
+    /// As an error: the resource is not applied (the default).
+    #[default]
+    Error,
+    /// As a warning: what the operator accepts is accepted.
+    Warn,
+}
+
+impl fmt::Display for StricterRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StricterRules::Error => "error",
+            StricterRules::Warn => "warn",
+        })
+    }
+}
+
+/// A diagnostic of a rule flink-gitops has and the operator does not: `why` says what the
+/// operator does instead. Its severity follows [`Options::stricter_rules`].
+fn stricter(
+    m: &Manifest,
+    options: &Options,
+    field: &str,
+    message: impl fmt::Display,
+    why: &str,
+) -> Diagnostic {
+    let severity = match options.stricter_rules {
+        StricterRules::Error => Severity::Error,
+        StricterRules::Warn => Severity::Warning,
+    };
+    m.diag(
+        severity,
+        field,
+        format!(
+            "{message} (flink-gitops is stricter than operator {} here: {why}; `stricterRules: warn` in {} reports this as a warning)",
+            options.operator_version,
+            config::REPO_SETTINGS_FILE
+        ),
+    )
 }
 
 /// Validates every manifest and the rules that span resources (duplicate names, session
@@ -39,6 +103,7 @@ pub fn validate_set(manifests: &[Manifest], options: &Options) -> Vec<Diagnostic
     let mut out = Vec::new();
     let mut seen: BTreeMap<&ResourceKey, &Manifest> = BTreeMap::new();
     for m in manifests {
+        // Kubernetes: one object per kind, namespace and name.
         if let Some(first) = seen.get(&m.key) {
             let pos = first.locations.find("metadata.name");
             out.push(m.diag(
@@ -107,7 +172,7 @@ fn dns_subdomain_ok(name: &str) -> bool {
 /// Validates one manifest on its own.
 pub fn validate_manifest(m: &Manifest, options: &Options, out: &mut Vec<Diagnostic>) {
     match m.key.kind {
-        // The operator's own rule: the name becomes the Flink cluster id.
+        // DefaultValidator.validateDeploymentName (1.10-1.15): the name becomes the Flink cluster id.
         Kind::FlinkDeployment if !name_ok(&m.key.name, 45) => out.push(m.diag(
             Severity::Error,
             "metadata.name",
@@ -116,7 +181,7 @@ pub fn validate_manifest(m: &Manifest, options: &Options, out: &mut Vec<Diagnost
                 m.key.name
             ),
         )),
-        // The operator does not check session job names; Kubernetes' rule applies.
+        // Kubernetes (apimachinery NameIsDNSSubdomain): the operator does not check session job names.
         Kind::FlinkSessionJob if !dns_subdomain_ok(&m.key.name) => out.push(m.diag(
             Severity::Error,
             "metadata.name",
@@ -127,6 +192,7 @@ pub fn validate_manifest(m: &Manifest, options: &Options, out: &mut Vec<Diagnost
         )),
         _ => {}
     }
+    // Kubernetes (apimachinery ValidateNamespaceName): a DNS-1123 label.
     if !dns_label_ok(&m.key.namespace) {
         out.push(m.diag(
             Severity::Error,
@@ -138,24 +204,36 @@ pub fn validate_manifest(m: &Manifest, options: &Options, out: &mut Vec<Diagnost
         return; // no spec at all: reported when reading, nothing more to say about it
     }
     let cfg = effective_config(m.spec.flink_configuration(), options);
-    check_config_values(m, m.spec.flink_configuration(), out);
+    check_config_values(m, options, m.spec.flink_configuration(), out);
     for opt in config::FORBIDDEN_OPTIONS {
-        if m.spec.flink_configuration().contains_key(opt.key) {
-            out.push(m.diag(
-                Severity::Error,
-                &config_field(opt.key),
-                format!(
-                    "{} may not be set: the agent derives it from metadata",
-                    opt.key
-                ),
-            ));
+        if !m.spec.flink_configuration().contains_key(opt.key) {
+            continue;
+        }
+        let field = config_field(opt.key);
+        let message = format!(
+            "{} may not be set: the agent derives it from metadata",
+            opt.key
+        );
+        match m.key.kind {
+            // DefaultValidator.validateFlinkDeploymentConfig (1.10-1.15): FORBIDDEN_CONF_KEYS.
+            Kind::FlinkDeployment => out.push(m.diag(Severity::Error, &field, message)),
+            // flink-gitops' own: the operator checks only a FlinkDeployment's configuration.
+            Kind::FlinkSessionJob => out.push(stricter(
+                m,
+                options,
+                &field,
+                message,
+                "it checks these keys only in a FlinkDeployment's configuration",
+            )),
         }
     }
     match &m.spec {
         Spec::Deployment(d) => validate_deployment(m, d, &cfg, options, out),
         Spec::SessionJob(s) => {
             match &s.deployment_name {
+                // DefaultValidator.validateSessionJobOnly -> validateDeploymentName(deploymentName) (1.10-1.15; null fails there).
                 None => out.push(m.diag(Severity::Error, "spec.deploymentName", "spec.deploymentName is required: the name of the session cluster (a FlinkDeployment without spec.job) to run in")),
+                // DefaultValidator.validateDeploymentName (1.10-1.15), applied to deploymentName.
                 Some(name) if !name_ok(name, 45) => out.push(m.diag(
                     Severity::Error,
                     "spec.deploymentName",
@@ -164,23 +242,26 @@ pub fn validate_manifest(m: &Manifest, options: &Options, out: &mut Vec<Diagnost
                 Some(_) => {}
             }
             match &s.job {
+                // DefaultValidator.validateJobNotEmpty (1.10-1.15).
                 None => out.push(m.diag(
                     Severity::Error,
                     "spec.job",
                     "spec.job is required for a FlinkSessionJob",
                 )),
                 Some(job) => {
-                    if job.upgrade_mode == UpgradeMode::LastState {
-                        out.push(m.diag(
-                            Severity::Error,
-                            "spec.job.upgradeMode",
-                            "found \"last-state\"; allowed for a FlinkSessionJob: stateless, savepoint (last-state needs a cluster of its own)",
-                        ));
-                    }
-                    // The job rules (state directories, parallelism) need the session
-                    // cluster's configuration: see validate_session_target.
+                    // upgradeMode last-state is accepted (DefaultValidator, 1.10-1.15:
+                    // FLINK-35414 removed validateNotLastStateUpgradeMode in 1.10); like every
+                    // job rule, its checkpoint directory is checked against the session
+                    // cluster's configuration in validate_session_target.
                     match &job.jar_uri {
-                        None => out.push(m.diag(Severity::Error, "spec.job.jarURI", "spec.job.jarURI is required for a FlinkSessionJob: the jar to upload to the session cluster")),
+                        // flink-gitops' own: the operator submits an empty jar (AbstractFlinkService, 1.10-1.15).
+                        None => out.push(stricter(
+                            m,
+                            options,
+                            "spec.job.jarURI",
+                            "spec.job.jarURI is required for a FlinkSessionJob: the jar to upload to the session cluster",
+                            "without it the operator uploads an empty jar and runs entryClass from the session cluster's classpath, which flink-gitops does not do",
+                        )),
                         Some(uri) => check_jar_uri(m, uri, options, out),
                     }
                 }
@@ -196,47 +277,73 @@ fn validate_deployment(
     options: &Options,
     out: &mut Vec<Diagnostic>,
 ) {
-    let known: Vec<&str> = FlinkVersion::ALL
+    let op = options.operator_version;
+    let allowed: Vec<&str> = FlinkVersion::ALL
         .iter()
-        .filter(|v| v.is_supported())
+        .filter(|v| v.is_supported() && op.knows(**v))
         .map(|v| v.as_str())
         .collect();
+    let allowed = allowed.join(", ");
     match d.flink_version {
+        // DefaultValidator.validateFlinkVersion (1.10-1.15): "Flink Version must be defined."
         None if !m.locations.contains("spec.flinkVersion") => out.push(m.diag(
             Severity::Error,
             "spec.flinkVersion",
-            format!(
-                "spec.flinkVersion is required; allowed: {}",
-                known.join(", ")
-            ),
+            format!("spec.flinkVersion is required; allowed: {allowed}"),
         )),
-        Some(v) if !v.is_supported() => {
-            let why = if v < FlinkVersion::V1_15 {
-                "is not supported (older than 1.15)"
-            } else {
-                "is not a released Flink version known to flink-gitops"
-            };
+        // Kubernetes: the CRD's flinkVersion enum (the operator's FlinkVersion enum) of the release.
+        Some(v) if !op.knows(v) => {
+            let since = OperatorVersion::ALL
+                .into_iter()
+                .find(|o| o.knows(v))
+                .map(|o| format!("; operator {o} and newer know it: if that is the operator you run, name it in operatorVersion of {} (or --operator-version)", config::REPO_SETTINGS_FILE))
+                .unwrap_or_default();
             out.push(m.diag(
                 Severity::Error,
                 "spec.flinkVersion",
-                format!("{v} {why}; allowed: {}", known.join(", ")),
+                format!(
+                    "{v} is not a flinkVersion operator {op} knows (its CRD allows v1_13 to {}), so Kubernetes refuses the resource; allowed: {allowed}{since}",
+                    op.newest_flink_version()
+                ),
             ));
         }
+        // DefaultValidator.validateFlinkVersion (1.10-1.15): FlinkVersion.isSupported, v1_15 or newer.
+        Some(v) if v < FlinkVersion::V1_15 => out.push(m.diag(
+            Severity::Error,
+            "spec.flinkVersion",
+            format!("{v} is not supported (older than 1.15); allowed: {allowed}"),
+        )),
+        // flink-gitops' own: versions its runtime runs.
+        Some(v) if !v.is_supported() => out.push(stricter(
+            m,
+            options,
+            "spec.flinkVersion",
+            format!("{v} is not a released Flink version known to flink-gitops; allowed: {allowed}"),
+            "the operator accepts every version of its FlinkVersion enum; flink-gitops runs Flink 1.15 to 2.3",
+        )),
         _ => {}
     }
-    if d.service_account
-        .as_deref()
-        .is_none_or(|s| s.trim().is_empty())
-        && !m.locations.contains("spec.serviceAccount")
-    {
-        out.push(m.diag(
+    match d.service_account.as_deref() {
+        // DefaultValidator.validateServiceAccount (1.10-1.15): null is refused.
+        None if !m.locations.contains("spec.serviceAccount") => out.push(m.diag(
             Severity::Error,
             "spec.serviceAccount",
             "spec.serviceAccount is required (the Kubernetes service account the cluster runs as)",
-        ));
+        )),
+        // flink-gitops' own: the operator accepts an empty name.
+        Some(s) if s.trim().is_empty() => out.push(stricter(
+            m,
+            options,
+            "spec.serviceAccount",
+            "spec.serviceAccount is required (the Kubernetes service account the cluster runs as); found an empty name",
+            "it accepts an empty name and the pods then run as the namespace's default service account; write serviceAccount: default for that",
+        )),
+        _ => {}
     }
+    // HighAvailabilityMode.isHighAvailabilityModeActivated: a type other than NONE.
     let ha = config::lookup(cfg, &config::HA_TYPE)
-        .is_some_and(|(_, v)| !v.is_empty() && !v.eq_ignore_ascii_case("none"));
+        .is_some_and(|(_, v)| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("none"));
+    // DefaultValidator.validateFlinkDeploymentConfig (1.10-1.15): rollback needs HA.
     if config::lookup_bool(
         cfg,
         &config::OP_ROLLBACK_ENABLED,
@@ -249,6 +356,7 @@ fn validate_deployment(
             "rollback needs high availability: set high-availability.type (HA must be enabled for rollback support)",
         ));
     }
+    // DefaultValidator.validateFlinkDeploymentConfig (1.10-1.15): the health check needs JM deployment recovery.
     if config::lookup_bool(cfg, &config::OP_HEALTH_CHECK, false)
         && !config::lookup_bool(cfg, &config::OP_JM_RECOVERY, true)
     {
@@ -260,14 +368,24 @@ fn validate_deployment(
     }
     if let Some(ing) = &d.ingress {
         match ing.template.as_deref() {
-            None | Some("") => out.push(m.diag(Severity::Error, "spec.ingress.template", "spec.ingress.template is required, e.g. \"{{name}}.{{namespace}}.example.com\" or \"/{{namespace}}/{{name}}(/|$)(.*)\"")),
-            Some(t) => {
-                if let Some(why) = ingress_url_error(t, &m.key.name, &m.key.namespace) {
-                    out.push(m.diag(Severity::Error, "spec.ingress.template", format!("{t:?} does not give a valid URL: {why}; placeholders: {{{{name}}}}, {{{{namespace}}}}")));
-                }
-            }
+            // DefaultValidator.validateIngress (1.10-1.15): "Ingress template must be defined".
+            None => out.push(m.diag(Severity::Error, "spec.ingress.template", "spec.ingress.template is required, e.g. \"{{name}}.{{namespace}}.example.com\" or \"/{{namespace}}/{{name}}(/|$)(.*)\"")),
+            Some(t) => match ingress_url_error(t, &m.key.name, &m.key.namespace) {
+                None => {}
+                // DefaultValidator.validateIngress -> IngressUtils.getIngressUrl (1.10-1.15): java.net.URL refuses it.
+                Some(IngressProblem::Malformed(why)) => out.push(m.diag(Severity::Error, "spec.ingress.template", format!("{t:?} does not give a valid URL: {why}; placeholders: {{{{name}}}}, {{{{namespace}}}}"))),
+                // flink-gitops' own: java.net.URL takes it, the Ingress built from it is unusable.
+                Some(IngressProblem::Unusable(why)) => out.push(stricter(
+                    m,
+                    options,
+                    "spec.ingress.template",
+                    format!("{t:?} does not give a usable Ingress host and path: {why}; placeholders: {{{{name}}}}, {{{{namespace}}}}"),
+                    "its validator only asks java.net.URL, which accepts this",
+                )),
+            },
         }
     }
+    // DefaultValidator.validateLogConfig (1.10-1.15).
     for key in d.log_configuration.keys() {
         if key != "log4j-console.properties" && key != "logback-console.xml" {
             out.push(m.diag(
@@ -278,10 +396,13 @@ fn validate_deployment(
         }
     }
     // Memory is checked even without a jobManager / taskManager section, as the operator does.
+    // DefaultValidator.validateJmMemoryConfig (1.10-1.15): JobManagerProcessUtils reads the
+    // heap, Flink memory or process size, or Flink 1.x's jobmanager.heap.size.
     let jm_memory_from_config = [
         config::JM_PROCESS_MEMORY,
         config::JM_FLINK_MEMORY,
         config::JM_HEAP,
+        config::JM_LEGACY_HEAP,
     ]
     .iter()
     .any(|k| config::lookup(cfg, k).is_some());
@@ -293,6 +414,8 @@ fn validate_deployment(
         "jobmanager.memory.process.size, jobmanager.memory.flink.size or jobmanager.memory.heap.size",
         out,
     );
+    // DefaultValidator.validateTmMemoryConfig (1.10-1.15): TaskExecutorProcessUtils reads the
+    // process size, the Flink memory, or the task heap together with managed memory.
     let tm_memory_from_config = config::lookup(cfg, &config::TM_PROCESS_MEMORY).is_some()
         || config::lookup(cfg, &config::TM_FLINK_MEMORY).is_some()
         || (config::lookup(cfg, &config::TM_TASK_HEAP).is_some()
@@ -307,6 +430,7 @@ fn validate_deployment(
     );
     if let Some(jm) = &d.job_manager {
         if let Some(r) = jm.replicas {
+            // DefaultValidator.validateJmReplicas (1.10-1.15).
             if r < 1 {
                 out.push(m.diag(
                     Severity::Error,
@@ -320,6 +444,7 @@ fn validate_deployment(
     }
     if let Some(tm) = &d.task_manager {
         if let Some(r) = tm.replicas {
+            // DefaultValidator.validateTmReplicas and validateJobSpec (1.10-1.15).
             if r < 1 {
                 out.push(m.diag(
                     Severity::Error,
@@ -336,16 +461,16 @@ fn validate_deployment(
             d.task_manager.as_ref().and_then(|t| t.replicas),
             cfg,
             "spec.flinkConfiguration",
+            options,
             out,
         );
         if let Some(uri) = &job.jar_uri {
             check_jar_uri(m, uri, options, out);
         }
     }
+    validate_autoscaler(m, cfg, "spec.flinkConfiguration", options, out);
 }
 
-/// The operator's memory rule: `<role>.resource.memory` must parse, or, when it is not
-/// given, the Flink configuration must size the process (`memory_from_config`).
 /// Replaces every `pattern` in `text`, ignoring ASCII case.
 fn replace_ignore_case(text: &str, pattern: &str, with: &str) -> String {
     let lower = text.to_ascii_lowercase();
@@ -360,11 +485,20 @@ fn replace_ignore_case(text: &str, pattern: &str, with: &str) -> String {
     out
 }
 
+/// Why an ingress template is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IngressProblem {
+    /// `java.net.URL` refuses it, so the operator does.
+    Malformed(String),
+    /// `java.net.URL` takes it, but it gives no usable host and path (flink-gitops' rule).
+    Unusable(String),
+}
+
 /// The operator's ingress URL (`IngressUtils.getIngressUrl`): `http://` is added unless the
 /// template starts with http(s)://, `{{name}}` / `{{namespace}}` are replaced ignoring case,
 /// and the result must be a URL (Java's `new URL`, which rejects a port that is not a
-/// number). Returns why the URL is not usable.
-fn ingress_url_error(template: &str, name: &str, namespace: &str) -> Option<String> {
+/// number, and accepts an empty host, spaces and braces).
+fn ingress_url_error(template: &str, name: &str, namespace: &str) -> Option<IngressProblem> {
     let lower = template.to_ascii_lowercase();
     let with_scheme = if lower.starts_with("http://") || lower.starts_with("https://") {
         template.to_string()
@@ -377,26 +511,35 @@ fn ingress_url_error(template: &str, name: &str, namespace: &str) -> Option<Stri
         namespace,
     );
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
-    if rest.is_empty() || rest.contains(char::is_whitespace) {
-        return Some(format!("got {url:?}"));
-    }
-    if rest.contains("{{") {
-        return Some(format!("got {url:?}, with a placeholder left over"));
-    }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host_port = authority.rsplit('@').next().unwrap_or(authority);
     let port = match host_port.strip_prefix('[') {
         Some(v6) => v6.split_once("]:").map(|(_, p)| p),
         None => host_port.split_once(':').map(|(_, p)| p),
     };
-    match port {
-        Some(p) if !p.chars().all(|c| c.is_ascii_digit()) => {
-            Some(format!("got {url:?}, whose port {p:?} is not a number"))
-        }
-        _ => None,
+    if let Some(p) = port.filter(|p| !p.chars().all(|c| c.is_ascii_digit())) {
+        return Some(IngressProblem::Malformed(format!(
+            "got {url:?}, whose port {p:?} is not a number"
+        )));
     }
+    if rest.is_empty() {
+        return Some(IngressProblem::Unusable(format!(
+            "got {url:?}, with neither host nor path"
+        )));
+    }
+    if rest.contains(char::is_whitespace) {
+        return Some(IngressProblem::Unusable(format!("got {url:?}")));
+    }
+    if rest.contains("{{") {
+        return Some(IngressProblem::Unusable(format!(
+            "got {url:?}, with a placeholder left over"
+        )));
+    }
+    None
 }
 
+/// The operator's memory rule: `<role>.resource.memory` must parse, or, when it is not
+/// given, the Flink configuration must size the process (`memory_from_config`).
 fn check_resource(
     m: &Manifest,
     path: &str,
@@ -407,6 +550,7 @@ fn check_resource(
 ) {
     let field = format!("{path}.resource.memory");
     match res.and_then(|r| r.memory.as_ref()) {
+        // DefaultValidator.validateResources (1.10-1.15): MemorySize.parse(FlinkConfigBuilder.parseResourceMemoryString(memory)).
         Some(mem) => {
             if quantity::parse_memory(mem).is_none() {
                 out.push(m.diag(
@@ -418,6 +562,7 @@ fn check_resource(
         }
         // Written but unreadable (e.g. a number): reported when reading.
         None if m.locations.contains(&field) => {}
+        // DefaultValidator.validateJmMemoryConfig / validateTmMemoryConfig (1.10-1.15).
         None => {
             if !memory_from_config {
                 out.push(m.diag(
@@ -439,6 +584,7 @@ fn check_resource(
             ));
         }
     }
+    // DefaultValidator.validateResources (1.10-1.15): Quantity.parse + getAmountInBytes.
     if let Some(es) = &res.ephemeral_storage {
         if quantity::parse_k8s_quantity(es).is_none() {
             out.push(m.diag(
@@ -450,6 +596,51 @@ fn check_resource(
     }
 }
 
+/// The names under which an operator release reads a state directory option: 1.10 is built
+/// with Flink 1.19, which does not know the 2.x names (`execution.checkpointing.*`).
+fn dir_names(option: &FlinkOption, op: OperatorVersion) -> Vec<&'static str> {
+    if op.reads_flink_2_option_names() {
+        option.names().collect()
+    } else {
+        option.legacy.to_vec()
+    }
+}
+
+/// Whether a state directory is set (`StringUtils.isNullOrWhitespaceOnly` is false) under a
+/// name the release reads; the agent's own default configuration counts under any name.
+fn dir_set(cfg: &BTreeMap<String, String>, option: &FlinkOption, options: &Options) -> bool {
+    let set = |c: &BTreeMap<String, String>, name: &str| {
+        c.get(name).is_some_and(|v| !v.trim().is_empty())
+    };
+    dir_names(option, options.operator_version)
+        .iter()
+        .any(|n| set(cfg, n))
+        || option
+            .names()
+            .any(|n| set(&options.default_configuration, n))
+}
+
+/// What to tell a user who must set a state directory: where and under which names the
+/// release reads it, and, when it is set under a name this release does not read, that name.
+fn dir_hint(
+    cfg: &BTreeMap<String, String>,
+    option: &FlinkOption,
+    op: OperatorVersion,
+    config_home: &str,
+) -> String {
+    let names = dir_names(option, op);
+    let mut hint = format!("set {} in {config_home}", names.join(" or "));
+    if let Some(unread) = option
+        .names()
+        .find(|n| !names.contains(n) && cfg.contains_key(*n))
+    {
+        hint.push_str(&format!(
+            " (operator {op} is built with Flink 1.19, which does not read {unread})"
+        ));
+    }
+    hint
+}
+
 /// The operator's job rules; `config_home` says where the user sets the options (a session
 /// job may also inherit them from its session cluster).
 fn validate_job(
@@ -458,27 +649,29 @@ fn validate_job(
     tm_replicas: Option<i64>,
     cfg: &BTreeMap<String, String>,
     config_home: &str,
+    options: &Options,
     out: &mut Vec<Diagnostic>,
 ) {
-    let checkpoints = config::lookup(cfg, &config::CHECKPOINTS_DIR).is_some();
-    let savepoints = config::lookup(cfg, &config::SAVEPOINTS_DIR).is_some();
-    let dir_names = |o: &FlinkOption| o.names().collect::<Vec<_>>().join(" or ");
-    if job.upgrade_mode.is_stateful() && !checkpoints {
+    let op = options.operator_version;
+    // DefaultValidator.validateJobSpec (1.10-1.15): savepoint and last-state need a checkpoint
+    // directory. (Before 1.10 last-state also needed HA: FLINK-35414 dropped that.)
+    if job.upgrade_mode.is_stateful() && !dir_set(cfg, &config::CHECKPOINTS_DIR, options) {
         out.push(m.diag(
             Severity::Error,
             "spec.job.upgradeMode",
             format!(
-                "upgradeMode {} needs a checkpoint directory: set {} in {config_home}",
+                "upgradeMode {} needs a checkpoint directory: {}",
                 job.upgrade_mode,
-                dir_names(&config::CHECKPOINTS_DIR)
+                dir_hint(cfg, &config::CHECKPOINTS_DIR, op, config_home)
             ),
         ));
     }
-    if !savepoints {
+    // DefaultValidator.validateJobSpec (1.10-1.15): four uses of the savepoint directory.
+    if !dir_set(cfg, &config::SAVEPOINTS_DIR, options) {
         let need = |what: &str| {
             format!(
-                "{what} needs a savepoint directory: set {} in {config_home}",
-                dir_names(&config::SAVEPOINTS_DIR)
+                "{what} needs a savepoint directory: {}",
+                dir_hint(cfg, &config::SAVEPOINTS_DIR, op, config_home)
             )
         };
         if job.upgrade_mode == UpgradeMode::Savepoint {
@@ -510,6 +703,8 @@ fn validate_job(
             ));
         }
     }
+    // DefaultValidator.validateJobSpec (1.10-1.15): parallelism (default 0) must be 1 or more
+    // unless taskManager.replicas is set.
     if tm_replicas.is_none() {
         match job.parallelism {
             Some(p) if p >= 1 => {}
@@ -522,20 +717,200 @@ fn validate_job(
             None => {}
         }
     }
+    // flink-gitops' own: the operator restores from whatever path is given.
     if let Some(p) = &job.initial_savepoint_path {
         if p.trim().is_empty() {
-            out.push(m.diag(Severity::Error, "spec.job.initialSavepointPath", "found an empty path; allowed: a savepoint or checkpoint path such as file:///flink-data/savepoints/savepoint-1a2b3c-4d5e6f7a8b9c"));
-        }
-    }
-    for (i, arg) in job.args.iter().enumerate() {
-        if arg.contains('\0') {
-            out.push(m.diag(
-                Severity::Error,
-                &format!("spec.job.args[{i}]"),
-                "arguments may not contain NUL characters",
+            out.push(stricter(
+                m,
+                options,
+                "spec.job.initialSavepointPath",
+                "found an empty path; allowed: a savepoint or checkpoint path such as file:///flink-data/savepoints/savepoint-1a2b3c-4d5e6f7a8b9c",
+                "it hands the empty path to Flink as the path to restore from; remove the field to start without state",
             ));
         }
     }
+    // flink-gitops' own: a process argument cannot hold NUL.
+    for (i, arg) in job.args.iter().enumerate() {
+        if arg.contains('\0') {
+            out.push(stricter(
+                m,
+                options,
+                &format!("spec.job.args[{i}]"),
+                "arguments may not contain NUL characters",
+                "it passes arguments through the Flink configuration; flink-gitops' runtime cannot pass NUL to a process",
+            ));
+        }
+    }
+}
+
+/// The autoscaler's option checks: `AutoscalerValidator.validateAutoscalerOptions` (1.14,
+/// 1.15), before that `DefaultValidator.validateAutoScalerFlinkConfiguration` (1.10-1.13).
+/// Only when the autoscaler is enabled; bounds added in 1.11 and 1.12 follow the release.
+fn validate_autoscaler(
+    m: &Manifest,
+    cfg: &BTreeMap<String, String>,
+    config_home: &str,
+    options: &Options,
+    out: &mut Vec<Diagnostic>,
+) {
+    if !config::lookup_bool(cfg, &config::AUTOSCALER_ENABLED, false) {
+        return;
+    }
+    let op = options.operator_version;
+    let field = |key: &str| {
+        if m.spec.flink_configuration().contains_key(key) {
+            config_field(key)
+        } else {
+            config_home.to_string()
+        }
+    };
+    // validateNumber: the value must parse as a double and lie within [min, max].
+    let mut number = |names: &[&'static str], min: Option<f64>, max: Option<f64>| -> Option<f64> {
+        let (key, text) = names
+            .iter()
+            .find_map(|n| cfg.get(*n).map(|v| (*n, v.as_str())))?;
+        let Ok(value) = text.trim().parse::<f64>() else {
+            out.push(m.diag(
+                Severity::Error,
+                &field(key),
+                format!("found {text:?}; allowed: a number (the autoscaler option {key})"),
+            ));
+            return None;
+        };
+        if min.is_some_and(|lo| value < lo) || max.is_some_and(|hi| value > hi) {
+            let range = match (min, max) {
+                (Some(lo), Some(hi)) => format!("a number from {lo} to {hi}"),
+                (Some(lo), None) => format!("a number, {lo} or more"),
+                (None, Some(hi)) => format!("a number, {hi} or less"),
+                (None, None) => "a number".to_string(),
+            };
+            out.push(m.diag(
+                Severity::Error,
+                &field(key),
+                format!("found {text:?}; allowed: {range} (the autoscaler option {key})"),
+            ));
+        }
+        Some(value)
+    };
+    let names = |o: &FlinkOption| o.names().collect::<Vec<_>>();
+    number(
+        &names(&config::AUTOSCALER_SCALE_DOWN_MAX_FACTOR),
+        Some(0.0),
+        None,
+    );
+    number(
+        &names(&config::AUTOSCALER_SCALE_UP_MAX_FACTOR),
+        Some(0.0),
+        None,
+    );
+    // 1.10 reads job.autoscaler.target.utilization, at least 0; 1.11 renamed it
+    // utilization.target and bounded it by 1 (FLINK-36836).
+    let target_names: Vec<&'static str> = if op.reads_autoscaler_utilization_target() {
+        names(&config::AUTOSCALER_UTILIZATION_TARGET)
+    } else {
+        names(&config::AUTOSCALER_UTILIZATION_TARGET)
+            .into_iter()
+            .filter(|n| n.ends_with("target.utilization"))
+            .collect()
+    };
+    let target_max = op.checks_autoscaler_utilization_bounds().then_some(1.0);
+    let target = number(&target_names, Some(0.0), target_max);
+    number(
+        &names(&config::AUTOSCALER_TARGET_UTILIZATION_BOUNDARY),
+        Some(0.0),
+        None,
+    );
+    if op.checks_autoscaler_utilization_bounds() {
+        let written = target_names.iter().any(|n| cfg.contains_key(*n));
+        // An unreadable target was reported above; its bounds are not checked against it.
+        if target.is_some() || !written {
+            let t = target.unwrap_or(config::DEFAULT_AUTOSCALER_UTILIZATION_TARGET);
+            number(
+                &names(&config::AUTOSCALER_UTILIZATION_MAX),
+                Some(t),
+                Some(1.0),
+            );
+            number(
+                &names(&config::AUTOSCALER_UTILIZATION_MIN),
+                Some(0.0),
+                Some(t),
+            );
+        }
+    }
+    // FLINK-30571 (1.12).
+    if op.checks_autoscaler_scalability_coefficient() {
+        number(
+            &names(&config::AUTOSCALER_SCALABILITY_COEFFICIENT_MIN),
+            Some(0.01),
+            Some(1.0),
+        );
+    }
+    // CalendarUtils.validateExcludedPeriods (1.10-1.15).
+    if let Some((key, value)) = config::lookup(cfg, &config::AUTOSCALER_EXCLUDED_PERIODS) {
+        for expression in value.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            if let Some(why) = excluded_period_error(expression) {
+                out.push(m.diag(
+                    Severity::Error,
+                    &field(key),
+                    format!("found {expression:?}: {why}; allowed: a daily range such as 09:00-17:00, a Quartz cron expression such as \"* * 9-17 ? * MON-FRI\", or one of each joined by &&"),
+                ));
+            }
+        }
+    }
+}
+
+/// `CalendarUtils.validateExcludedExpression`: one or two parts joined by `&&`, each a daily
+/// range (Quartz `DailyCalendar`: `HH:MM[:SS[:mmm]]-HH:MM[:SS[:mmm]]`, start before end) or a
+/// cron expression; two parts must be one of each.
+fn excluded_period_error(expression: &str) -> Option<String> {
+    let parts: Vec<&str> = expression.split("&&").map(str::trim).collect();
+    if parts.len() > 2 {
+        return Some("more than two parts joined by &&".to_string());
+    }
+    let mut daily = 0;
+    let mut cron = 0;
+    for part in &parts {
+        let is_daily = daily_range(part).is_some();
+        let is_cron = quantity::looks_like_cron(part);
+        if !is_daily && !is_cron {
+            return Some(format!(
+                "{part:?} is neither a daily range nor a cron expression"
+            ));
+        }
+        daily += usize::from(is_daily);
+        cron += usize::from(is_cron);
+    }
+    if parts.len() == 2 && (daily == 0 || cron == 0) {
+        return Some("two parts must be one daily range and one cron expression".to_string());
+    }
+    None
+}
+
+/// A daily range `start-end` as milliseconds of the day, start before end.
+fn daily_range(text: &str) -> Option<(u64, u64)> {
+    let (start, end) = text.split_once('-')?;
+    if end.contains('-') {
+        return None;
+    }
+    let time = |t: &str| -> Option<u64> {
+        let fields: Vec<&str> = t.trim().split(':').collect();
+        if !(2..=4).contains(&fields.len()) {
+            return None;
+        }
+        let limits = [23, 59, 59, 999];
+        let scale = [3_600_000, 60_000, 1_000, 1];
+        let mut ms = 0;
+        for (i, f) in fields.iter().enumerate() {
+            let v: u64 = f.parse().ok()?;
+            if v > limits[i] {
+                return None;
+            }
+            ms += v * scale[i];
+        }
+        Some(ms)
+    };
+    let (s, e) = (time(start)?, time(end)?);
+    (s < e).then_some((s, e))
 }
 
 fn scheme_of(uri: &str) -> Option<&str> {
@@ -550,30 +925,148 @@ fn scheme_of(uri: &str) -> Option<&str> {
     ok.then_some(scheme)
 }
 
+/// The host of a hierarchical URI (`scheme://host[:port]/...`), if it names one.
+fn host_of(uri: &str) -> Option<&str> {
+    let rest = uri.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// Whether a host written in a URI is an address the operator refuses for a session job's
+/// jar (loopback, link-local, site-local, wildcard, multicast: `InetAddress` checks), as far
+/// as it can be told without resolving a name.
+fn restricted_host(host: &str) -> bool {
+    let h = host.to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") {
+        return true;
+    }
+    if let Ok(ip) = h.parse::<std::net::Ipv4Addr>() {
+        return ip.is_loopback()
+            || ip.is_link_local()
+            || ip.is_private()
+            || ip.is_unspecified()
+            || ip.is_multicast();
+    }
+    if let Ok(ip) = h.parse::<std::net::Ipv6Addr>() {
+        let first = ip.segments()[0];
+        return ip.is_loopback()
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || (first & 0xffc0) == 0xfe80 // link-local
+            || (first & 0xffc0) == 0xfec0; // site-local (what Java's isSiteLocalAddress means)
+    }
+    false
+}
+
+/// A job's `jarURI`. A session job's is the operator's rule since 1.15
+/// (`DefaultValidator.validateJarURI`); everything else here is flink-gitops' own: its
+/// runtime fetches the jar, and the operator passes an application's jar to Flink unchecked.
 fn check_jar_uri(m: &Manifest, uri: &str, options: &Options, out: &mut Vec<Diagnostic>) {
-    let allowed = options.allowed_artifact_schemes.join(", ");
-    match scheme_of(uri) {
-        None => out.push(m.diag(
-            Severity::Error,
-            "spec.job.jarURI",
-            format!("found {uri:?}, which has no scheme; allowed: a URI with one of the schemes {allowed}, e.g. local:///opt/flink/usrlib/job.jar"),
-        )),
-        Some(s) if !options.allowed_artifact_schemes.iter().any(|a| a.eq_ignore_ascii_case(s)) => out.push(m.diag(
-            Severity::Error,
-            "spec.job.jarURI",
-            format!("scheme {s:?} is not allowed; allowed: {allowed}"),
-        )),
-        Some(s) => {
-            let rest = &uri[s.len() + 1..];
-            if rest.trim_start_matches('/').is_empty() || uri.contains(char::is_whitespace) {
-                out.push(m.diag(Severity::Error, "spec.job.jarURI", format!("found {uri:?}; allowed: a URI naming a jar file")));
-            }
+    let op = options.operator_version;
+    let operators = m.key.kind == Kind::FlinkSessionJob && op.checks_session_job_jar_uri();
+    let field = "spec.job.jarURI";
+    // The operator's rule (session jobs, 1.15+) as an error, else flink-gitops' own.
+    let report = |out: &mut Vec<Diagnostic>, message: String, why: &str| {
+        if operators {
+            out.push(m.diag(Severity::Error, field, message));
+        } else {
+            out.push(stricter(m, options, field, message, why));
         }
+    };
+    let allowed = options.allowed_artifact_schemes.join(", ");
+    let unchecked = match m.key.kind {
+        Kind::FlinkDeployment => "it passes an application's jarURI to Flink unchecked",
+        Kind::FlinkSessionJob => "it checks a session job's jarURI only since 1.15",
+    };
+    let Some(scheme) = scheme_of(uri) else {
+        // validateJarURI: "jarURI must include a scheme".
+        report(out, format!("found {uri:?}, which has no scheme; allowed: a URI with one of the schemes {allowed}, e.g. local:///opt/flink/usrlib/job.jar"), unchecked);
+        return;
+    };
+    let rest = &uri[scheme.len() + 1..];
+    if rest.trim_start_matches('/').is_empty() || uri.contains(char::is_whitespace) {
+        // validateJarURI: "jarURI is not a valid URI" (java.net.URI refuses blanks).
+        report(
+            out,
+            format!("found {uri:?}; allowed: a URI naming a jar file"),
+            unchecked,
+        );
+        return;
+    }
+    if !options
+        .allowed_artifact_schemes
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(scheme))
+    {
+        let also = if operators
+            && !config::OPERATOR_DEFAULT_ARTIFACT_SCHEMES
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(scheme))
+        {
+            format!("; operator {op} refuses it too unless its kubernetes.operator.user.artifacts.allowed-schemes lists it")
+        } else {
+            String::new()
+        };
+        out.push(stricter(
+            m,
+            options,
+            field,
+            format!("scheme {scheme:?} is not allowed; allowed: {allowed}{also}"),
+            "flink-gitops' runtime fetches jars only with these schemes",
+        ));
+        return;
+    }
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let host = host_of(uri);
+    if web && host.is_none() {
+        // validateJarURI: "jarURI must include a host for http/https schemes".
+        report(
+            out,
+            format!("found {uri:?}, which names no host; allowed: an http(s) URI with a host, such as https://repo.example.com/job.jar"),
+            unchecked,
+        );
+        return;
+    }
+    if !operators {
+        return;
+    }
+    // The operator's allow-list and host checks are its own configuration, which this
+    // repository cannot see: told as warnings, with the operator's defaults.
+    if !config::OPERATOR_DEFAULT_ARTIFACT_SCHEMES
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(scheme))
+    {
+        out.push(m.diag(
+            Severity::Warning,
+            field,
+            format!(
+                "operator {op} refuses scheme {scheme:?} for a session job's jar unless its kubernetes.operator.user.artifacts.allowed-schemes lists it (default: {})",
+                config::OPERATOR_DEFAULT_ARTIFACT_SCHEMES.join(", ")
+            ),
+        ));
+    }
+    if let Some(h) = host.filter(|h| web && restricted_host(h)) {
+        out.push(m.diag(
+            Severity::Warning,
+            field,
+            format!("operator {op} refuses a session job's jar from {h:?} (a loopback, private, link-local, wildcard or multicast address) unless its kubernetes.operator.user.artifacts.disallow-restricted-hosts is false"),
+        ));
     }
 }
 
-/// Type-checks every known option set in a manifest.
-fn check_config_values(m: &Manifest, cfg: &BTreeMap<String, String>, out: &mut Vec<Diagnostic>) {
+/// Type-checks every known option set in a manifest: flink-gitops' own rule (the operator's
+/// validator reads none of these values; Flink or the operator reads them later).
+fn check_config_values(
+    m: &Manifest,
+    options: &Options,
+    cfg: &BTreeMap<String, String>,
+    out: &mut Vec<Diagnostic>,
+) {
     for opt in config::CHECKED_OPTIONS {
         let present: Vec<&str> = opt.names().filter(|n| cfg.contains_key(*n)).collect();
         if present.len() > 1 {
@@ -589,10 +1082,12 @@ fn check_config_values(m: &Manifest, cfg: &BTreeMap<String, String>, out: &mut V
         for name in present {
             let value = cfg.get(name).map(String::as_str).unwrap_or_default();
             if let Some(allowed) = check_value(opt.kind, value) {
-                out.push(m.diag(
-                    Severity::Error,
+                out.push(stricter(
+                    m,
+                    options,
                     &config_field(name),
                     format!("found {value:?}; allowed: {allowed}"),
+                    "it does not check option values; Flink or the operator reads this one when the cluster runs",
                 ));
             }
         }
@@ -649,6 +1144,7 @@ fn validate_session_target(
             && &o.key.name == target
     });
     match found.map(|f| &f.spec) {
+        // flink-gitops' own: the operator accepts the session job and waits for its cluster.
         None => {
             let sessions: BTreeSet<&str> = manifests
                 .iter()
@@ -662,34 +1158,43 @@ fn validate_session_target(
                 None if names.is_empty() => format!("; namespace {:?} has no session cluster", m.key.namespace),
                 None => format!("; session clusters in namespace {:?}: {}", m.key.namespace, names.join(", ")),
             };
-            out.push(m.diag(
-                Severity::Error,
+            out.push(stricter(
+                m,
+                options,
                 "spec.deploymentName",
                 format!("no FlinkDeployment named {target:?} in namespace {:?}{hint}", m.key.namespace),
+                "it accepts a session job before its cluster exists and waits for it; flink-gitops runs session jobs only in clusters of the same repository",
             ));
         }
+        // DefaultValidator.validateSessionJobWithCluster -> validateNotApplicationCluster (1.10-1.15).
         Some(Spec::Deployment(d)) if !d.is_session_cluster() => out.push(m.diag(
             Severity::Error,
             "spec.deploymentName",
             format!("{target:?} is an application cluster (it has spec.job); a FlinkSessionJob needs a session cluster (a FlinkDeployment without spec.job)"),
         )),
+        // DefaultValidator.validateSessionJobWithCluster (1.10-1.15): validateJobSpec and the
+        // autoscaler rules over the default configuration, the session cluster's and the
+        // session job's own.
         Some(cluster) => {
-            // As the operator does once the cluster exists: the job rules over the default
-            // configuration, the session cluster's and the session job's own.
             if let Some(job) = &sj.job {
                 let mut cfg = effective_config(cluster.flink_configuration(), options);
                 cfg.extend(sj.flink_configuration.iter().map(|(k, v)| (k.clone(), v.clone())));
                 let home = format!("spec.flinkConfiguration (of this session job or of FlinkDeployment {target:?})");
-                validate_job(m, job, None, &cfg, &home, out);
+                validate_job(m, job, None, &cfg, &home, options, out);
+                validate_autoscaler(m, &cfg, &home, options, out);
             }
         }
     }
 }
 
 /// Rules about a change from the spec that was applied (`old`) to the desired one (`new`).
+/// These are the same in every release from 1.10 to 1.15. The operator compares with its
+/// last reconciled spec, whose upgradeMode it rewrites to the mode it last stopped the job
+/// with; a plan compares with the spec at the base revision.
 pub fn validate_transition(old: &Spec, new: &Manifest, out: &mut Vec<Diagnostic>) {
     match (old, &new.spec) {
         (Spec::Deployment(o), Spec::Deployment(n)) => {
+            // DefaultValidator.validateSpecChange (1.10-1.15): no switch between session and application cluster.
             if o.is_session_cluster() != n.is_session_cluster() {
                 let (from, to) = if o.is_session_cluster() {
                     ("a session cluster", "an application cluster")
@@ -702,6 +1207,7 @@ pub fn validate_transition(old: &Spec, new: &Manifest, out: &mut Vec<Diagnostic>
                     format!("cannot change {from} into {to}; remove this resource and add one under a new name"),
                 ));
             }
+            // DefaultValidator.validateSpecChange (1.10-1.15): no switch between native and standalone.
             if o.effective_mode() != n.effective_mode() {
                 out.push(new.diag(
                     Severity::Error,
@@ -709,37 +1215,41 @@ pub fn validate_transition(old: &Spec, new: &Manifest, out: &mut Vec<Diagnostic>
                     "spec.mode (native or standalone) cannot change after the first deployment",
                 ));
             }
+            // DefaultValidator.validateFlinkVersion (1.10-1.15): after a last-state suspend the
+            // Flink version may change only together with a switch to upgradeMode stateless.
             if let (Some(oj), Some(nj), Some(ov), Some(nv)) =
                 (&o.job, &n.job, o.flink_version, n.flink_version)
             {
                 if ov != nv
+                    && nj.upgrade_mode != UpgradeMode::Stateless
                     && oj.state == JobState::Suspended
                     && oj.upgrade_mode == UpgradeMode::LastState
                 {
                     out.push(new.diag(
                         Severity::Error,
                         "spec.flinkVersion",
-                        format!("changing flinkVersion ({ov} to {nv}) after a last-state suspend is not allowed; resume with {ov}, or suspend with upgradeMode savepoint first"),
+                        format!("changing flinkVersion ({ov} to {nv}) after a last-state suspend is not allowed; resume with {ov} and change the version afterwards, suspend with upgradeMode savepoint first, or (dropping the job's state) switch to upgradeMode stateless"),
                     ));
                 }
-                let _ = nj;
             }
         }
-        (Spec::SessionJob(o), Spec::SessionJob(n)) => {
-            if o.deployment_name != n.deployment_name {
-                out.push(new.diag(
-                    Severity::Error,
-                    "spec.deploymentName",
-                    format!(
-                        "deploymentName cannot change (from {:?} to {:?}); remove this session job and add one under a new name",
-                        o.deployment_name.as_deref().unwrap_or(""),
-                        n.deployment_name.as_deref().unwrap_or("")
-                    ),
-                ));
-            }
+        // DefaultValidator.validateSpecChange(FlinkSessionJob) (1.10-1.15).
+        (Spec::SessionJob(o), Spec::SessionJob(n)) if o.deployment_name != n.deployment_name => {
+            out.push(new.diag(
+                Severity::Error,
+                "spec.deploymentName",
+                format!(
+                    "deploymentName cannot change (from {:?} to {:?}); remove this session job and add one under a new name",
+                    o.deployment_name.as_deref().unwrap_or(""),
+                    n.deployment_name.as_deref().unwrap_or("")
+                ),
+            ));
         }
         _ => {}
     }
+    // DefaultValidator.validateSpecChange (1.10-1.15): a new savepointRedeployNonce needs a path.
+    // The operator checks it only for FlinkDeployments; a session job is redeployed without
+    // state (AbstractJobReconciler.redeployWithSavepoint), which is worth a warning.
     if let (Some(oj), Some(nj)) = (old.job(), new.spec.job()) {
         if nj.savepoint_redeploy_nonce.is_some()
             && nj.savepoint_redeploy_nonce != oj.savepoint_redeploy_nonce
@@ -748,170 +1258,22 @@ pub fn validate_transition(old: &Spec, new: &Manifest, out: &mut Vec<Diagnostic>
                 .as_deref()
                 .is_none_or(|p| p.trim().is_empty())
         {
-            out.push(new.diag(
-                Severity::Error,
-                "spec.job.savepointRedeployNonce",
-                "a new savepointRedeployNonce needs spec.job.initialSavepointPath: the savepoint to redeploy from",
-            ));
+            match new.key.kind {
+                Kind::FlinkDeployment => out.push(new.diag(
+                    Severity::Error,
+                    "spec.job.savepointRedeployNonce",
+                    "a new savepointRedeployNonce needs spec.job.initialSavepointPath: the savepoint to redeploy from",
+                )),
+                Kind::FlinkSessionJob => out.push(new.diag(
+                    Severity::Warning,
+                    "spec.job.savepointRedeployNonce",
+                    "a new savepointRedeployNonce without spec.job.initialSavepointPath redeploys this session job without state (the operator requires the path only of a FlinkDeployment)",
+                )),
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(text: &str) -> ManifestSet {
-        let mut s = ManifestSet::default();
-        s.add_file("t.yaml", text);
-        s.validate(&Options::default());
-        s
-    }
-
-    const APP: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: app\nspec:\n  flinkVersion: v2_3\n  serviceAccount: flink\n  jobManager: {resource: {memory: 1g}}\n  taskManager: {resource: {memory: 1g}}\n  job:\n    jarURI: local:///job.jar\n    parallelism: 1\n";
-
-    #[test]
-    fn minimal_application_is_valid() {
-        let s = set(APP);
-        assert!(!s.has_errors(), "{:#?}", s.diagnostics);
-    }
-
-    #[test]
-    fn savepoint_mode_needs_both_dirs_under_either_name() {
-        let s = set(&format!("{APP}    upgradeMode: savepoint\n"));
-        let msgs: Vec<_> = s.errors().map(|d| d.message.clone()).collect();
-        assert_eq!(msgs.len(), 2, "{msgs:?}");
-        let ok = format!("{APP}    upgradeMode: savepoint\n  flinkConfiguration:\n    execution.checkpointing.dir: file:///c\n    state.savepoints.dir: file:///s\n");
-        assert!(!set(&ok).has_errors());
-    }
-
-    fn errors(s: &ManifestSet) -> Vec<(u32, String, String)> {
-        s.errors()
-            .map(|d| (d.line, d.field.clone(), d.message.clone()))
-            .collect()
-    }
-
-    const NO_RESOURCES: &str = "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: app\nspec:\n  flinkVersion: v2_3\n  serviceAccount: flink\n";
-
-    #[test]
-    fn memory_is_required_without_jobmanager_and_taskmanager_sections() {
-        let e = errors(&set(NO_RESOURCES));
-        let fields: Vec<&str> = e.iter().map(|(_, f, _)| f.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "spec.jobManager.resource.memory",
-                "spec.taskManager.resource.memory"
-            ],
-            "{e:?}"
-        );
-        assert!(
-            e.iter().all(|(line, _, _)| *line == 5),
-            "at the spec line: {e:?}"
-        );
-        // Flink options may size the processes instead; a TaskManager's task heap alone
-        // does not (the operator wants managed memory with it).
-        let heap_only = format!("{NO_RESOURCES}  flinkConfiguration:\n    jobmanager.memory.heap.size: 1g\n    taskmanager.memory.task.heap.size: 1g\n");
-        let e = errors(&set(&heap_only));
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!(e[0].1, "spec.taskManager.resource.memory");
-        let sized = format!("{heap_only}    taskmanager.memory.managed.size: 1g\n");
-        assert!(!set(&sized).has_errors());
-    }
-
-    #[test]
-    fn a_spec_that_is_missing_is_reported_once() {
-        let s = set(
-            "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: app\n",
-        );
-        let e = errors(&s);
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!(e[0].1, "spec");
-    }
-
-    #[test]
-    fn session_job_rules_read_the_session_cluster_configuration() {
-        let cluster = |cfg: &str| {
-            format!("apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata:\n  name: s\nspec:\n  flinkVersion: v2_3\n  serviceAccount: flink\n  jobManager: {{resource: {{memory: 1g}}}}\n  taskManager: {{resource: {{memory: 1g}}}}\n  flinkConfiguration:\n    state.checkpoints.dir: file:///c\n{cfg}")
-        };
-        let job = "---\napiVersion: flink.apache.org/v1beta1\nkind: FlinkSessionJob\nmetadata:\n  name: j\nspec:\n  deploymentName: s\n  job:\n    jarURI: https://x/y.jar\n    parallelism: 1\n    upgradeMode: savepoint\n";
-        // The savepoint directory set on the session cluster is enough.
-        let ok = set(&format!(
-            "{}{job}",
-            cluster("    state.savepoints.dir: file:///s\n")
-        ));
-        assert!(!ok.has_errors(), "{:#?}", ok.diagnostics);
-        // ... or on the session job itself.
-        let own = set(&format!(
-            "{}{job}  flinkConfiguration:\n    state.savepoints.dir: file:///s\n",
-            cluster("")
-        ));
-        assert!(!own.has_errors(), "{:#?}", own.diagnostics);
-        let e = errors(&set(&format!("{}{job}", cluster(""))));
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!(e[0].1, "spec.job.upgradeMode");
-        assert!(
-            e[0].2
-                .contains("of this session job or of FlinkDeployment \"s\""),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn ingress_templates_as_the_operator_builds_them() {
-        assert_eq!(
-            ingress_url_error("{{NAME}}.{{Namespace}}.example.com", "a", "b"),
-            None
-        );
-        assert_eq!(
-            ingress_url_error("/{{namespace}}/{{name}}(/|$)(.*)", "a", "b"),
-            None
-        );
-        assert_eq!(
-            ingress_url_error("HTTPS://example.com:8443/{{name}}", "a", "b"),
-            None
-        );
-        assert!(ingress_url_error("example.com:port", "a", "b")
-            .is_some_and(|e| e.contains("\"port\" is not a number")));
-        assert!(ingress_url_error("{{nam}}.example.com", "a", "b").is_some());
-    }
-
-    #[test]
-    fn what_the_operator_accepts_is_not_an_error() {
-        // cpu 0 (a TaskManager falls back to one core per slot), ephemeralStorage 0, memory
-        // in the spellings the operator cleans up.
-        let text = APP.replace(
-            "  taskManager: {resource: {memory: 1g}}\n",
-            "  taskManager: {resource: {memory: 2048 MiB, cpu: 0, ephemeralStorage: \"0\"}}\n",
-        );
-        let s = set(&text);
-        assert!(!s.has_errors(), "{:#?}", s.diagnostics);
-        assert!(
-            s.diagnostics
-                .iter()
-                .any(|d| d.severity == Severity::Warning
-                    && d.field == "spec.taskManager.resource.cpu")
-        );
-    }
-
-    #[test]
-    fn kubernetes_names() {
-        assert!(dns_subdomain_ok("1-job.v2"));
-        assert!(!dns_subdomain_ok("job..v2"));
-        assert!(!dns_subdomain_ok("Job"));
-        assert!(dns_label_ok("1team"));
-        assert!(!dns_label_ok("-team"));
-        assert!(!dns_label_ok("team.a"));
-        assert!(!dns_label_ok(&"a".repeat(64)));
-    }
-
-    #[test]
-    fn session_job_needs_a_session_cluster() {
-        let text = format!("{APP}---\napiVersion: flink.apache.org/v1beta1\nkind: FlinkSessionJob\nmetadata:\n  name: sj\nspec:\n  deploymentName: app\n  job:\n    jarURI: https://x/y.jar\n    parallelism: 1\n");
-        let s = set(&text);
-        let e: Vec<_> = s.errors().collect();
-        assert_eq!(e.len(), 1, "{e:#?}");
-        assert!(e[0].message.contains("application cluster"));
-        assert_eq!(e[0].line, 19);
-    }
-}
+#[path = "validate_tests.rs"]
+mod tests;
