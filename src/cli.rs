@@ -259,8 +259,21 @@ fn validate_with(
     options
 }
 
+/// Why a command could not run (exit code 2).
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("path {path:?} is not a folder at {base} nor at {head}")]
+    PathNotFound {
+        path: String,
+        base: String,
+        head: String,
+    },
+}
+
 /// Opens a repository (fetching a remote once) and returns it with its source.
-fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository), String> {
+fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository), CliError> {
     let location = RepoLocation::parse(repo);
     let source = GitSource::new(
         location,
@@ -268,8 +281,8 @@ fn open_repo(repo: &str, git: &GitArgs) -> Result<(GitSource, git2::Repository),
         git.git_timeout.into(),
     )
     .with_render_tools(git.render_tools());
-    source.fetch().map_err(|e| e.to_string())?;
-    let repository = source.open().map_err(|e| e.to_string())?;
+    source.fetch()?;
+    let repository = source.open()?;
     Ok((source, repository))
 }
 
@@ -279,11 +292,9 @@ fn load_revision(
     rev: &str,
     path: Option<&str>,
     rules: &RulesArgs,
-) -> Result<(ManifestSet, validate::Options), String> {
-    let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
-    let (mut set, settings) = source
-        .load(repo, &revision, path)
-        .map_err(|e| e.to_string())?;
+) -> Result<(ManifestSet, validate::Options), CliError> {
+    let revision = source.resolve(repo, rev)?;
+    let (mut set, settings) = source.load(repo, &revision, path)?;
     let options = validate_with(&mut set, &settings, rules);
     Ok((set, options))
 }
@@ -390,20 +401,15 @@ fn read_plan_side(
     repo: &git2::Repository,
     rev: &str,
     path: Option<&str>,
-) -> Result<PlanSide, String> {
-    let revision = source.resolve(repo, rev).map_err(|e| e.to_string())?;
+) -> Result<PlanSide, CliError> {
+    let revision = source.resolve(repo, rev)?;
     let (files, settings) = match source.read_revision(repo, &revision, path) {
         Ok(mut files) => {
             let settings = std::mem::take(&mut files.settings);
             (Some(files), settings)
         }
-        Err(GitError::PathNotFound { .. }) => (
-            None,
-            source
-                .read_settings(repo, &revision)
-                .map_err(|e| e.to_string())?,
-        ),
-        Err(e) => return Err(e.to_string()),
+        Err(GitError::PathNotFound { .. }) => (None, source.read_settings(repo, &revision)?),
+        Err(e) => return Err(e.into()),
     };
     Ok(PlanSide {
         label: revision.to_string(),
@@ -424,7 +430,7 @@ fn plan_sets(
     head: PlanSide,
     path: Option<&str>,
     rules: &RulesArgs,
-) -> Result<(Labelled, Labelled), String> {
+) -> Result<(Labelled, Labelled), CliError> {
     let SettingsRead {
         settings,
         diagnostics: problems,
@@ -433,12 +439,11 @@ fn plan_sets(
     let options = settings.validation_options(rules.operator_version);
     let (b, h) = match (base.files, head.files) {
         (None, None) => {
-            return Err(format!(
-                "path {:?} is not a folder at {} nor at {}",
-                path.unwrap_or_default(),
-                base.label,
-                head.label
-            ))
+            return Err(CliError::PathNotFound {
+                path: path.unwrap_or_default().to_string(),
+                base: base.label,
+                head: head.label,
+            })
         }
         (b, h) => (b.unwrap_or_default(), h.unwrap_or_default()),
     };
@@ -556,6 +561,9 @@ mod tests {
             &NO_FLAG,
         )
         .expect_err("missing at both");
-        assert_eq!(err, "path \"flink\" is not a folder at main nor at pr");
+        assert_eq!(
+            err.to_string(),
+            "path \"flink\" is not a folder at main nor at pr"
+        );
     }
 }

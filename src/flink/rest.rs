@@ -592,7 +592,7 @@ impl FlinkRestClient {
         &self,
         path: &str,
         subject: Subject<'_>,
-        parse: fn(&[u8]) -> Result<T, String>,
+        parse: fn(&[u8]) -> Result<T, model::BadBody>,
     ) -> Result<T, RestError> {
         let (url, body) = self.get_body(path, subject).await?;
         decode(&url, &body, parse)
@@ -706,7 +706,7 @@ fn ok_body(
 fn decode<T>(
     url: &str,
     body: &[u8],
-    parse: fn(&[u8]) -> Result<T, String>,
+    parse: fn(&[u8]) -> Result<T, model::BadBody>,
 ) -> Result<T, RestError> {
     parse(body).map_err(|reason| bad_response(url, reason, body))
 }

@@ -22,10 +22,10 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
     /// The fetch's error; a resource's error ends only that resource's turn.
     pub async fn run_once(
         &self,
-    ) -> Result<BTreeMap<ResourceKey, Result<Requeue, String>>, ReconcileError> {
+    ) -> Result<BTreeMap<ResourceKey, Result<Requeue, ReconcileError>>, ReconcileError> {
         self.sync().await?;
         let deadline = Instant::now() + self.settings.once_deadline;
-        let mut results: BTreeMap<ResourceKey, Result<Requeue, String>> = BTreeMap::new();
+        let mut results: BTreeMap<ResourceKey, Result<Requeue, ReconcileError>> = BTreeMap::new();
         let mut pending: BTreeSet<ResourceKey> = self.keys();
         while !pending.is_empty() {
             let mut next = BTreeSet::new();
@@ -35,7 +35,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     if matches!(result, Ok(Requeue::After(_))) {
                         next.insert(key.clone());
                     }
-                    results.insert(key.clone(), result.map_err(|e| e.to_string()));
+                    results.insert(key.clone(), result);
                 }
             }
             // A session cluster may wait for its jobs and the jobs for the cluster: give

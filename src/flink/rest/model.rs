@@ -584,15 +584,38 @@ pub enum ExecutionResult {
 // ---------------------------------------------------------------------------------------
 
 /// Any answer that maps onto a `Deserialize` type as it is.
-pub(super) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+/// Why a 2xx answer's body is not what this Flink version sends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct BadBody(pub(super) String);
+
+impl From<String> for BadBody {
+    fn from(s: String) -> Self {
+        BadBody(s)
+    }
+}
+
+impl From<BadBody> for String {
+    fn from(b: BadBody) -> Self {
+        b.0
+    }
+}
+
+impl From<&str> for BadBody {
+    fn from(s: &str) -> Self {
+        BadBody(s.to_string())
+    }
+}
+
+pub(super) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadBody> {
+    serde_json::from_slice(body).map_err(|e| BadBody(e.to_string()))
 }
 
 /// `{"jobs":[...]}` of `GET /jobs/overview`.
 /// `{"<vertex id>": {"parallelism": {"lowerBound": l, "upperBound": u}}, ...}`.
 pub(super) fn parse_resource_requirements(
     body: &[u8],
-) -> Result<BTreeMap<String, (u32, u32)>, String> {
+) -> Result<BTreeMap<String, (u32, u32)>, BadBody> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let obj = v
         .as_object()
@@ -610,7 +633,7 @@ pub(super) fn parse_resource_requirements(
     Ok(out)
 }
 
-pub(super) fn parse_jobs_overview(body: &[u8]) -> Result<Vec<JobOverview>, String> {
+pub(super) fn parse_jobs_overview(body: &[u8]) -> Result<Vec<JobOverview>, BadBody> {
     #[derive(Deserialize)]
     struct Jobs {
         jobs: Vec<JobOverview>,
@@ -619,7 +642,7 @@ pub(super) fn parse_jobs_overview(body: &[u8]) -> Result<Vec<JobOverview>, Strin
 }
 
 /// `{"status":"RUNNING"}` of `GET /jobs/:id/status`.
-pub(super) fn parse_job_status(body: &[u8]) -> Result<JobStatus, String> {
+pub(super) fn parse_job_status(body: &[u8]) -> Result<JobStatus, BadBody> {
     #[derive(Deserialize)]
     struct Status {
         status: JobStatus,
@@ -628,7 +651,7 @@ pub(super) fn parse_job_status(body: &[u8]) -> Result<JobStatus, String> {
 }
 
 /// `{"request-id":"<trigger>"}` of every asynchronous operation's trigger.
-pub(super) fn parse_trigger(body: &[u8]) -> Result<TriggerId, String> {
+pub(super) fn parse_trigger(body: &[u8]) -> Result<TriggerId, BadBody> {
     #[derive(Deserialize)]
     struct Triggered {
         #[serde(rename = "request-id")]
@@ -638,7 +661,7 @@ pub(super) fn parse_trigger(body: &[u8]) -> Result<TriggerId, String> {
 }
 
 /// `{"jobid":"<id>","applicationId":"<id>"}` of `POST /jars/:jarid/run`.
-pub(super) fn parse_run(body: &[u8]) -> Result<JobId, String> {
+pub(super) fn parse_run(body: &[u8]) -> Result<JobId, BadBody> {
     #[derive(Deserialize)]
     struct Submitted {
         jobid: JobId,
@@ -654,7 +677,7 @@ pub(super) enum Operation {
     Failed(FailureCause),
 }
 
-pub(super) fn parse_operation(body: &[u8]) -> Result<Operation, String> {
+pub(super) fn parse_operation(body: &[u8]) -> Result<Operation, BadBody> {
     #[derive(Deserialize)]
     struct Raw {
         status: RawStatus,
@@ -677,13 +700,13 @@ pub(super) fn parse_operation(body: &[u8]) -> Result<Operation, String> {
                 _ => Ok(Operation::Completed(op)),
             }
         }
-        other => Err(format!("unknown operation status {other:?}")),
+        other => Err(BadBody::from(format!("unknown operation status {other:?}"))),
     }
 }
 
 /// `{"filename":"<upload dir>/<uuid>_<name>.jar","status":"success"}`: the jar id is the
 /// file's base name.
-pub(super) fn parse_upload(body: &[u8]) -> Result<JarId, String> {
+pub(super) fn parse_upload(body: &[u8]) -> Result<JarId, BadBody> {
     #[derive(Deserialize)]
     struct Uploaded {
         filename: String,
@@ -692,15 +715,20 @@ pub(super) fn parse_upload(body: &[u8]) -> Result<JarId, String> {
     }
     let uploaded: Uploaded = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if uploaded.status != "success" {
-        return Err(format!("upload status {:?}", uploaded.status));
+        return Err(BadBody::from(format!(
+            "upload status {:?}",
+            uploaded.status
+        )));
     }
     match uploaded.filename.rsplit(['/', '\\']).next() {
         Some(id) if !id.is_empty() => Ok(JarId(id.to_owned())),
-        _ => Err("upload answer without a file name".to_owned()),
+        _ => Err(BadBody::from(
+            "upload answer without a file name".to_owned(),
+        )),
     }
 }
 
-pub(super) fn parse_checkpoints(body: &[u8]) -> Result<CheckpointStats, String> {
+pub(super) fn parse_checkpoints(body: &[u8]) -> Result<CheckpointStats, BadBody> {
     #[derive(Deserialize)]
     struct Raw {
         #[serde(default)]
@@ -774,7 +802,7 @@ pub(super) fn parse_checkpoints(body: &[u8]) -> Result<CheckpointStats, String> 
     })
 }
 
-pub(super) fn parse_exceptions(body: &[u8]) -> Result<Option<JobExceptions>, String> {
+pub(super) fn parse_exceptions(body: &[u8]) -> Result<Option<JobExceptions>, BadBody> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Raw {
@@ -827,7 +855,7 @@ pub(super) fn parse_exceptions(body: &[u8]) -> Result<Option<JobExceptions>, Str
         }))
 }
 
-pub(super) fn parse_execution_result(body: &[u8]) -> Result<ExecutionResult, String> {
+pub(super) fn parse_execution_result(body: &[u8]) -> Result<ExecutionResult, BadBody> {
     #[derive(Deserialize)]
     struct Raw {
         status: RawStatus,
@@ -858,8 +886,10 @@ pub(super) fn parse_execution_result(body: &[u8]) -> Result<ExecutionResult, Str
                 .filter(|c| !c.is_null())
                 .map(|c| FailureCause::from_json(&c)),
         }),
-        ("COMPLETED", None) => Err("completed without job-execution-result".to_owned()),
-        (other, _) => Err(format!("unknown result status {other:?}")),
+        ("COMPLETED", None) => Err(BadBody::from(
+            "completed without job-execution-result".to_owned(),
+        )),
+        (other, _) => Err(BadBody::from(format!("unknown result status {other:?}"))),
     }
 }
 
@@ -1038,6 +1068,7 @@ mod tests {
         assert!(
             parse_upload(br#"{"filename":"/x/y.jar","status":"failure"}"#)
                 .unwrap_err()
+                .0
                 .contains("failure")
         );
         assert!(parse_upload(br#"{"filename":"/x/","status":"success"}"#).is_err());
@@ -1085,6 +1116,7 @@ mod tests {
 
         assert!(parse_operation(br#"{"status":{"id":"WEIRD"}}"#)
             .unwrap_err()
+            .0
             .contains("WEIRD"));
         assert!(parse_operation(br#"{"errors":["x"]}"#).is_err());
     }
