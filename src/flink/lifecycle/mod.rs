@@ -58,6 +58,50 @@ pub enum Restore {
     LatestCheckpoint,
 }
 
+/// Where a resource's job takes its state from once the action is done: the plan's answer
+/// to "what will the job remember?", for every action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "path", rename_all = "kebab-case")]
+pub enum StateFrom {
+    /// Nothing restarts: the running job keeps the state it has.
+    Running,
+    /// No job runs after the action (suspended, removed, a session cluster).
+    NoJob,
+    /// The job starts with no state.
+    Empty,
+    /// A savepoint or checkpoint path named in the manifest or recorded in status.
+    Path(String),
+    /// The savepoint the stop takes.
+    UpgradeSavepoint,
+    /// The newest retained checkpoint of the stopped job.
+    LatestCheckpoint,
+}
+
+impl StateFrom {
+    /// The state a starting job restores.
+    pub fn of_restore(r: &Restore) -> StateFrom {
+        match r {
+            Restore::Empty => StateFrom::Empty,
+            Restore::Path(p) => StateFrom::Path(p.clone()),
+            Restore::UpgradeSavepoint => StateFrom::UpgradeSavepoint,
+            Restore::LatestCheckpoint => StateFrom::LatestCheckpoint,
+        }
+    }
+}
+
+impl fmt::Display for StateFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateFrom::Running => f.write_str("the running job keeps its state"),
+            StateFrom::NoJob => f.write_str("no job runs"),
+            StateFrom::Empty => f.write_str("without state"),
+            StateFrom::Path(p) => write!(f, "from {p}"),
+            StateFrom::UpgradeSavepoint => f.write_str("from the savepoint taken by the stop"),
+            StateFrom::LatestCheckpoint => f.write_str("from the latest checkpoint"),
+        }
+    }
+}
+
 /// What the agent does to a resource's job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]

@@ -10,7 +10,8 @@ use super::decide::{decide, Context, Desired, SessionJobRef, Step};
 use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
 use super::record::{Record, StopMode, StopPurpose};
 use super::transition::{after, before, Outcome};
-use super::{Action, Restore};
+use super::{Action, Restore, StateFrom};
+use crate::config;
 use crate::flink::rest::JobStatus;
 use crate::flink::spec::{JobState, ResourceKey, Spec, UpgradeMode};
 
@@ -29,6 +30,44 @@ pub struct Prediction {
     /// In the order the agent takes them, ending before it would wait or rest.
     pub steps: Vec<Step>,
     pub action: Action,
+    /// Where the job's state comes from once the steps are done.
+    pub state: StateFrom,
+}
+
+/// Whether a running job leaves a checkpoint to restore from, judged from the spec it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// It checkpoints into a directory: a cancel keeps the newest checkpoint.
+    Expected,
+    /// Nothing configures checkpointing: there is no checkpoint to restore.
+    Never,
+    /// Checkpointing is on but the spec names no directory: only a default directory of the
+    /// runtime or operator (if any) keeps one.
+    Unsure,
+}
+
+/// What the running spec says about checkpoints. A stateful mode needs a checkpoint
+/// directory (the operator's `DefaultValidator.validateJobSpec`) and the operator turns
+/// checkpointing on for it (`FlinkConfigBuilder`: `execution.checkpointing.interval` 5 min
+/// for last-state); a stateless job checkpoints only if `execution.checkpointing.interval`
+/// is set (Flink's default is off), and keeps a checkpoint past a cancel only in a
+/// directory. A job's own code may turn checkpointing on; the plan cannot see that.
+pub fn checkpoints_of(running: &Spec) -> Checkpoints {
+    if running.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
+        return Checkpoints::Expected;
+    }
+    let cfg = running.flink_configuration();
+    let interval_on = config::lookup(cfg, &config::CHECKPOINT_INTERVAL).is_some_and(|(_, v)| {
+        let v = v.trim();
+        !v.is_empty() && !v.starts_with('0') && !v.starts_with('-')
+    });
+    let has_dir =
+        config::lookup(cfg, &config::CHECKPOINTS_DIR).is_some_and(|(_, v)| !v.trim().is_empty());
+    match (interval_on, has_dir) {
+        (false, _) => Checkpoints::Never,
+        (true, true) => Checkpoints::Expected,
+        (true, false) => Checkpoints::Unsure,
+    }
 }
 
 /// The record the agent would hold if `base` were deployed and running (or suspended, as
@@ -69,7 +108,11 @@ pub fn predicted_record(
     if let Some(k) = known.filter(|k| !k.deleted) {
         r.nonces = k.nonces.clone();
         r.savepoints = k.savepoints.clone();
-        if r.restore_path.is_some() {
+        if k.last_reconciled_spec.is_some() {
+            // The agent's own record of base: its restore point is the truth (a job added
+            // suspended that never ran has none).
+            r.restore_path = k.restore_path.clone();
+        } else if r.restore_path.is_some() {
             r.restore_path = k.restore_path.clone().or(r.restore_path);
         }
     }
@@ -107,7 +150,12 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
             _ => Evidence::Absent,
         },
         trigger: Evidence::Absent,
-        latest_checkpoint: Evidence::present(PREDICTED_CHECKPOINT.to_string()),
+        // A job that never checkpoints leaves none: a cancel keeps only the recorded
+        // restore point.
+        latest_checkpoint: match r.last_reconciled_spec.as_ref().map(checkpoints_of) {
+            Some(Checkpoints::Never) => Evidence::Absent,
+            _ => Evidence::present(PREDICTED_CHECKPOINT.to_string()),
+        },
         deployed_generation: None,
     }
 }
@@ -236,7 +284,45 @@ pub fn predict(
         }
     }
     let action = summarize(desired, initial.as_ref(), &steps, session_jobs);
-    Prediction { steps, action }
+    let state = state_of(&action, &steps);
+    Prediction {
+        steps,
+        action,
+        state,
+    }
+}
+
+/// Where the job's state comes from after `steps`: the restore of the job they start, else
+/// the running job's own, else none.
+fn state_of(action: &Action, steps: &[Step]) -> StateFrom {
+    let started = steps.iter().find_map(|s| match s {
+        Step::Deploy(d) if d.job_id.is_some() => Some(restore_of(&d.restore)),
+        _ => None,
+    });
+    if let Some(r) = started {
+        return StateFrom::of_restore(&r);
+    }
+    match action {
+        Action::Deploy { restore } | Action::Resume { restore } => StateFrom::of_restore(restore),
+        Action::SavepointRedeploy { path } => StateFrom::Path(path.clone()),
+        Action::Upgrade { mode } => match mode {
+            UpgradeMode::Savepoint => StateFrom::UpgradeSavepoint,
+            UpgradeMode::LastState => StateFrom::LatestCheckpoint,
+            UpgradeMode::Stateless => StateFrom::Empty,
+        },
+        Action::RescaleInPlace
+        | Action::TriggerSnapshot { .. }
+        | Action::NoRestart
+        | Action::KeepUnmanaged
+        | Action::Hold => StateFrom::Running,
+        Action::DeploySessionCluster
+        | Action::CreateSuspended
+        | Action::Suspend { .. }
+        | Action::RedeploySessionCluster { .. }
+        | Action::UpdateSuspended
+        | Action::Delete { .. }
+        | Action::DeleteSessionCluster => StateFrom::NoJob,
+    }
 }
 
 fn restore_of(path: &Option<String>) -> Restore {
