@@ -118,7 +118,10 @@ async fn fake_flink_savepoint_upgrade_cycle_carries_the_value() {
         fake.observe_cluster(&key("counter"))
             .await
             .expect("observe"),
-        ClusterPresence::Running { task_managers: 2, generation: Some(1) }
+        ClusterPresence::Running {
+            task_managers: 2,
+            generation: Some(1)
+        }
     );
     let api = rest_api(&fake, "counter").await;
     fake.advance(5);

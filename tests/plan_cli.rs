@@ -356,11 +356,27 @@ fn assert_no_warnings(r: &Value) {
     assert_eq!(strings(&r["warnings"]), Vec::<String>::new(), "{r:#}");
 }
 
+/// Asserts the action data of a resource. Every actionDetail says where the job's state
+/// comes from (`state.from`); when `detail` names no `state`, that one is not compared.
+fn assert_detail(r: &Value, detail: Value) {
+    let mut got = r["actionDetail"].clone();
+    assert!(
+        got["state"]["from"].is_string(),
+        "actionDetail has no state.from: {r:#}"
+    );
+    if detail.get("state").is_none() {
+        if let Some(o) = got.as_object_mut() {
+            o.remove("state");
+        }
+    }
+    assert_eq!(got, detail, "{r:#}");
+}
+
 /// Asserts change class, action sentence and action data of a resource.
 fn assert_action(r: &Value, change: &str, action: &str, detail: Value) {
     assert_eq!(r["change"], change, "{r:#}");
     assert_eq!(r["action"], action, "{r:#}");
-    assert_eq!(r["actionDetail"], detail, "{r:#}");
+    assert_detail(r, detail);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -876,7 +892,7 @@ fn savepoint_redeploy_nonce_without_initial_savepoint_path_is_an_error() {
     let p = plan(&repo, &a, &b, &[]);
     let r = p.only();
     assert_eq!(r["change"], "savepoint-redeploy");
-    assert_eq!(r["actionDetail"], json!({"type": "hold"}));
+    assert_detail(r, json!({"type": "hold", "state": {"from": "running"}}));
     let errors = r["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0]["field"], "spec.job.savepointRedeployNonce");
@@ -1043,7 +1059,7 @@ fn invalid_head_holds_with_file_and_line_and_exits_1() {
         r["action"],
         "none: the manifest is invalid; the last good deployment keeps running"
     );
-    assert_eq!(r["actionDetail"], json!({"type": "hold"}));
+    assert_detail(r, json!({"type": "hold", "state": {"from": "running"}}));
     let errors = r["errors"].as_array().expect("errors");
     assert!(!errors.is_empty());
     let e = &errors[0];
@@ -1134,7 +1150,7 @@ fn yaml_syntax_error_at_head_does_not_remove_its_resources() {
     for r in p.resources() {
         assert_ne!(r["change"], "removed", "{r:#}");
         assert_eq!(r["change"], "unchanged");
-        assert_eq!(r["actionDetail"], json!({"type": "hold"}));
+        assert_detail(r, json!({"type": "hold", "state": {"from": "running"}}));
         assert_eq!(
             r["action"],
             "none: the manifest is invalid; the last good deployment keeps running"
@@ -1408,4 +1424,223 @@ fn adding_back_a_removed_job_restores_from_its_final_savepoint_on_the_status_bra
     repo.git(&["branch", "-q", "-D", "flink-gitops/status"]);
     let p = plan(&repo, &base, &head, &[]);
     assert_eq!(p.only()["action"], "start the job without state");
+}
+
+// ---------------------------------------------------------------------------------------
+// Where state comes from (issue 7, build item 3)
+// ---------------------------------------------------------------------------------------
+
+/// Writes the agent's record of `name` on the status branch of `repo` (then back on main).
+fn status_record(repo: &TempRepo, name: &str, body: &str) {
+    repo.git(&["checkout", "-q", "--orphan", "flink-gitops/status"]);
+    repo.git(&["rm", "-rq", "--cached", "."]);
+    let path = format!("team-a/FlinkDeployment/{name}.yaml");
+    repo.write(&path, body);
+    repo.git(&["add", &path]);
+    repo.git(&["commit", "-q", "-m", &format!("{name}: status")]);
+    repo.git(&["checkout", "-q", "-f", "main"]);
+}
+
+/// The `spec:` of an [`App`], indented under a record field.
+fn spec_block(app: &App) -> String {
+    let y = app.yaml();
+    let spec = y.split_once("spec:\n").map(|(_, s)| s).unwrap_or_default();
+    spec.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+#[test]
+fn stateless_job_switched_to_last_state_with_a_new_jar_starts_empty_and_says_so() {
+    // Issue 7, input 3: the running job is stateless with no checkpoint directory (and no
+    // checkpointing); one change switches to last-state, adds state.checkpoints.dir and a
+    // new jar. There is no checkpoint: the new version starts empty.
+    let before = App::new("orders", "stateless").without_conf("state.checkpoints.dir");
+    let after = App::new("orders", "last-state").jar("local:///opt/flink/usrlib/orders-2.0.0.jar");
+    let r = plan_app_change(&before, &after).only().clone();
+    assert_action(
+        &r,
+        "upgrade",
+        "cancel and restart without state: there is no checkpoint or savepoint to restore",
+        json!({"type": "upgrade", "mode": "last-state", "state": {"from": "empty"}}),
+    );
+    assert_warns(
+        &r,
+        "upgradeMode is last-state, but the running job has no checkpoint: it runs stateless without execution.checkpointing.interval",
+    );
+    assert_warns(&r, "the new version starts without state");
+    assert_warns(&r, "savepointTriggerNonce");
+    assert_warns(&r, "savepointRedeployNonce");
+    // The same switch from a stateless job that checkpoints into a directory restores its
+    // latest checkpoint, with nothing to warn about state.
+    let checkpointing =
+        App::new("orders", "stateless").conf("execution.checkpointing.interval", "30 s");
+    let after = App::new("orders", "last-state")
+        .conf("execution.checkpointing.interval", "30 s")
+        .jar("local:///opt/flink/usrlib/orders-2.0.0.jar");
+    let r = plan_app_change(&checkpointing, &after).only().clone();
+    assert_action(
+        &r,
+        "upgrade",
+        "restart from the latest checkpoint",
+        json!({"type": "upgrade", "mode": "last-state", "state": {"from": "latest-checkpoint"}}),
+    );
+    assert_no_warnings(&r);
+}
+
+#[test]
+fn switch_to_savepoint_mode_from_a_job_without_a_savepoint_directory_warns() {
+    let before = App::new("orders", "last-state").without_conf("state.savepoints.dir");
+    let after = App::new("orders", "savepoint").jar("local:///opt/flink/usrlib/orders-2.0.0.jar");
+    let r = plan_app_change(&before, &after).only().clone();
+    assert_action(
+        &r,
+        "upgrade",
+        "stop with savepoint and restart from it",
+        json!({"type": "upgrade", "mode": "savepoint", "state": {"from": "upgrade-savepoint"}}),
+    );
+    assert_warns(&r, "the running job has no savepoint directory");
+    assert_warns(
+        &r,
+        "Set the savepoint directory in a change of its own first",
+    );
+}
+
+#[test]
+fn job_added_suspended_and_started_later_starts_without_state() {
+    let path = "s3://flink-state/savepoints/orders/savepoint-1a2b3c-4d5e6f7a8b9c";
+    let suspended = App::new("orders", "last-state")
+        .state("suspended")
+        .job_field("initialSavepointPath", path);
+    let running = suspended.clone().state("running");
+    let repo = TempRepo::new();
+    repo.write("keep.txt", "x");
+    let a = repo.commit("empty");
+    repo.write("orders.yaml", &suspended.yaml());
+    let b = repo.commit("add suspended");
+    repo.write("orders.yaml", &running.yaml());
+    let c = repo.commit("start");
+
+    // Added suspended: nothing runs, and the plan says what a later start will read.
+    let p = plan(&repo, &a, &b, &[]);
+    let r = p.only();
+    assert_action(
+        r,
+        "added",
+        "record it suspended; nothing starts",
+        json!({"type": "create-suspended", "state": {"from": "no-job"}}),
+    );
+    assert_warns(
+        r,
+        &format!("the agent does not read initialSavepointPath ({path})"),
+    );
+    assert_warns(
+        r,
+        "set a new savepointRedeployNonce in the change that sets job.state: running",
+    );
+
+    // Started, with the agent's record of the suspended spec (it never ran): no state.
+    status_record(
+        &repo,
+        "orders",
+        &format!(
+            "kind: FlinkDeployment\nnamespace: team-a\nname: orders\nlifecycleState: SUSPENDED\ngeneration: 1\nlastReconciledSpec:\n{}",
+            spec_block(&suspended)
+        ),
+    );
+    let p = plan(&repo, &b, &c, &[]);
+    let r = p.only();
+    assert_action(
+        r,
+        "upgrade",
+        "resume without state",
+        json!({"type": "resume", "restore": {"from": "empty"}, "state": {"from": "empty"}}),
+    );
+    assert_warns(
+        r,
+        "the job never ran (it was added suspended), so it has no state",
+    );
+    assert_warns(
+        r,
+        &format!("initialSavepointPath ({path}) is not read here"),
+    );
+
+    // Without the status branch the plan takes base to have run, and says so.
+    repo.git(&["branch", "-q", "-D", "flink-gitops/status"]);
+    let p = plan(&repo, &b, &c, &[]);
+    let r = p.only();
+    assert_action(
+        r,
+        "upgrade",
+        "resume from the latest checkpoint",
+        json!({"type": "resume", "restore": {"from": "latest-checkpoint"}, "state": {"from": "latest-checkpoint"}}),
+    );
+    assert_warns(
+        r,
+        &format!("if it never ran (it was added suspended), it starts from initialSavepointPath ({path})"),
+    );
+}
+
+#[test]
+fn rename_is_named_with_how_to_carry_the_state_over() {
+    let old = App::new("orders", "savepoint");
+    let mut new = old.clone();
+    new.name = "orders-v2".into();
+    let p = plan_history(
+        &[("orders.yaml", old.yaml())],
+        &[("orders.yaml", new.yaml())],
+    );
+    let added = p.resource("orders-v2");
+    assert_eq!(added["change"], "added");
+    assert_detail(
+        added,
+        json!({"type": "deploy", "restore": {"from": "empty"}, "state": {"from": "empty"}}),
+    );
+    assert_warns(
+        added,
+        "looks like a rename of team-a/orders (removed in this change, same job)",
+    );
+    assert_warns(
+        added,
+        "merge the removal first (it records a final savepoint, shown by `flink-gitops status`), then add orders-v2 with initialSavepointPath set to it",
+    );
+    let removed = p.resource("orders");
+    assert_eq!(removed["change"], "removed");
+    assert_detail(
+        removed,
+        json!({"type": "delete", "final_savepoint": true, "mode": "savepoint", "state": {"from": "no-job"}}),
+    );
+    assert_warns(
+        removed,
+        "looks like a rename to team-a/orders-v2 (added in this change, same job)",
+    );
+
+    // A stateless job's removal keeps nothing: take a savepoint first.
+    let old = App::new("orders", "stateless");
+    let mut new = old.clone();
+    new.name = "orders-v2".into();
+    let p = plan_history(
+        &[("orders.yaml", old.yaml())],
+        &[("orders.yaml", new.yaml())],
+    );
+    assert_warns(
+        p.resource("orders-v2"),
+        "the removal of orders keeps none (no final savepoint). To carry the state over, first take a savepoint of orders",
+    );
+}
+
+#[test]
+fn flink_version_change_with_savepoint_mode_off_restores_a_checkpoint_and_warns() {
+    let before = App::new("orders", "last-state").without_conf("state.savepoints.dir");
+    let mut after = before.clone();
+    after.flink_version = "v2_0".into();
+    let r = plan_app_change(&before, &after).only().clone();
+    assert_action(
+        &r,
+        "upgrade",
+        "restart from the latest checkpoint",
+        json!({"type": "upgrade", "mode": "last-state", "state": {"from": "latest-checkpoint"}}),
+    );
+    assert_warns(
+        &r,
+        "flinkVersion changes from v1_20 to v2_0: state written by one Flink version is not guaranteed to restore in another; savepoint mode is off and there is no savepoint directory, so the new version restores from the latest checkpoint",
+    );
 }

@@ -242,7 +242,6 @@ fn gen_case() -> impl Strategy<Value = Case> {
     })
 }
 
-
 fn key_of(kind: Kind) -> ResourceKey {
     match kind {
         Kind::FlinkDeployment => deployment(NAME),

@@ -4,9 +4,9 @@
 #![allow(dead_code)]
 
 pub mod agent_fake;
-pub mod flink;
 pub mod fake_flink;
 pub mod fake_http;
+pub mod flink;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
