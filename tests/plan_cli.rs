@@ -1505,7 +1505,7 @@ fn switch_to_savepoint_mode_from_a_job_without_a_savepoint_directory_warns() {
 }
 
 #[test]
-fn job_added_suspended_and_started_later_starts_without_state() {
+fn job_added_suspended_and_started_later_starts_from_initial_savepoint_path() {
     let path = "s3://flink-state/savepoints/orders/savepoint-1a2b3c-4d5e6f7a8b9c";
     let suspended = App::new("orders", "last-state")
         .state("suspended")
@@ -1528,16 +1528,10 @@ fn job_added_suspended_and_started_later_starts_without_state() {
         "record it suspended; nothing starts",
         json!({"type": "create-suspended", "state": {"from": "no-job"}}),
     );
-    assert_warns(
-        r,
-        &format!("the agent does not read initialSavepointPath ({path})"),
-    );
-    assert_warns(
-        r,
-        "set a new savepointRedeployNonce in the change that sets job.state: running",
-    );
+    assert_warns(r, &format!("it starts from initialSavepointPath ({path})"));
 
-    // Started, with the agent's record of the suspended spec (it never ran): no state.
+    // Started, with the agent's record of the suspended spec (it never ran): its first
+    // start, from initialSavepointPath, as the operator does.
     status_record(
         &repo,
         "orders",
@@ -1548,20 +1542,14 @@ fn job_added_suspended_and_started_later_starts_without_state() {
     );
     let p = plan(&repo, &b, &c, &[]);
     let r = p.only();
-    assert_action(
-        r,
-        "upgrade",
-        "resume without state",
-        json!({"type": "resume", "restore": {"from": "empty"}, "state": {"from": "empty"}}),
+    assert_eq!(r["change"], "upgrade", "{r:#}");
+    assert_eq!(
+        r["action"],
+        format!("resume from savepoint {path}"),
+        "{r:#}"
     );
-    assert_warns(
-        r,
-        "the job never ran (it was added suspended), so it has no state",
-    );
-    assert_warns(
-        r,
-        &format!("initialSavepointPath ({path}) is not read here"),
-    );
+    assert_eq!(r["actionDetail"]["type"], "resume", "{r:#}");
+    assert_eq!(r["actionDetail"]["restore"]["path"], path, "{r:#}");
 
     // Without the status branch the plan takes base to have run, and says so.
     repo.git(&["branch", "-q", "-D", "flink-gitops/status"]);

@@ -614,14 +614,14 @@ pub fn state_warnings(c: &StateCase<'_>) -> Vec<String> {
         ));
     }
 
-    // 4. Added suspended: nothing runs, and the agent records the spec now, so a later start
-    // is not a first start. The operator records nothing for a suspended first spec and
-    // starts it later from initialSavepointPath (AbstractFlinkResourceReconciler.reconcile,
-    // behaviour reference 0 step 2 and 3.5 "First deployment").
+    // 4. Added suspended: nothing runs. A later start is its first start: from
+    // initialSavepointPath if set, as the operator starts a spec it has not deployed yet
+    // (AbstractFlinkResourceReconciler.reconcile, behaviour reference 0 step 2 and 3.5
+    // "First deployment"), else without state.
     if *c.action == Action::CreateSuspended {
         match (initial, head_mode.is_some_and(UpgradeMode::is_stateful)) {
             (Some(p), _) => w.push(format!(
-                "added suspended: it has never run. When a later change starts it, the agent does not read initialSavepointPath ({p}): it records the suspended spec now and reads initialSavepointPath only on a first start, so the job starts without state. To start it from {p}, set a new savepointRedeployNonce in the change that sets job.state: running"
+                "added suspended: it has never run; when a later change starts it, it starts from initialSavepointPath ({p})"
             )),
             (None, _) => w.push(
                 "added suspended: it has never run, so when a later change starts it, it starts without state".to_string(),
@@ -988,13 +988,13 @@ mod tests {
             Row {
                 // Reference 0 step 2 and 3.5 "First deployment": a suspended first spec runs
                 // nothing; the agent records it (decide `first_deploy`).
-                why: "added suspended with initialSavepointPath: the later start does not read it",
+                why: "added suspended with initialSavepointPath: the later start reads it",
                 base: None,
                 head: Some(job("a", "savepoint", &[CP, SP], "    state: suspended\n    initialSavepointPath: s3://b/sp/old\n")),
                 record: None,
                 action: "create-suspended",
                 state: StateFrom::NoJob,
-                warns: Some("does not read initialSavepointPath (s3://b/sp/old)"),
+                warns: Some("it starts from initialSavepointPath (s3://b/sp/old)"),
             },
             Row {
                 why: "added suspended without initialSavepointPath: starts without state later",

@@ -677,6 +677,11 @@ fn spec_changed(
                 DiffType::SavepointRedeploy => {
                     spec.job().and_then(|j| j.initial_savepoint_path.clone())
                 }
+                // Never ran (added suspended): a first start, from initialSavepointPath, as
+                // the operator starts a spec it has not deployed yet.
+                _ if rec.job_id.is_none() && rec.restore_path.is_none() => {
+                    spec.job().and_then(|j| j.initial_savepoint_path.clone())
+                }
                 _ if spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) => {
                     rec.restore_path.clone()
                 }

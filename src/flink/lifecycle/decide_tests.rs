@@ -632,6 +632,24 @@ fn suspend_and_resume() {
             "stop Suspend CancelKeepCheckpoint job=j1 trigger=-",
         ),
     ]);
+    // Added suspended (never ran: no job id, no restore point), then started: its first
+    // start, from initialSavepointPath (AbstractFlinkResourceReconciler.reconcile).
+    let mut never_ran = Record::new(&key(Kind::FlinkDeployment));
+    let mut added = app(UpgradeMode::Savepoint, JobState::Suspended, |_| {});
+    job_mut(&mut added).initial_savepoint_path = Some("file:/sp/initial".into());
+    never_ran.set_reconciled(&added, Some("rev1"));
+    never_ran.mark_reconciled_stable();
+    let mut started = added.clone();
+    job_mut(&mut started).state = JobState::Running;
+    assert_eq!(
+        show(&decide(
+            &valid(&started),
+            Some(&never_ran),
+            &Observed::nothing_deployed(),
+            &ctx()
+        )),
+        "deploy job=newjob restore=file:/sp/initial"
+    );
 }
 
 #[test]
