@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/setup.sh --print-env | sed 's/^/export /')"
 cargo build --release --locked
-bin="$PWD/target/release/flink-gitops"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/flink-gitops"
 cache="${FLINK_GITOPS_CACHE:-$HOME/.cache/flink-gitops}"
 repo="$cache/demo/repo"
 if [ ! -d "$repo/.git" ]; then

@@ -468,7 +468,7 @@ fn removed_stateful_job_is_deleted_after_a_final_savepoint() {
         r,
         "removed",
         "delete after a final savepoint",
-        json!({"type": "delete", "final_savepoint": true, "mode": "savepoint"}),
+        json!({"type": "delete", "finalSavepoint": true, "mode": "savepoint"}),
     );
     assert_eq!(r["file"], "orders.yaml");
     assert_eq!(r["upgradeMode"], "savepoint");
@@ -492,7 +492,7 @@ fn removed_stateless_job_warns_that_state_is_discarded() {
         r,
         "removed",
         "delete; the job's state is discarded",
-        json!({"type": "delete", "final_savepoint": false, "mode": "stateless"}),
+        json!({"type": "delete", "finalSavepoint": false, "mode": "stateless"}),
     );
     assert_warns(r, "removing a stateless job discards its state");
 }
@@ -507,7 +507,7 @@ fn removed_job_with_savepoint_on_deletion_false_warns() {
         r,
         "removed",
         "delete; the job's state is discarded",
-        json!({"type": "delete", "final_savepoint": false, "mode": "savepoint"}),
+        json!({"type": "delete", "finalSavepoint": false, "mode": "savepoint"}),
     );
     assert_warns(
         r,
@@ -1003,19 +1003,36 @@ fn session_cluster_change_redeploys_it_and_names_its_session_jobs() {
         &session_files(&cluster, "1.0", "1.0"),
         &session_files(&changed, "1.0", "1.0"),
     );
-    let r = p.only();
-    assert_eq!(r, p.resource("shared"));
+    let r = p.resource("shared");
     assert_action(
         r,
         "upgrade",
         "redeploy the session cluster; stops session jobs enrich, ingest (each suspended with its upgrade mode, then resumed)",
-        json!({"type": "redeploy-session-cluster", "session_jobs": ["enrich", "ingest"]}),
+        json!({"type": "redeploy-session-cluster", "sessionJobs": ["enrich", "ingest"]}),
     );
     assert_warns(
         r,
         "redeploying this session cluster stops every session job on it: enrich, ingest",
     );
-    assert_eq!(p.json["summary"]["unchanged"], 2);
+    // Each session job is listed with what the redeploy does to it: the agent stops it
+    // with its own upgrade mode and resumes it on the new cluster.
+    for job in ["enrich", "ingest"] {
+        let j = p.resource(job);
+        assert_eq!(j["change"], "unchanged", "{j:#}");
+        assert_eq!(j["actionDetail"]["type"], "upgrade", "{j:#}");
+        assert_warns(j, "its session cluster is redeployed by this change");
+        let steps = strings(&j["steps"]);
+        assert!(
+            steps
+                .first()
+                .is_some_and(|s| s.starts_with("stop the job") || s.starts_with("cancel the job")),
+            "{steps:?}"
+        );
+    }
+    assert_eq!(
+        p.json["summary"]["unchanged"], 2,
+        "listed, and counted unchanged"
+    );
 }
 
 #[test]
@@ -1172,7 +1189,7 @@ fn yaml_syntax_error_at_head_does_not_remove_its_resources() {
     assert!(p.markdown.contains("#### Errors"));
     assert!(
         p.text
-            .contains("0 to add, 0 to change, 0 to remove, 1 unchanged; invalid: 0 resource(s), 1 other error(s)"),
+            .contains("0 to add, 0 to change, 0 to remove, 3 unchanged; invalid: 0 resource(s), 1 other error(s)"),
         "{}",
         p.text
     );
@@ -1594,7 +1611,7 @@ fn rename_is_named_with_how_to_carry_the_state_over() {
     assert_eq!(removed["change"], "removed");
     assert_detail(
         removed,
-        json!({"type": "delete", "final_savepoint": true, "mode": "savepoint", "state": {"from": "no-job"}}),
+        json!({"type": "delete", "finalSavepoint": true, "mode": "savepoint", "state": {"from": "no-job"}}),
     );
     assert_warns(
         removed,

@@ -249,6 +249,8 @@ pub fn plan_with_records(
     }
 
     let renames = rename_warnings(&base_by_key, &head_by_key, records);
+    // Session clusters this change redeploys (clusters sort before their session jobs).
+    let mut redeployed: BTreeSet<(String, String)> = BTreeSet::new();
     for key in keys {
         let old = base_by_key.get(key).copied();
         let new = head_by_key.get(key).copied();
@@ -309,7 +311,20 @@ pub fn plan_with_records(
             }
             (None, None) => continue,
         };
-        if change == Change::Unchanged && errors.is_empty() && warnings.is_empty() {
+        // A session job whose session cluster this change redeploys stops and resumes with
+        // it, though its own spec is the same.
+        let cluster_redeployed = match new.map(|m| &m.spec) {
+            Some(Spec::SessionJob(sj)) if change == Change::Unchanged => sj
+                .deployment_name
+                .as_ref()
+                .is_some_and(|c| redeployed.contains(&(key.namespace.clone(), c.clone()))),
+            _ => false,
+        };
+        if change == Change::Unchanged
+            && errors.is_empty()
+            && warnings.is_empty()
+            && !cluster_redeployed
+        {
             plan.unchanged += 1;
             continue;
         }
@@ -345,7 +360,7 @@ pub fn plan_with_records(
                 )],
                 StateFrom::Running,
             )
-        } else if change == Change::Unchanged {
+        } else if change == Change::Unchanged && !cluster_redeployed {
             (Action::NoRestart, Vec::new(), StateFrom::Running)
         } else {
             let desired = match new {
@@ -357,7 +372,17 @@ pub fn plan_with_records(
                 None => Desired::Absent,
             };
             let record = simulate::predicted_record(key, old.map(|m| &m.spec), known);
-            let prediction = simulate::predict(&desired, record, &session_jobs, true);
+            let prediction =
+                simulate::predict_with(&desired, record, &session_jobs, true, cluster_redeployed);
+            if let Action::RedeploySessionCluster { .. } = prediction.action {
+                redeployed.insert((key.namespace.clone(), key.name.clone()));
+            }
+            if cluster_redeployed {
+                warnings.push(
+                    "its session cluster is redeployed by this change: the job is stopped with its upgrade mode and resumed on the new cluster"
+                        .to_string(),
+                );
+            }
             let steps = prediction.steps.iter().map(simulate::describe).collect();
             (prediction.action, steps, prediction.state)
         };

@@ -37,7 +37,7 @@ pub fn json(plan: &Plan) -> String {
             "added": summary.added,
             "removed": summary.removed,
             "changed": summary.changed,
-            "unchanged": plan.unchanged,
+            "unchanged": unchanged_total(plan),
             "invalid": summary.invalid,
         },
         "resources": plan.resources,
@@ -47,6 +47,17 @@ pub fn json(plan: &Plan) -> String {
     let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// Resources whose spec is the same at both revisions: those left out of the listing and
+/// those listed for a warning or because their session cluster is redeployed.
+fn unchanged_total(plan: &Plan) -> usize {
+    plan.unchanged
+        + plan
+            .resources
+            .iter()
+            .filter(|r| r.change == super::Change::Unchanged)
+            .count()
 }
 
 struct Counts {
@@ -81,7 +92,10 @@ fn summary_line(plan: &Plan) -> String {
     let c = summary_counts(plan);
     let mut s = format!(
         "{} to add, {} to change, {} to remove, {} unchanged",
-        c.added, c.changed, c.removed, plan.unchanged
+        c.added,
+        c.changed,
+        c.removed,
+        unchanged_total(plan)
     );
     let invalid = c.invalid + usize::from(!plan.errors.is_empty());
     if invalid > 0 {
@@ -137,7 +151,11 @@ pub fn text(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Plan: {} -> {}", plan.base, plan.head);
     if plan.resources.is_empty() && plan.errors.is_empty() {
-        let _ = writeln!(out, "No changes. {} resource(s) unchanged.", plan.unchanged);
+        let _ = writeln!(
+            out,
+            "No changes. {} resource(s) unchanged.",
+            unchanged_total(plan)
+        );
     }
     for r in &plan.resources {
         let _ = writeln!(out);

@@ -104,7 +104,11 @@ impl fmt::Display for StateFrom {
 
 /// What the agent does to a resource's job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Action {
     /// Start a new application job or session job.
     Deploy { restore: Restore },

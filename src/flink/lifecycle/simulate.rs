@@ -220,6 +220,18 @@ pub fn predict(
     session_jobs: &[String],
     prune: bool,
 ) -> Prediction {
+    predict_with(desired, record, session_jobs, prune, false)
+}
+
+/// [`predict`] for a session job whose session cluster is redeployed by the same change
+/// (`cluster_redeploy_pending`): the job stops with its upgrade mode and resumes after.
+pub fn predict_with(
+    desired: &Desired<'_>,
+    record: Option<Record>,
+    session_jobs: &[String],
+    prune: bool,
+    cluster_redeploy_pending: bool,
+) -> Prediction {
     let session_job = match desired {
         Desired::Valid { spec, .. } => spec.kind() == crate::flink::spec::Kind::FlinkSessionJob,
         _ => record
@@ -241,7 +253,7 @@ pub fn predict(
                 stopped: false,
             })
             .collect(),
-        cluster_redeploy_pending: false,
+        cluster_redeploy_pending,
     };
     let mut steps = Vec::new();
     for _ in 0..MAX_STEPS {
