@@ -15,3 +15,4 @@ mod plan_cli;
 mod plan_matches_agent;
 mod render;
 mod rest_wire;
+mod yaml_forms;

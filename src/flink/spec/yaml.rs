@@ -1028,4 +1028,187 @@ mod tests {
         let err = parse_documents("a:\n  b: 1\n c: 2\n").expect_err("invalid");
         assert!(!err.message.contains("opened at"), "{err:?}");
     }
+
+    #[test]
+    fn plain_scalars_resolve_as_go_yaml_v2_resolves_them() {
+        for (text, want) in [
+            ("~", Plain::Null),
+            ("", Plain::Null),
+            ("y", Plain::Bool(true)),
+            ("Off", Plain::Bool(false)),
+            ("0x1F", Plain::Int(31)),
+            ("0o17", Plain::Int(15)),
+            ("017", Plain::Int(15)),
+            ("0b101", Plain::Int(5)),
+            ("-0b11", Plain::Int(-3)),
+            ("1_000", Plain::Int(1000)),
+            ("+5", Plain::Int(5)),
+            ("-0", Plain::Int(0)),
+            (
+                "18446744073709551615",
+                Plain::Int(18_446_744_073_709_551_615),
+            ),
+            (
+                "-9223372036854775808",
+                Plain::Int(-9_223_372_036_854_775_808),
+            ),
+            ("08", Plain::Float(8.0)),
+            ("1.5", Plain::Float(1.5)),
+            (".5", Plain::Float(0.5)),
+            ("2.", Plain::Float(2.0)),
+            ("1e3", Plain::Float(1000.0)),
+            ("-.inf", Plain::Float(f64::NEG_INFINITY)),
+            ("1e999", Plain::Text),
+            (
+                "18446744073709551616",
+                Plain::Float(18_446_744_073_709_551_616.0),
+            ),
+            (
+                "+18446744073709551615",
+                Plain::Float(18_446_744_073_709_551_615.0),
+            ),
+            ("0x", Plain::Text),
+            ("2001-12-14", Plain::Text),
+            ("1.5.2", Plain::Text),
+            ("2048m", Plain::Text),
+            ("<<", Plain::Text),
+            (".", Plain::Text),
+        ] {
+            assert_eq!(resolve_plain(text), want, "{text}");
+        }
+        assert!(matches!(resolve_plain(".nan"), Plain::Float(f) if f.is_nan()));
+    }
+
+    #[test]
+    fn float_keys_are_spelled_as_go_spells_a_float32() {
+        for (key, want) in [
+            ("1.50", "1.5"),
+            ("1e6", "1e+06"),
+            ("100000", "100000"),
+            ("123456.5", "123456.5"),
+            ("1234567.5", "1.2345675e+06"),
+            ("0.0001", "0.0001"),
+            ("0.00001", "1e-05"),
+            ("-2.5e-7", "-2.5e-07"),
+            ("0.1", "0.1"),
+            ("0.0", "0"),
+            (".inf", ".inf"),
+            ("1e39", "+Inf"),
+        ] {
+            assert_eq!(json_key(key).as_deref(), Some(want), "{key}");
+        }
+    }
+
+    #[test]
+    fn limits_refuse_before_copying() {
+        let small = Limits {
+            max_depth: 3,
+            max_nodes: 25, // the document below holds 24
+            max_text_bytes: 50,
+        };
+        assert!(parse_documents_with("a: {b: [1]}\n", small).is_ok());
+        let err = parse_documents_with("a: {b: [[1]]}\n", small).expect_err("too deep");
+        assert_eq!(
+            (err.kind, err.pos.line, err.pos.col),
+            (ErrorKind::TooLarge, 1, 9)
+        );
+        // Each alias counts what it names; so does the copy kept for the anchor.
+        let aliases = "a: &a [1, 2, 3, 4]\nb: [*a, *a]\n";
+        assert!(parse_documents_with(aliases, small).is_ok());
+        let err = parse_documents_with("a: &a [1, 2, 3, 4]\nb: [*a, *a, *a]\n", small)
+            .expect_err("too many");
+        assert_eq!((err.kind, err.pos.line), (ErrorKind::TooLarge, 2));
+        assert!(
+            err.message.contains("more than 25 values once its aliases"),
+            "{err:?}"
+        );
+        let err = parse_documents_with(&format!("a: &a {}\nb: *a\n", "x".repeat(30)), small)
+            .expect_err("too much text");
+        assert!(
+            err.message.contains("more than 50 bytes of text"),
+            "{err:?}"
+        );
+        // Budgets are per document.
+        let two = "a: &a [1, 2, 3, 4]\nb: [*a, *a]\n---\na: &a [1, 2, 3, 4]\nb: [*a, *a]\n";
+        assert_eq!(parse_documents_with(two, small).map(|d| d.len()), Ok(2));
+    }
+
+    #[test]
+    fn byte_order_marks_go_only_at_document_starts() {
+        let docs = parse_documents("\u{feff}a: 1\n--- # next\n\u{feff}b: 2\n").expect("valid");
+        assert_eq!(docs.len(), 2);
+        // Columns as an editor shows them: the mark takes none.
+        assert_eq!(
+            docs[1].root.get("b").map(|n| n.pos),
+            Some(Pos { line: 3, col: 4 })
+        );
+        // Elsewhere it is a character like any other.
+        let docs = parse_documents("a: x\u{feff}y\n").expect("valid");
+        assert_eq!(
+            docs[0].root.get("a").and_then(Node::as_str),
+            Some("x\u{feff}y")
+        );
+    }
+
+    #[test]
+    fn a_tab_after_a_colon_is_a_separator() {
+        let docs = parse_documents("a:\tb\nc:\t\t[d]\ne: \"x:\ty\"\n").expect("valid");
+        let root = &docs[0].root;
+        assert_eq!(root.get("a").and_then(Node::as_str), Some("b"));
+        assert!(matches!(
+            root.get("c").map(|n| &n.value),
+            Some(Value::Seq(_))
+        ));
+        assert_eq!(root.get("e").and_then(Node::as_str), Some("x:\ty"));
+        // Past the cap the parser's own error stands.
+        let many = "a:\tb\n".repeat(MAX_YAML_TAB_REPAIRS + 1);
+        let many: String = many
+            .lines()
+            .enumerate()
+            .map(|(i, l)| format!("k{i}{l}\n"))
+            .collect();
+        let err = parse_documents(&many).expect_err("too many");
+        assert!(
+            err.message
+                .contains("must be followed by a valid YAML whitespace"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn merges_and_duplicates_are_found_with_their_paths() {
+        let docs = parse_documents(
+            "x: &d {a: 1, b: 2}\nitems:\n- m:\n    a: 0\n    <<: [*d, {c: 3}]\n    c: 4\n    c: 5\n",
+        )
+        .expect("valid");
+        let doc = &docs[0];
+        let m = doc.root.get("items").and_then(|i| match &i.value {
+            Value::Seq(items) => items.first().and_then(|i| i.get("m")),
+            _ => None,
+        });
+        let m = m.expect("m");
+        let mut keys: Vec<(&str, &str)> = match &m.value {
+            Value::Map(entries) => entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?, v.as_str()?)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        keys.sort_unstable();
+        assert_eq!(keys, [("a", "1"), ("b", "2"), ("c", "5")]);
+        // The merged value keeps its line.
+        assert_eq!(m.get("a").map(|n| n.pos.line), Some(1));
+        let found: Vec<(Severity, u32, &str)> = doc
+            .findings
+            .iter()
+            .map(|f| (f.severity, f.pos.line, f.path.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (Severity::Warning, 4, "items[0].m.a"),
+                (Severity::Error, 7, "items[0].m.c")
+            ]
+        );
+    }
 }
