@@ -377,15 +377,18 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
 /// [`parse_documents`] with other limits.
 pub fn parse_documents_with(text: &str, limits: Limits) -> Result<Vec<Document>, SyntaxError> {
     let mut text = without_byte_order_marks(text);
-    let mut repairs = 0;
+    let (mut repairs, mut built) = (0, 0_usize);
     loop {
         match parse_text(&text, limits) {
             Parsed::Done(result) => return result,
-            Parsed::TabAfterColon(error, at) => {
-                match (repairs < MAX_YAML_TAB_REPAIRS)
+            Parsed::TabAfterColon { error, at, values } => {
+                // Each repair parses the text again: bounded in count, and in the values
+                // built over all attempts, so that no file makes this slow.
+                built = built.saturating_add(values);
+                let repaired = (repairs < MAX_YAML_TAB_REPAIRS && built <= limits.max_nodes)
                     .then(|| spaces_for_tabs_before(&text, at))
-                    .flatten()
-                {
+                    .flatten();
+                match repaired {
                     Some(repaired) => {
                         text = Cow::Owned(repaired);
                         repairs += 1;
@@ -400,9 +403,13 @@ pub fn parse_documents_with(text: &str, limits: Limits) -> Result<Vec<Document>,
 enum Parsed {
     Done(Result<Vec<Document>, SyntaxError>),
     /// yaml-rust2 refused a tab that separates `:` from a value (`image:\tflink`). YAML
-    /// allows it, and kubectl reads it; the error's own text and the char index where the
-    /// value starts are kept.
-    TabAfterColon(SyntaxError, usize),
+    /// allows it, and kubectl reads it. Keeps the error, the char index where the value
+    /// starts, and how many values were built before the parser stopped.
+    TabAfterColon {
+        error: SyntaxError,
+        at: usize,
+        values: usize,
+    },
 }
 
 fn parse_text(text: &str, limits: Limits) -> Parsed {
@@ -436,7 +443,11 @@ fn parse_text(text: &str, limits: Limits) -> Parsed {
                     ),
                 };
                 if e.info() == "':' must be followed by a valid YAML whitespace" {
-                    return Parsed::TabAfterColon(error, e.marker().index());
+                    return Parsed::TabAfterColon {
+                        error,
+                        at: e.marker().index(),
+                        values: builder.built,
+                    };
                 }
                 return Parsed::Done(Err(error));
             }
@@ -590,6 +601,8 @@ struct Builder {
     anchors: HashMap<usize, (Node, Size)>,
     /// What this document holds so far, aliases expanded.
     used: Size,
+    /// Values built in all documents so far, aliases expanded.
+    built: usize,
     findings: Vec<Finding>,
 }
 
@@ -602,6 +615,7 @@ impl Builder {
             doc_start: Pos::default(),
             anchors: HashMap::new(),
             used: Size::default(),
+            built: 0,
             findings: Vec::new(),
         }
     }
@@ -716,6 +730,7 @@ impl Builder {
             )
         } else {
             self.used = used;
+            self.built = self.built.saturating_add(size.nodes);
             return Ok(());
         };
         Err(SyntaxError {
