@@ -437,6 +437,14 @@ fn rows() -> Vec<Row> {
         },
         // ---- syntax errors ------------------------------------------------------------
         Row {
+            case: "a control character, even in a comment (found by fuzzing: a NUL hid the documents after it)",
+            source: "kubectl 1.32 and go-yaml v2: \"control characters are not allowed\" (YAML 1.2 §5.1)",
+            file: format!("{}---\n{}", app("ctl").replace("  name: ctl\n", "  name: ctl # x\u{0}y\n"), app("after")).into_bytes(),
+            resources: &[],
+            diagnostics: &[(Error, 4, "", "control character U+0000 is not allowed in YAML")],
+            check: None,
+        },
+        Row {
             case: "a tab in indentation: file, line, column and why",
             source: "kubectl 1.32 (\"found character that cannot start any token\"); YAML 1.2 §6.1 (tabs never indent)",
             file: app("tab").replace("    parallelism: 2", "\tparallelism: 2").into_bytes(),

@@ -377,6 +377,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
 /// [`parse_documents`] with other limits.
 pub fn parse_documents_with(text: &str, limits: Limits) -> Result<Vec<Document>, SyntaxError> {
     let mut text = without_byte_order_marks(text);
+    if let Some(error) = control_character(&text) {
+        return Err(error);
+    }
     let (mut repairs, mut built) = (0, 0_usize);
     loop {
         match parse_text(&text, limits) {
@@ -480,6 +483,39 @@ fn spaces_for_tabs_before(text: &str, at: usize) -> Option<String> {
     repaired.push_str(&text[colon..end].replace('\t', " "));
     repaired.push_str(&text[end..]);
     Some(repaired)
+}
+
+/// The first character YAML does not allow in a stream, as go-yaml checks every character
+/// it reads ("control characters are not allowed"): anything but tab, line breaks and
+/// printable characters. yaml-rust2 does not check, and takes a NUL for the end of the text.
+fn control_character(text: &str) -> Option<SyntaxError> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}')
+            || matches!(c, '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    };
+    let (mut line, mut col, mut after_cr) = (1_u32, 1_u32, false);
+    for c in text.chars() {
+        if !allowed(c) {
+            return Some(SyntaxError {
+                pos: Pos { line, col },
+                kind: ErrorKind::Syntax,
+                message: format!(
+                    "control character U+{:04X} is not allowed in YAML (kubectl refuses it too)",
+                    u32::from(c)
+                ),
+            });
+        }
+        match c {
+            '\n' if after_cr => {}
+            '\n' | '\r' => {
+                line = line.saturating_add(1);
+                col = 1;
+            }
+            _ => col = col.saturating_add(1),
+        }
+        after_cr = c == '\r';
+    }
+    None
 }
 
 /// The text without the byte order marks kubectl ignores: one at the very start, and one at
@@ -1225,5 +1261,16 @@ mod tests {
                 (Severity::Error, 7, "items[0].m.c")
             ]
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_where_they_stand() {
+        let err = parse_documents("a: 1\r\nb: 2 # \u{0}\n").expect_err("NUL");
+        assert_eq!((err.pos.line, err.pos.col), (2, 8));
+        assert!(err.message.contains("U+0000"), "{err:?}");
+        let err = parse_documents("a: \"\u{7f}\"\n").expect_err("DEL");
+        assert!(err.message.contains("U+007F"), "{err:?}");
+        // Tabs, line breaks, NEL and a byte order mark inside a text are allowed.
+        assert!(parse_documents("a: \"x\ty\u{85}\u{feff}\"\r\n").is_ok());
     }
 }
