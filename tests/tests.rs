@@ -10,6 +10,8 @@ mod corpus;
 mod engine_faults;
 mod engine_scenarios;
 mod fake_flink_selftest;
+mod fuzz_property;
+mod fuzz_regressions;
 mod operator_rules;
 mod plan_cli;
 mod plan_matches_agent;
