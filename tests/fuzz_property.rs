@@ -45,12 +45,12 @@ pub fn read_as_everyone_does(data: &[u8]) {
 
     for m in &set.manifests {
         let mut record = Record::new(&m.key);
-        record.applied_spec = Some(m.spec.canonical_json());
+        record.last_reconciled_spec = Some(m.spec.clone());
         let text = record.to_yaml();
         let back = Record::from_yaml(&text)
             .unwrap_or_else(|e| panic!("status record of {} does not read back: {e}", m.key));
         let spec = back
-            .applied()
+            .last_reconciled_spec
             .unwrap_or_else(|| panic!("applied spec of {} does not read back", m.key));
         assert_eq!(
             spec.hash(),
