@@ -13,6 +13,9 @@
 //!   keep the position where they are written, so errors about them point at that line;
 //! - plain keys read as YAML 1.1 reads them (`on` is the key `true`, `0x1F` is `31`);
 //! - a byte order mark at the start of the text or of a document is ignored;
+//! - a tab between `:` and a value separates them (yaml-rust2 refuses it; the reader makes
+//!   it a space and parses again);
+//! - a control character anywhere is a syntax error, as go-yaml makes it;
 //! - anchors belong to their document.
 //!
 //! Where kubectl would silently drop data the tree says so as a [`Finding`]: a key given
