@@ -685,7 +685,8 @@ impl Builder {
                         pos,
                         kind: ErrorKind::Syntax,
                         message: "an alias names an anchor this document does not define \
-                                  (anchors do not reach into another document)"
+                                  before it, or the value it stands in (anchors do not reach \
+                                  into another document)"
                             .to_string(),
                     });
                 };
@@ -1275,5 +1276,16 @@ mod tests {
         assert!(err.message.contains("U+007F"), "{err:?}");
         // Tabs, line breaks, NEL and a byte order mark inside a text are allowed.
         assert!(parse_documents("a: \"x\ty\u{85}\u{feff}\"\r\n").is_ok());
+    }
+
+    #[test]
+    fn an_alias_inside_its_own_anchor_is_an_error() {
+        // go-yaml: "anchor 'x' value contains itself".
+        let err = parse_documents("a: &x [1, *x]\n").expect_err("self reference");
+        assert_eq!(
+            (err.kind, err.pos.line, err.pos.col),
+            (ErrorKind::Syntax, 1, 11)
+        );
+        assert!(err.message.contains("or the value it stands in"), "{err:?}");
     }
 }
