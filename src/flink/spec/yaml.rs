@@ -391,13 +391,22 @@ pub fn parse_documents_with(text: &str, limits: Limits) -> Result<Vec<Document>,
                 // Each repair parses the text again: bounded in count, and in the values
                 // built over all attempts, so that no file makes this slow.
                 built = built.saturating_add(values);
-                let repaired = (repairs < MAX_YAML_TAB_REPAIRS && built <= limits.max_nodes)
-                    .then(|| spaces_for_tabs_before(&text, at))
-                    .flatten();
-                match repaired {
+                let within = repairs < MAX_YAML_TAB_REPAIRS && built <= limits.max_nodes;
+                match within.then(|| spaces_for_tabs_before(&text, at)).flatten() {
                     Some(repaired) => {
                         text = Cow::Owned(repaired);
                         repairs += 1;
+                    }
+                    None if !within => {
+                        return Err(SyntaxError {
+                            message: format!(
+                                "{} (a tab after ':' separates it from the value; kubectl \
+                                 reads that, and so does flink-gitops up to \
+                                 {MAX_YAML_TAB_REPAIRS} times per file: write spaces)",
+                                error.message
+                            ),
+                            ..error
+                        })
                     }
                     None => return Err(error),
                 }
@@ -1228,6 +1237,12 @@ mod tests {
                 .contains("must be followed by a valid YAML whitespace"),
             "{err:?}"
         );
+        assert!(
+            err.message
+                .contains("up to 100 times per file: write spaces"),
+            "{err:?}"
+        );
+        assert_eq!(err.pos.line, 101, "{err:?}");
     }
 
     #[test]
