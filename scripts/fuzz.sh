@@ -27,5 +27,5 @@ corpus=fuzz/corpus/manifest_reader
 mkdir -p "$corpus"
 exec cargo fuzz run --fuzz-dir fuzz --sanitizer "${FUZZ_SANITIZER:-none}" manifest_reader \
     "$corpus" fuzz/seeds/manifest_reader -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 -len_control=0 \
     -dict=fuzz/yaml.dict -print_final_stats=1
