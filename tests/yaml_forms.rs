@@ -428,6 +428,25 @@ fn rows() -> Vec<Row> {
             check: None,
         },
         Row {
+            case: "free-form objects (podTemplate) hold values as kubectl reads them",
+            source: "kubectl 1.32 (`yes` is true, `0x1F` is 31, `010` is 8, `1_000` is 1000, \"yes\" stays text)",
+            file: format!("{}  podTemplate:\n    metadata:\n      annotations: {{a: yes, b: 0x1F, c: \"yes\", d: 010, e: 1_000}}\n", app("pod")).into_bytes(),
+            resources: &["pod"],
+            diagnostics: &[],
+            check: Some(|set| {
+                let a = &spec_json(set, "pod")["podTemplate"]["metadata"]["annotations"];
+                assert_eq!(a.to_string(), r#"{"a":true,"b":31,"c":"yes","d":8,"e":1000}"#);
+            }),
+        },
+        Row {
+            case: "items on a FlinkDeployment are an unknown field",
+            source: "kubectl 1.32 reads any object with items as a list (apimachinery's unstructured decoder); flink-gitops reads only List kinds so, and says so",
+            file: format!("{}items: []\n", app("items")).into_bytes(),
+            resources: &["items"],
+            diagnostics: &[(Error, 16, "items", "unknown field \"items\"")],
+            check: None,
+        },
+        Row {
             case: "a document that is a list",
             source: "kubectl 1.32 (\"cannot unmarshal array into Go value\")",
             file: b"- a\n- b\n".to_vec(),
