@@ -119,8 +119,8 @@ pub const MAX_YAML_TEXT_BYTES: usize = 32 * 1024 * 1024;
 /// Most tabs-after-a-colon (`image:\tflink`) one file may have. YAML and kubectl accept a
 /// tab there; the YAML parser this reader uses does not, so the reader turns each such tab
 /// into a space and parses again. Past this count (or once the attempts together have
-/// built [`MAX_YAML_NODES`] values) the file is refused with the parser's error, so no file
-/// can make the reader parse it over and over.
+/// built [`MAX_YAML_NODES`] values or read [`MAX_YAML_TEXT_BYTES`] of text) the file is
+/// refused with the parser's error, so no file can make the reader parse it over and over.
 pub const MAX_YAML_TAB_REPAIRS: usize = 100;
 
 // ---------------------------------------------------------------------------------------

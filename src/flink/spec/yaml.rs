@@ -383,15 +383,18 @@ pub fn parse_documents_with(text: &str, limits: Limits) -> Result<Vec<Document>,
     if let Some(error) = control_character(&text) {
         return Err(error);
     }
-    let (mut repairs, mut built) = (0, 0_usize);
+    let (mut repairs, mut built, mut scanned) = (0, 0_usize, 0_usize);
     loop {
         match parse_text(&text, limits) {
             Parsed::Done(result) => return result,
             Parsed::TabAfterColon { error, at, values } => {
                 // Each repair parses the text again: bounded in count, and in the values
-                // built over all attempts, so that no file makes this slow.
+                // built and the text read over all attempts, so that no file makes this slow.
                 built = built.saturating_add(values);
-                let within = repairs < MAX_YAML_TAB_REPAIRS && built <= limits.max_nodes;
+                scanned = scanned.saturating_add(at);
+                let within = repairs < MAX_YAML_TAB_REPAIRS
+                    && built <= limits.max_nodes
+                    && scanned <= limits.max_text_bytes;
                 match within.then(|| spaces_for_tabs_before(&text, at)).flatten() {
                     Some(repaired) => {
                         text = Cow::Owned(repaired);
@@ -402,7 +405,7 @@ pub fn parse_documents_with(text: &str, limits: Limits) -> Result<Vec<Document>,
                             message: format!(
                                 "{} (a tab after ':' separates it from the value; kubectl \
                                  reads that, and so does flink-gitops up to \
-                                 {MAX_YAML_TAB_REPAIRS} times per file: write spaces)",
+                                 {MAX_YAML_TAB_REPAIRS} times in a small file: write spaces)",
                                 error.message
                             ),
                             ..error
@@ -1239,7 +1242,7 @@ mod tests {
         );
         assert!(
             err.message
-                .contains("up to 100 times per file: write spaces"),
+                .contains("up to 100 times in a small file: write spaces"),
             "{err:?}"
         );
         assert_eq!(err.pos.line, 101, "{err:?}");
@@ -1302,5 +1305,19 @@ mod tests {
             (ErrorKind::Syntax, 1, 11)
         );
         assert!(err.message.contains("or the value it stands in"), "{err:?}");
+    }
+
+    #[test]
+    fn tab_repairs_stop_once_the_attempts_have_read_enough_text() {
+        let text = "k0:\ta\nk1:\tb\nk2:\tc\n";
+        assert!(parse_documents(text).is_ok());
+        let small = Limits {
+            max_text_bytes: 8,
+            ..Limits::default()
+        };
+        // Reading up to the second tab (at char 11) passes 8 chars: refused there.
+        let err = parse_documents_with(text, small).expect_err("budget");
+        assert_eq!(err.pos.line, 2, "{err:?}");
+        assert!(err.message.contains("write spaces"), "{err:?}");
     }
 }
