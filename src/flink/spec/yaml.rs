@@ -296,7 +296,7 @@ fn go_format_float32(f: f64) -> String {
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let sign = if negative { "-" } else { "" };
     // %e when the exponent is below -4 or at least the shortest-precision cut-off (6).
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let (first, rest) = digits.split_at(1.min(digits.len()));
         let dot = if rest.is_empty() { "" } else { "." };
         let esign = if exp < 0 { '-' } else { '+' };
