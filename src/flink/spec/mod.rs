@@ -263,11 +263,13 @@ impl ManifestSet {
             diagnostics,
             unreadable_files,
             files_read,
+            names_other_lines,
         } = other;
         self.manifests.extend(manifests);
         self.diagnostics.extend(diagnostics);
         self.unreadable_files.extend(unreadable_files);
         self.files_read += files_read;
+        self.names_other_lines |= names_other_lines;
     }
 
     /// Runs the validation rules over the whole set (cross-resource rules included).
