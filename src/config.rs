@@ -97,6 +97,33 @@ pub const MAX_RENDERED_BYTES: usize = 64 << 20;
 pub const MAX_RENDER_INPUT_BYTES: u64 = 256 << 20;
 
 // ---------------------------------------------------------------------------------------
+// Limits of the manifest reader (files come from anyone who can open a pull request)
+// ---------------------------------------------------------------------------------------
+
+/// Deepest nesting of mappings and lists a YAML document may have (the document itself is
+/// level 1). A real manifest needs about twenty levels. kubectl's YAML parser stops at
+/// 10000; this reader stops far earlier because the agent writes each applied spec to its
+/// status branch and reads it back with serde_yaml, which refuses more than 128 levels, and
+/// because the reader's own tree walks recurse.
+pub const MAX_YAML_DEPTH: usize = 100;
+/// Most values (scalars, mappings and lists) one YAML document may hold once its aliases are
+/// expanded, counting the copy kept for each anchor. Refuses "billion laughs" documents
+/// (a kilobyte of nested aliases that would expand to gigabytes) as soon as the count is
+/// passed, before anything is copied. The Kubernetes API server takes at most 3 MiB per
+/// request, which holds fewer values than this; go-yaml, which kubectl uses, refuses the
+/// same documents as "excessive aliasing".
+pub const MAX_YAML_NODES: usize = 1_000_000;
+/// Most bytes of scalar text one YAML document may hold once its aliases are expanded: an
+/// alias to a long text counts its length each time it is used.
+pub const MAX_YAML_TEXT_BYTES: usize = 32 * 1024 * 1024;
+/// Most tabs-after-a-colon (`image:\tflink`) one file may have. YAML and kubectl accept a
+/// tab there; the YAML parser this reader uses does not, so the reader turns each such tab
+/// into a space and parses again. Past this count (or once the attempts together have
+/// built [`MAX_YAML_NODES`] values or read [`MAX_YAML_TEXT_BYTES`] of text) the file is
+/// refused with the parser's error, so no file can make the reader parse it over and over.
+pub const MAX_YAML_TAB_REPAIRS: usize = 100;
+
+// ---------------------------------------------------------------------------------------
 // Environment variables (every flag also reads one; these are the ones read directly)
 // ---------------------------------------------------------------------------------------
 

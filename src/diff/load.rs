@@ -9,9 +9,10 @@
 //! blank (or nothing) can only open a document, because YAML forbids such a line inside
 //! every kind of scalar. A document parsed on its own, with its line numbers then moved
 //! down to where it stands, reads exactly as it does within the whole file. A file where
-//! that is not certain (text that is not UTF-8, line breaks other than `\n` and `\r\n`, or
-//! a document that could not be read, such as one with a syntax error) is parsed whole, by
-//! the caller's reader.
+//! that is not certain (text that is not UTF-8, line breaks other than `\n` and `\r\n`, a
+//! document that could not be read, such as one with a syntax error, or one whose
+//! diagnostics name other lines, such as a key given twice) is parsed whole, by the
+//! caller's reader.
 //!
 //! Head comes out exactly as reading and validating it on its own gives. A plan reads only
 //! the specs and files of base, so base is not validated, and its manifests lose their
@@ -252,8 +253,9 @@ fn parse_tree<'h>(
             *slot = Some(set);
         }
     }
-    // A file with a document that could not be read is read whole: what a file yields
-    // must not depend on how it was split.
+    // A file with a document that could not be read, or whose diagnostics name lines that
+    // moving it would not move, is read whole: what a file yields must not depend on how it
+    // was split.
     let broken: Vec<(usize, String)> = tree
         .files
         .iter()
@@ -264,7 +266,7 @@ fn parse_tree<'h>(
                 if row
                     .iter()
                     .flatten()
-                    .any(|set| !set.unreadable_files.is_empty()) =>
+                    .any(|set| !set.unreadable_files.is_empty() || set.names_other_lines) =>
             {
                 Some((f, docs.iter().map(|(_, t)| t.as_str()).collect()))
             }
@@ -387,10 +389,12 @@ fn merge(parts: Vec<ManifestSet>) -> ManifestSet {
             diagnostics,
             unreadable_files,
             files_read: _,
+            names_other_lines,
         } = part;
         set.manifests.extend(manifests);
         set.diagnostics.extend(diagnostics);
         set.unreadable_files.extend(unreadable_files);
+        set.names_other_lines |= names_other_lines;
     }
     set
 }
@@ -414,6 +418,7 @@ fn without_positions(set: &ManifestSet) -> ManifestSet {
         diagnostics: set.diagnostics.clone(),
         unreadable_files: set.unreadable_files.clone(),
         files_read: set.files_read,
+        names_other_lines: set.names_other_lines,
     }
 }
 
@@ -501,6 +506,28 @@ mod tests {
         let nameless = many(1).replace("  name: b\n", "");
         let crlf = many(1).replace('\n', "\r\n");
         let bare_cr = app("d", 1).replace('\n', "\r");
+        // The forms kubectl reads: byte order marks, merge keys (a warning where a merge
+        // replaces a key), keys given twice, a List, a tab after a colon, UTF-16.
+        let forms = format!(
+            "\u{feff}{}---\n\u{feff}{}--- # dup\n{}",
+            app("g", 1).replace("memory: 1g\n  taskManager:\n    resource:\n      memory: 1g", "memory: 1g\n      cpu: &c 1\n  taskManager:\n    resource:\n      cpu: 2\n      <<: {cpu: *c}\n      memory: 1g"),
+            app("h", 1).replace("serviceAccount: flink", "serviceAccount:\tflink"),
+            app("i", 1).replace("parallelism: 1", "parallelism: 1\n    parallelism: 2"),
+        );
+        let list = format!(
+            "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeploymentList\nitems:\n- {}",
+            app("j", 1)
+                .replace(
+                    "apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\n",
+                    ""
+                )
+                .replace('\n', "\n  ")
+                .trim_end()
+        );
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(app("k", 1).encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
         let base = files(&[
             ("a.yaml", many(1).as_bytes()),
             ("cluster.yaml", session.as_bytes()),
@@ -526,6 +553,12 @@ mod tests {
                 ("j.yaml", job("j", "1").as_bytes()),
             ]),
             files(&[("a.yaml", crlf.as_bytes()), ("d.yaml", bare_cr.as_bytes())]),
+            files(&[
+                ("a.yaml", many(1).as_bytes()),
+                ("g.yaml", forms.as_bytes()),
+                ("l.yaml", list.as_bytes()),
+                ("u.yaml", &utf16),
+            ]),
             files(&[
                 ("a.yaml", format!("%YAML 1.2\n---\n{}", many(2)).as_bytes()),
                 ("e.yaml", b""),

@@ -532,14 +532,14 @@ fn list_tree(root: &git2::Tree) -> Result<HashMap<String, git2::Oid>, GitError> 
     Ok(out)
 }
 
-/// Parses (file, bytes) pairs into a manifest set; a file that is not UTF-8 is an error
+/// Parses (file, bytes) pairs into a manifest set; a file that is not text is an error
 /// about that file only.
 pub fn parse_files(files: Vec<(String, Vec<u8>)>) -> ManifestSet {
     let mut set = ManifestSet::default();
     for (path, bytes) in files {
-        match String::from_utf8(bytes) {
-            Ok(text) => set.add_file(&path, &text),
-            Err(_) => {
+        match decode(bytes) {
+            Some(text) => set.add_file(&path, &text),
+            None => {
                 set.files_read += 1;
                 set.unreadable_files.insert(path.clone());
                 set.diagnostics.push(crate::flink::spec::Diagnostic {
@@ -549,12 +549,39 @@ pub fn parse_files(files: Vec<(String, Vec<u8>)>) -> ManifestSet {
                     column: 1,
                     field: String::new(),
                     resource: None,
-                    message: "the file is not UTF-8 text".to_string(),
+                    message: "the file is not text: it is neither UTF-8 nor UTF-16 with a byte \
+                              order mark (the encodings kubectl reads)"
+                        .to_string(),
                 });
             }
         }
     }
     set
+}
+
+/// The text of a file as kubectl's YAML reader (go-yaml) decodes it: UTF-8, or UTF-16 when
+/// the file starts with a UTF-16 byte order mark (`FF FE` or `FE FF`).
+fn decode(bytes: Vec<u8>) -> Option<String> {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => return Some(text),
+        Err(e) => e.into_bytes(),
+    };
+    let little_endian = match bytes.get(..2)? {
+        [0xFF, 0xFE] => true,
+        [0xFE, 0xFF] => false,
+        _ => return None,
+    };
+    if bytes.len() % 2 != 0 {
+        return None;
+    }
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|pair| match (little_endian, pair) {
+            (true, [lo, hi]) | (false, [hi, lo]) => u16::from_le_bytes([*lo, *hi]),
+            _ => 0,
+        })
+        .collect();
+    String::from_utf16(&units).ok()
 }
 
 /// Whether a file name is read as a manifest.

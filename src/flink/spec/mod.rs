@@ -242,6 +242,10 @@ pub struct ManifestSet {
     /// resources such a file held before are kept as they were, never taken for removed.
     pub unreadable_files: BTreeSet<String>,
     pub files_read: usize,
+    /// Some diagnostic's message names a line besides its own (a key given twice names
+    /// both). Moving such a set to another line (as `diff::load` does with a document read
+    /// on its own) would leave that line behind, so its file is read whole there.
+    pub names_other_lines: bool,
 }
 
 impl ManifestSet {
@@ -259,11 +263,13 @@ impl ManifestSet {
             diagnostics,
             unreadable_files,
             files_read,
+            names_other_lines,
         } = other;
         self.manifests.extend(manifests);
         self.diagnostics.extend(diagnostics);
         self.unreadable_files.extend(unreadable_files);
         self.files_read += files_read;
+        self.names_other_lines |= names_other_lines;
     }
 
     /// Runs the validation rules over the whole set (cross-resource rules included).

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::yaml::{parse_documents, Node, Pos, Value};
+use super::yaml::{parse_documents, resolve_plain, ErrorKind, Finding, Node, Plain, Pos, Value};
 use super::*;
 use crate::config::{API_VERSION, CANARY_LABEL, DEFAULT_NAMESPACE};
 
@@ -85,6 +85,10 @@ pub(crate) fn parse_file(file: &str, text: &str, set: &mut ManifestSet) {
     let docs = match parse_documents(text) {
         Ok(docs) => docs,
         Err(e) => {
+            let what = match e.kind {
+                ErrorKind::Syntax => "YAML syntax error",
+                ErrorKind::TooLarge => "YAML document refused",
+            };
             set.diagnostics.push(Diagnostic {
                 severity: Severity::Error,
                 file: file.to_string(),
@@ -92,25 +96,122 @@ pub(crate) fn parse_file(file: &str, text: &str, set: &mut ManifestSet) {
                 column: e.pos.col,
                 field: String::new(),
                 resource: None,
-                message: format!(
-                    "YAML syntax error: {}; nothing in this file was read",
-                    e.message
-                ),
+                message: format!("{what}: {}; nothing in this file was read", e.message),
             });
             set.unreadable_files.insert(file.to_string());
             return;
         }
     };
     for doc in docs {
-        parse_document(file, &doc.root, doc.start, set);
+        set.names_other_lines |= !doc.findings.is_empty();
+        match list_kind(&doc.root) {
+            Some(kind) => parse_list(file, &doc.root, kind, doc.findings, set),
+            None => parse_document(file, &doc.root, doc.start, None, doc.findings, set),
+        }
     }
 }
 
-fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
+/// The kind of a document that is a list of resources: `List`, or `<Kind>List` such as
+/// `FlinkDeploymentList` (what `kubectl get -o yaml` writes).
+fn list_kind(root: &Node) -> Option<&str> {
+    root.get("kind")
+        .and_then(Node::as_str)
+        .filter(|kind| kind.ends_with("List"))
+}
+
+/// Reads the items of a `List` document as resources of their own, as kubectl does
+/// (cli-runtime's `FlattenListVisitor`). Items that give neither kind nor apiVersion take
+/// the list's (`FlinkDeploymentList` holds FlinkDeployments), as apimachinery's unstructured
+/// list decoding sets them. Positions and findings stay those of the file.
+fn parse_list(file: &str, root: &Node, kind: &str, findings: Vec<Finding>, set: &mut ManifestSet) {
+    let api = root
+        .get("apiVersion")
+        .and_then(Node::as_str)
+        .unwrap_or_default();
+    let defaults = kind
+        .strip_suffix("List")
+        .filter(|k| !k.is_empty())
+        .map(|k| (k, api));
+    let mut by_item: BTreeMap<usize, Vec<Finding>> = BTreeMap::new();
+    let mut own = Vec::new();
+    for f in findings {
+        match item_finding(&f.path) {
+            Some((i, rest)) => by_item
+                .entry(i)
+                .or_default()
+                .push(Finding { path: rest, ..f }),
+            None => own.push(f),
+        }
+    }
+    let mut r = Reader::new(file);
+    r.findings(own);
+    match root.get("items").map(|n| (n, &n.value)) {
+        None | Some((_, Value::Null)) => r.push(
+            Severity::Notice,
+            root.pos,
+            "items",
+            format!("the {kind} holds no items"),
+        ),
+        Some((_, Value::Seq(items))) => {
+            for (i, item) in items.iter().enumerate() {
+                let item_findings = by_item.remove(&i).unwrap_or_default();
+                if item.is_null() {
+                    r.error_at(
+                        item.pos,
+                        &format!("items[{i}]"),
+                        "an item of a List is empty; it must be a resource".to_string(),
+                    );
+                } else if let Some(inner) = list_kind(item).filter(|_| item.get("items").is_some())
+                {
+                    r.error_at(
+                        item.get("kind").map_or(item.pos, |k| k.pos),
+                        &format!("items[{i}].kind"),
+                        format!(
+                            "a {inner} inside a {kind} is not read (kubectl refuses it too); \
+                             write its items into the outer list"
+                        ),
+                    );
+                } else {
+                    parse_document(file, item, item.pos, defaults, item_findings, set);
+                }
+            }
+        }
+        Some((items, _)) => r.error_at(
+            items.pos,
+            "items",
+            format!("expected a list of resources, found {}", items.describe()),
+        ),
+    }
+    if r.diags.iter().any(|d| d.severity == Severity::Error) {
+        // Which resources the file holds is not certain: keep what it held before.
+        set.unreadable_files.insert(file.to_string());
+    }
+    set.diagnostics.append(&mut r.diags);
+}
+
+/// The item a finding in a List belongs to, and its path inside that item.
+fn item_finding(path: &str) -> Option<(usize, String)> {
+    let rest = path.strip_prefix("items[")?;
+    let (index, rest) = rest.split_once(']')?;
+    let index = index.parse().ok()?;
+    Some((index, rest.strip_prefix('.').unwrap_or(rest).to_string()))
+}
+
+/// Reads one resource: a document, or an item of a List (`defaults` then gives the kind and
+/// apiVersion of an item that names neither).
+fn parse_document(
+    file: &str,
+    root: &Node,
+    start: Pos,
+    defaults: Option<(&str, &str)>,
+    findings: Vec<Finding>,
+    set: &mut ManifestSet,
+) {
     let mut r = Reader::new(file);
     if root.is_null() {
         return; // an empty document, e.g. after a trailing `---`
     }
+    r.findings(findings);
     let Value::Map(_) = &root.value else {
         r.error_at(
             root.pos,
@@ -126,8 +227,14 @@ fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
     };
     let kind_node = root.get("kind");
     let api_node = root.get("apiVersion");
-    let api = api_node.and_then(Node::as_str).unwrap_or_default();
-    let kind_text = kind_node.and_then(Node::as_str);
+    let inherited = defaults.filter(|_| kind_node.is_none() && api_node.is_none());
+    let api = api_node
+        .and_then(Node::as_str)
+        .or(inherited.map(|(_, api)| api))
+        .unwrap_or_default();
+    let kind_text = kind_node
+        .and_then(Node::as_str)
+        .or(inherited.map(|(kind, _)| kind));
     let kind = match kind_text {
         Some("FlinkDeployment") => Kind::FlinkDeployment,
         Some("FlinkSessionJob") => Kind::FlinkSessionJob,
@@ -147,6 +254,8 @@ fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
                 );
                 set.unreadable_files.insert(file.to_string());
             } else {
+                // Not read, so nothing about its YAML is reported either.
+                r.diags.clear();
                 let what = if other == "FlinkStateSnapshot" {
                     "FlinkStateSnapshot is not a workload (the agent records savepoints on the status branch)".to_string()
                 } else {
@@ -182,7 +291,7 @@ fn parse_document(file: &str, root: &Node, start: Pos, set: &mut ManifestSet) {
 
     let top = r.fields(root, "", TOP_FIELDS);
     if api != API_VERSION {
-        let pos = api_node.map(|n| n.pos).unwrap_or(root.pos);
+        let pos = api_node.map_or(root.pos, |n| n.pos);
         let found = if api.is_empty() {
             "nothing".to_string()
         } else {
@@ -326,53 +435,10 @@ fn join(path: &str, key: &str) -> String {
 /// A YAML 1.1 boolean, as Kubernetes' YAML reader (go-yaml v2, used by kubectl) resolves
 /// plain scalars.
 fn yaml11_bool(text: &str) -> Option<bool> {
-    match text {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
-            Some(true)
-        }
-        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
-            Some(false)
-        }
+    match resolve_plain(text) {
+        Plain::Bool(b) => Some(b),
         _ => None,
     }
-}
-
-/// Whether a plain scalar is a YAML 1.1 number (int in any base, or float), as go-yaml v2
-/// resolves it.
-fn yaml11_number(text: &str) -> bool {
-    let plain: String = text.chars().filter(|c| *c != '_').collect();
-    let body = plain.strip_prefix(['+', '-']).unwrap_or(&plain);
-    let digits = |s: &str, ok: fn(char) -> bool| !s.is_empty() && s.chars().all(ok);
-    if let Some(h) = body.strip_prefix("0x") {
-        return digits(h, |c| c.is_ascii_hexdigit());
-    }
-    if let Some(o) = body.strip_prefix("0o") {
-        return digits(o, |c| ('0'..='7').contains(&c));
-    }
-    if let Some(b) = body.strip_prefix("0b") {
-        return digits(b, |c| c == '0' || c == '1');
-    }
-    if matches!(body, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN") {
-        return true;
-    }
-    // [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
-    let (mantissa, exponent) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], Some(&body[i + 1..])),
-        None => (body, None),
-    };
-    let mantissa_ok = match mantissa.split_once('.') {
-        None => digits(mantissa, |c| c.is_ascii_digit()),
-        Some(("", frac)) => digits(frac, |c| c.is_ascii_digit()),
-        Some((int, frac)) => {
-            digits(int, |c| c.is_ascii_digit()) && frac.chars().all(|c| c.is_ascii_digit())
-        }
-    };
-    let exponent_ok = exponent.is_none_or(|e| {
-        digits(e.strip_prefix(['+', '-']).unwrap_or(e), |c| {
-            c.is_ascii_digit()
-        })
-    });
-    mantissa_ok && exponent_ok
 }
 
 /// What a plain (unquoted) scalar is when Kubernetes reads it as something other than text:
@@ -382,15 +448,11 @@ fn plain_non_text(node: &Node) -> Option<&'static str> {
         Value::Scalar {
             text,
             quoted: false,
-        } => {
-            if yaml11_bool(text).is_some() {
-                Some("the boolean")
-            } else if yaml11_number(text) {
-                Some("the number")
-            } else {
-                None
-            }
-        }
+        } => match resolve_plain(text) {
+            Plain::Bool(_) => Some("the boolean"),
+            Plain::Int(_) | Plain::Float(_) => Some("the number"),
+            Plain::Null | Plain::Text => None,
+        },
         _ => None,
     }
 }
@@ -430,6 +492,13 @@ impl<'f> Reader<'f> {
 
     fn error_at(&mut self, pos: Pos, field: &str, message: String) {
         self.push(Severity::Error, pos, field, message);
+    }
+
+    /// Reports what the YAML reader found in the document (keys given twice, merges).
+    fn findings(&mut self, findings: Vec<Finding>) {
+        for f in findings {
+            self.push(f.severity, f.pos, &f.path, f.message);
+        }
     }
 
     /// Reads a mapping's fields; reports a non-mapping, unknown fields (with the nearest
@@ -530,17 +599,24 @@ impl<'f> Reader<'f> {
         if self.reject_quoted(node, path, "a whole number") {
             return None;
         }
-        match text.trim().parse::<i64>() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                self.error_at(
-                    self.locs.find(path),
-                    path,
-                    format!("expected a whole number, found {text:?}"),
-                );
-                None
+        // As kubectl reads it: `0x10`, `010` (octal) and `1_000` are whole numbers, and so
+        // is `2.0` (JSON writes it as 2).
+        let whole = match resolve_plain(text) {
+            Plain::Int(i) => i64::try_from(i).ok(),
+            Plain::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                #[allow(clippy::cast_possible_truncation)] // whole and within 2^53
+                Some(f as i64)
             }
+            _ => None,
+        };
+        if whole.is_none() {
+            self.error_at(
+                self.locs.find(path),
+                path,
+                format!("expected a whole number, found {text:?}"),
+            );
         }
+        whole
     }
 
     fn float(&mut self, node: &Node, path: &str) -> Option<f64> {
@@ -548,8 +624,14 @@ impl<'f> Reader<'f> {
         if self.reject_quoted(node, path, "a number") {
             return None;
         }
-        match text.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() => Some(v),
+        let number = match resolve_plain(text) {
+            #[allow(clippy::cast_precision_loss)] // as JSON reads a large integer
+            Plain::Int(i) => Some(i as f64),
+            Plain::Float(f) => Some(f),
+            _ => None,
+        };
+        match number {
+            Some(v) if v.is_finite() => Some(v),
             _ => {
                 self.error_at(
                     self.locs.find(path),
@@ -566,7 +648,7 @@ impl<'f> Reader<'f> {
         if self.reject_quoted(node, path, "true or false") {
             return None;
         }
-        match yaml11_bool(text.trim()) {
+        match yaml11_bool(text) {
             Some(b) => Some(b),
             None => {
                 self.error_at(
@@ -1033,6 +1115,10 @@ mod tests {
             (get("a"), get("b"), get("c"), get("d")),
             (Some("true"), Some("on"), Some("false"), Some("10"))
         );
+    }
+
+    fn yaml11_number(text: &str) -> bool {
+        matches!(resolve_plain(text), Plain::Int(_) | Plain::Float(_))
     }
 
     #[test]
