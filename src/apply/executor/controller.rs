@@ -123,9 +123,12 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 _ = shutdown.changed() => {}
                 changed = desired_rx.changed() => {
                     if changed.is_ok() {
-                        // Git moved: every resource at rest looks again now.
+                        // Git moved: the resources it changed look again now; the others
+                        // are looked at within the interval as usual (they already are
+                        // scheduled no later than one interval from their last look).
                         let now = Instant::now();
-                        for t in due.values_mut() {
+                        for key in self.changed_keys() {
+                            let t = due.entry(key).or_insert(now);
                             *t = (*t).min(now);
                         }
                     }

@@ -249,8 +249,37 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             .iter()
             .map(|m| m.key.clone())
             .collect();
-        keys.extend(self.records().into_keys());
+        if let Ok(records) = self.records.lock() {
+            keys.extend(records.keys().cloned());
+        }
         keys
+    }
+
+    /// Resources whose desired spec differs from the one the agent reconciled (added,
+    /// changed or removed in Git): those a new revision concerns.
+    pub fn changed_keys(&self) -> BTreeSet<ResourceKey> {
+        let desired = self.desired();
+        let Ok(records) = self.records.lock() else {
+            return self.keys();
+        };
+        let mut changed: BTreeSet<ResourceKey> = desired
+            .set
+            .manifests
+            .iter()
+            .filter(|m| {
+                records.get(&m.key).and_then(|r| r.last_reconciled_hash.as_ref())
+                    != Some(&m.spec.hash())
+            })
+            .map(|m| m.key.clone())
+            .collect();
+        let wanted: BTreeSet<&ResourceKey> = desired.set.manifests.iter().map(|m| &m.key).collect();
+        changed.extend(
+            records
+                .iter()
+                .filter(|(k, r)| !r.deleted && !wanted.contains(k))
+                .map(|(k, _)| k.clone()),
+        );
+        changed
     }
 
     /// Writes `rec` (with its derived lifecycle state) to the status store, then keeps it.
@@ -317,14 +346,19 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
     }
 
     fn context(&self, key: &ResourceKey, desired: &DesiredState) -> Context {
-        let records = self.records();
-        let (session_jobs, cluster_redeploy_pending) = session_context(key, &records, |k| {
+        let wanted = |k: &ResourceKey| {
             desired
                 .set
                 .get(k)
                 .filter(|_| !desired.invalid.contains(&k.to_string()))
                 .map(|m| m.spec.clone())
-        });
+        };
+        // Read under the lock: copying every record for every reconcile was the largest
+        // cost of a steady cycle over many resources (benches/engine_fake.rs).
+        let (session_jobs, cluster_redeploy_pending) = match self.records.lock() {
+            Ok(records) => session_context(key, &records, wanted),
+            Err(_) => (Vec::new(), false),
+        };
         Context {
             prune: self.settings.prune,
             now_ms: self.env.now_ms(),
