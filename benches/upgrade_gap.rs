@@ -1,14 +1,28 @@
 //! Savepoint-upgrade gap: from the moment the old job stops running until every task of
 //! the new job runs, measured the same way for two paths in one run:
 //!
-//! * **bare**: the REST sequence by hand (stop with savepoint, poll, start from it), for a
-//!   session job (`/jars/:id/run`) and for an application cluster (the same local runtime
-//!   code restarts the cluster from the savepoint);
-//! * **agent**: `flink-gitops run` reacting to a `git push` of the new version.
+//! * **bare**: the REST sequence by hand (stop with savepoint, poll every 20 ms, start from
+//!   it), for a session job (`/jars/:id/run`) and for an application cluster (the same local
+//!   runtime code restarts the cluster from the savepoint);
+//! * **agent**: `flink-gitops run` (interval 200 ms, fast poll 20 ms) reacting to a
+//!   `git push` of the new version.
 //!
 //! One observer polls Flink's REST API every 10 ms for both paths and timestamps the old
-//! job leaving RUNNING and the new job having all tasks RUNNING. Prints the median gap of
-//! each path and the ratio agent / bare. Nothing is asserted.
+//! job leaving RUNNING and the new job having all tasks RUNNING; the gap is the time between
+//! the two (the agent's fetch delay before it acts is not part of it).
+//!
+//! All four clusters (the agent's session cluster and application cluster, the bare session
+//! cluster and application cluster) are started first and run beside every round, so both
+//! paths see the same background. Rounds are interleaved: agent session job, bare session
+//! job, agent application, bare application, then the next round, with the same pause after
+//! each upgrade; a first round warms both paths up (first savepoint and restore, JIT) and is
+//! not counted. Prints min / median / max of each path (and every round's gap) and the ratio
+//! of the medians, agent / bare, for the session job and for the application. Nothing is
+//! asserted.
+//!
+//! Needs real Flink (`scripts/setup.sh`); hold the machine-wide lock while it runs:
+//! `flock /tmp/flink-heavy.lock cargo bench --bench upgrade_gap`. `UPGRADE_GAP_ROUNDS` sets
+//! the rounds per path (default 10; 2 for a quick look while developing).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,11 +33,14 @@ use std::time::{Duration, Instant};
 use flink_gitops::apply::local::{LocalRuntime, LocalSettings};
 use flink_gitops::apply::runtime::{ApplicationJob, ClusterRequest, Runtime};
 use flink_gitops::flink::rest::{
-    FlinkRestClient, JarRunRequest, JobId, SavepointFormat, SavepointStatus, TriggerId,
+    FlinkRestClient, JarId, JarRunRequest, JobId, SavepointFormat, SavepointStatus, TriggerId,
 };
 use flink_gitops::flink::spec::{DeploymentSpec, JobSpec, Kind, ResourceKey, TaskManagerSpec};
 
-const ROUNDS: usize = 3;
+/// Rounds per path unless `UPGRADE_GAP_ROUNDS` says otherwise.
+const DEFAULT_ROUNDS: usize = 10;
+/// Pause after every upgrade (checkpoints resume, the JVMs calm down).
+const PAUSE: Duration = Duration::from_secs(3);
 
 fn setup_env() -> BTreeMap<String, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -145,11 +162,6 @@ async fn savepoint_location(client: &FlinkRestClient, job: &JobId, trigger: &Tri
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn args(version: &str, out: &Path) -> Vec<String> {
     [
         "--version",
@@ -197,7 +209,75 @@ async fn ready_client(rt: &Arc<LocalRuntime>, key: &ResourceKey) -> FlinkRestCli
     }
 }
 
-async fn bare_session(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec<Duration> {
+/// The bare session cluster: its client, the uploaded jar and the running job.
+struct BareSession {
+    client: FlinkRestClient,
+    jar_id: JarId,
+    job: JobId,
+    out: PathBuf,
+}
+
+/// The bare application cluster: the running job and its deployment attempt.
+struct BareApp {
+    key: ResourceKey,
+    job: JobId,
+    generation: u64,
+    out: PathBuf,
+}
+
+fn session_run(version: &str, out: &Path, restore: Option<String>) -> JarRunRequest {
+    JarRunRequest {
+        entry_class: Some("lab.StatefulCounterJob".into()),
+        program_args_list: args(version, out),
+        parallelism: Some(1),
+        job_id: Some(JobId::random()),
+        savepoint_path: restore,
+        ..Default::default()
+    }
+}
+
+fn app_request(
+    key: &ResourceKey,
+    jar: &Path,
+    out: &Path,
+    version: &str,
+    job_id: &JobId,
+    restore: Option<String>,
+    generation: u64,
+) -> ClusterRequest {
+    let job = JobSpec {
+        parallelism: Some(1),
+        ..Default::default()
+    };
+    ClusterRequest {
+        key: key.clone(),
+        spec: cluster_spec(Some(job)),
+        job: Some(ApplicationJob {
+            jar_uri: format!("file://{}", jar.display()),
+            entry_class: Some("lab.StatefulCounterJob".into()),
+            args: args(version, out),
+            job_id: job_id.as_str().to_string(),
+            parallelism: Some(1),
+            restore,
+            allow_non_restored_state: false,
+        }),
+        generation,
+    }
+}
+
+/// Starts the bare application cluster and the bare session cluster with its job.
+async fn bare_start(rt: &Arc<LocalRuntime>, jar: &Path, work: &Path) -> (BareSession, BareApp) {
+    let app = BareApp {
+        key: ResourceKey::new("default", Kind::FlinkDeployment, "bare-app"),
+        job: JobId::random(),
+        generation: 1,
+        out: work.join("out.bare-app"),
+    };
+    rt.deploy_cluster(app_request(
+        &app.key, jar, &app.out, "a0", &app.job, None, 1,
+    ))
+    .await
+    .expect("deploy bare-app");
     let key = ResourceKey::new("default", Kind::FlinkDeployment, "bare-session");
     rt.deploy_cluster(ClusterRequest {
         key: key.clone(),
@@ -206,109 +286,78 @@ async fn bare_session(rt: &Arc<LocalRuntime>, jar: &Path, out: &Path) -> Vec<Dur
         generation: 1,
     })
     .await
-    .expect("deploy");
+    .expect("deploy bare-session");
     let client = ready_client(rt, &key).await;
     let jar_id = client.upload_jar(jar).await.expect("upload");
-    let run = |version: &str, restore: Option<String>| JarRunRequest {
-        entry_class: Some("lab.StatefulCounterJob".into()),
-        program_args_list: args(version, out),
-        parallelism: Some(1),
-        job_id: Some(JobId::random()),
-        savepoint_path: restore,
-        ..Default::default()
-    };
-    let mut job = client
-        .run_jar(&jar_id, &run("b0", None))
+    let out = work.join("out.bare-sj");
+    let job = client
+        .run_jar(&jar_id, &session_run("b0", &out, None))
         .await
         .expect("run");
-    wait_running(&rt.settings().state_dir, "bare-session").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut gaps = Vec::new();
-    for i in 1..=ROUNDS {
-        let watcher = tokio::spawn(observe_gap(
-            rt.settings().state_dir.clone(),
-            "bare-session".into(),
-            job.as_str().to_string(),
-        ));
-        let trigger = client
-            .stop_with_savepoint(&job, None, false, SavepointFormat::Canonical, None)
-            .await
-            .expect("stop");
-        let location = savepoint_location(&client, &job, &trigger).await;
-        job = client
-            .run_jar(&jar_id, &run(&format!("b{i}"), Some(location)))
-            .await
-            .expect("run");
-        let (gap, _) = watcher.await.expect("watch");
-        gaps.push(gap);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    // The cluster stays up: the application rounds run beside it, as they do under the agent.
-    gaps
+    (
+        BareSession {
+            client,
+            jar_id,
+            job,
+            out,
+        },
+        app,
+    )
 }
 
-/// Starts the application cluster, runs the session-job rounds beside it, then the
-/// application rounds beside the session cluster: the same background the agent sees.
-async fn bare_application(
-    rt: &Arc<LocalRuntime>,
-    jar: &Path,
-    out: &Path,
-) -> (Vec<Duration>, Vec<Duration>) {
-    let key = ResourceKey::new("default", Kind::FlinkDeployment, "bare-app");
-    let request = |version: &str, job_id: &JobId, restore: Option<String>, generation: u64| {
-        let job = JobSpec {
-            parallelism: Some(1),
-            ..Default::default()
-        };
-        ClusterRequest {
-            key: key.clone(),
-            spec: cluster_spec(Some(job)),
-            job: Some(ApplicationJob {
-                jar_uri: format!("file://{}", jar.display()),
-                entry_class: Some("lab.StatefulCounterJob".into()),
-                args: args(version, out),
-                job_id: job_id.as_str().to_string(),
-                parallelism: Some(1),
-                restore,
-                allow_non_restored_state: false,
-            }),
-            generation,
-        }
-    };
-    let mut job = JobId::random();
-    rt.deploy_cluster(request("a0", &job, None, 1))
+/// One bare session-job upgrade: stop with savepoint, start the new version from it.
+async fn bare_session_round(rt: &Arc<LocalRuntime>, s: &mut BareSession, i: usize) -> Duration {
+    let watcher = tokio::spawn(observe_gap(
+        rt.settings().state_dir.clone(),
+        "bare-session".into(),
+        s.job.as_str().to_string(),
+    ));
+    let trigger = s
+        .client
+        .stop_with_savepoint(&s.job, None, false, SavepointFormat::Canonical, None)
         .await
-        .expect("deploy");
-    wait_running(&rt.settings().state_dir, "bare-app").await;
-    let session_gaps = bare_session(rt, jar, out).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut gaps = Vec::new();
-    for i in 1..=ROUNDS {
-        let client = ready_client(rt, &key).await;
-        let watcher = tokio::spawn(observe_gap(
-            rt.settings().state_dir.clone(),
-            "bare-app".into(),
-            job.as_str().to_string(),
-        ));
-        let trigger = client
-            .stop_with_savepoint(&job, None, false, SavepointFormat::Canonical, None)
-            .await
-            .expect("stop");
-        let location = savepoint_location(&client, &job, &trigger).await;
-        job = JobId::random();
-        rt.deploy_cluster(request(
-            &format!("a{i}"),
-            &job,
-            Some(location),
-            i as u64 + 1,
-        ))
+        .expect("stop");
+    let location = savepoint_location(&s.client, &s.job, &trigger).await;
+    s.job = s
+        .client
+        .run_jar(
+            &s.jar_id,
+            &session_run(&format!("b{i}"), &s.out, Some(location)),
+        )
         .await
-        .expect("redeploy");
-        let (gap, _) = watcher.await.expect("watch");
-        gaps.push(gap);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    (session_gaps, gaps)
+        .expect("run");
+    let (gap, _) = watcher.await.expect("watch");
+    gap
+}
+
+/// One bare application upgrade: stop with savepoint, restart the cluster from it.
+async fn bare_app_round(rt: &Arc<LocalRuntime>, jar: &Path, a: &mut BareApp, i: usize) -> Duration {
+    let client = ready_client(rt, &a.key).await;
+    let watcher = tokio::spawn(observe_gap(
+        rt.settings().state_dir.clone(),
+        "bare-app".into(),
+        a.job.as_str().to_string(),
+    ));
+    let trigger = client
+        .stop_with_savepoint(&a.job, None, false, SavepointFormat::Canonical, None)
+        .await
+        .expect("stop");
+    let location = savepoint_location(&client, &a.job, &trigger).await;
+    a.job = JobId::random();
+    a.generation += 1;
+    rt.deploy_cluster(app_request(
+        &a.key,
+        jar,
+        &a.out,
+        &format!("a{i}"),
+        &a.job,
+        Some(location),
+        a.generation,
+    ))
+    .await
+    .expect("redeploy");
+    let (gap, _) = watcher.await.expect("watch");
+    gap
 }
 
 struct Agent(Child, PathBuf);
@@ -348,7 +397,62 @@ fn manifests(repo: &Path, jar: &Path, out: &Path, sj_version: &str, app_version:
     .expect("write");
 }
 
+/// Commits and pushes the manifests at the given versions.
+fn push(repo: &Path, jar: &Path, out: &Path, sj_version: &str, app_version: &str, msg: &str) {
+    manifests(repo, jar, out, sj_version, app_version);
+    git(repo, &["commit", "-qam", msg]);
+    git(repo, &["push", "-q", "origin", "main"]);
+}
+
+/// One agent upgrade: push, then watch `cluster` until the job after `old` runs.
+async fn agent_round(
+    state: &Path,
+    cluster: &str,
+    old: &mut String,
+    push_it: impl FnOnce(),
+) -> Duration {
+    let watcher = tokio::spawn(observe_gap(
+        state.to_path_buf(),
+        cluster.into(),
+        old.clone(),
+    ));
+    push_it();
+    let (gap, new) = watcher.await.expect("watch");
+    *old = new;
+    gap
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+fn summary(v: &[Duration]) -> String {
+    format!(
+        "min {} s, median {} s, max {} s, rounds [{}]",
+        secs(*v.iter().min().expect("rounds")),
+        secs(median(v)),
+        secs(*v.iter().max().expect("rounds")),
+        v.iter().map(|d| secs(*d)).collect::<Vec<_>>().join(", ")
+    )
+}
+
 fn main() {
+    let rounds = std::env::var("UPGRADE_GAP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_ROUNDS)
+        .max(1);
     let env = setup_env();
     let flink_home = PathBuf::from(&env["FLINK_HOME"]);
     let jar = PathBuf::from(&env["FLINK_GITOPS_JOB_JAR"]);
@@ -368,10 +472,10 @@ fn main() {
     let guard_state = state.clone();
     let _cleanup = scopeguard(move || LocalRuntime::stop_all(&guard_state));
 
-    let (bare_s, bare_a) = tokio_rt.block_on(bare_application(&rt, &jar, &out));
-    LocalRuntime::stop_all(&state);
+    // The bare clusters.
+    let (mut bare_s, mut bare_a) = tokio_rt.block_on(bare_start(&rt, &jar, work.path()));
 
-    // Through the agent.
+    // The agent's clusters.
     let remote = work.path().join("remote.git");
     let repo = work.path().join("repo");
     std::fs::create_dir_all(&repo).expect("mkdir");
@@ -409,54 +513,74 @@ fn main() {
         .spawn()
         .expect("agent");
     let _agent = Agent(child, agent_state.clone());
-    let (agent_s, agent_a) = tokio_rt.block_on(async {
+
+    let (agent_s, bare_sg, agent_a, bare_ag) = tokio_rt.block_on(async {
+        let state = rt.settings().state_dir.clone();
+        wait_running(&state, "bare-app").await;
+        wait_running(&state, "bare-session").await;
         let mut sj = wait_running(&agent_state, "agent-session").await;
         let mut app = wait_running(&agent_state, "agent-app").await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let (mut gs, mut ga) = (Vec::new(), Vec::new());
-        // One resource at a time, so neither upgrade competes with the other for the CPU.
-        for i in 1..=ROUNDS {
-            let w1 = tokio::spawn(observe_gap(
-                agent_state.clone(),
-                "agent-session".into(),
-                sj.clone(),
-            ));
-            manifests(&repo, &jar, &out, &format!("v{i}"), &format!("v{}", i - 1));
-            git(&repo, &["commit", "-qam", &format!("session job v{i}")]);
-            git(&repo, &["push", "-q", "origin", "main"]);
-            let (g1, id1) = w1.await.expect("watch");
-            gs.push(g1);
-            sj = id1;
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let w2 = tokio::spawn(observe_gap(
-                agent_state.clone(),
-                "agent-app".into(),
-                app.clone(),
-            ));
-            manifests(&repo, &jar, &out, &format!("v{i}"), &format!("v{i}"));
-            git(&repo, &["commit", "-qam", &format!("application v{i}")]);
-            git(&repo, &["push", "-q", "origin", "main"]);
-            let (g2, id2) = w2.await.expect("watch");
-            ga.push(g2);
-            app = id2;
-            tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(PAUSE).await;
+        let (mut a_s, mut b_s, mut a_a, mut b_a) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // One upgrade at a time, so no two compete for the CPU; each path alternates with
+        // the other on the same clusters.
+        // Round 0 warms both paths up (first savepoint, first restore, JIT) and is not
+        // counted.
+        for i in 0..=rounds {
+            let (v, prev) = (format!("v{}", i + 1), format!("v{i}"));
+            let g = agent_round(&agent_state, "agent-session", &mut sj, || {
+                push(&repo, &jar, &out, &v, &prev, &format!("session job {v}"))
+            })
+            .await;
+            tokio::time::sleep(PAUSE).await;
+            let g2 = bare_session_round(&rt, &mut bare_s, i + 1).await;
+            tokio::time::sleep(PAUSE).await;
+            let g3 = agent_round(&agent_state, "agent-app", &mut app, || {
+                push(&repo, &jar, &out, &v, &v, &format!("application {v}"))
+            })
+            .await;
+            tokio::time::sleep(PAUSE).await;
+            let g4 = bare_app_round(&rt, &jar, &mut bare_a, i + 1).await;
+            tokio::time::sleep(PAUSE).await;
+            eprintln!(
+                "round {i}/{rounds}{}: session job agent {} s, bare {} s; application agent {} s, bare {} s",
+                if i == 0 { " (warm-up, not counted)" } else { "" },
+                secs(g),
+                secs(g2),
+                secs(g3),
+                secs(g4)
+            );
+            if i > 0 {
+                a_s.push(g);
+                b_s.push(g2);
+                a_a.push(g3);
+                b_a.push(g4);
+            }
         }
-        (gs, ga)
+        (a_s, b_s, a_a, b_a)
     });
 
+    let mut load = [0f64; 3];
+    // SAFETY: getloadavg writes at most 3 doubles into the buffer it is given.
+    let got = unsafe { libc::getloadavg(load.as_mut_ptr(), 3) };
+    println!(
+        "rounds: {rounds} per path after one warm-up round, interleaved (agent session job, bare session job, agent application, bare application), all four clusters running throughout; {} cores, load average {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if got >= 1 { format!("{:.2}", load[0]) } else { "unknown".to_string() }
+    );
     for (what, agent, bare) in [
-        ("session job", agent_s, bare_s),
-        ("application", agent_a, bare_a),
+        ("session job", agent_s, bare_sg),
+        ("application", agent_a, bare_ag),
     ] {
-        let (a, b) = (median(agent.clone()), median(bare.clone()));
+        println!("savepoint-upgrade gap, {what}, agent: {}", summary(&agent));
         println!(
-            "savepoint-upgrade gap, {what}: agent median {:.3} s {:?}, bare REST median {:.3} s {:?}, ratio {:.2} (goal <= 1.10: {})",
-            a.as_secs_f64(),
-            agent.iter().map(|d| format!("{:.3}", d.as_secs_f64())).collect::<Vec<_>>(),
-            b.as_secs_f64(),
-            bare.iter().map(|d| format!("{:.3}", d.as_secs_f64())).collect::<Vec<_>>(),
-            a.as_secs_f64() / b.as_secs_f64(),
-            if a.as_secs_f64() / b.as_secs_f64() <= 1.10 { "met" } else { "missed" }
+            "savepoint-upgrade gap, {what}, bare REST: {}",
+            summary(&bare)
+        );
+        let r = median(&agent).as_secs_f64() / median(&bare).as_secs_f64();
+        println!(
+            "savepoint-upgrade gap, {what}: ratio of medians agent / bare {r:.2} (goal <= 1.10: {})",
+            if r <= 1.10 { "met" } else { "missed" }
         );
     }
 }
