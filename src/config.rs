@@ -658,8 +658,6 @@ pub const FORBIDDEN_OPTIONS: &[FlinkOption] = &[
 pub const OPERATOR_PREFIX: &str = "kubernetes.operator.";
 /// Prefix of autoscaler options: changing them restarts nothing.
 pub const AUTOSCALER_PREFIX: &str = "job.autoscaler.";
-/// Per-vertex parallelism overrides: a SCALE change in native mode.
-pub const PARALLELISM_OVERRIDES_KEY: &str = "pipeline.jobvertex-parallelism-overrides";
 option!(
     PARALLELISM_OVERRIDES,
     "pipeline.jobvertex-parallelism-overrides",

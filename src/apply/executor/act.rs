@@ -96,7 +96,7 @@ pub async fn act<R: Runtime, F: FlinkApiFactory>(
             let client = match connect(runtime, flink, &cluster).await {
                 Ok(Some(c)) => c,
                 Ok(None) => return no_client(&cluster, None),
-                Err(e) => return no_client(&cluster, Some(e)),
+                Err(e) => return no_client(&cluster, Some(e.to_string())),
             };
             let Ok(jid) = JobId::parse(job_id) else {
                 return Outcome::Stalled {
@@ -120,7 +120,7 @@ pub async fn act<R: Runtime, F: FlinkApiFactory>(
             let client = match connect(runtime, flink, &cluster).await {
                 Ok(Some(c)) => c,
                 Ok(None) => return no_client(&cluster, None),
-                Err(e) => return no_client(&cluster, Some(e)),
+                Err(e) => return no_client(&cluster, Some(e.to_string())),
             };
             let Ok(jid) = JobId::parse(job_id) else {
                 return Outcome::Stalled {
@@ -297,7 +297,7 @@ async fn stop<R: Runtime, F: FlinkApiFactory>(
     let client = match connect(runtime, flink, &cluster).await {
         Ok(Some(c)) => c,
         Ok(None) => return no_client(&cluster, None),
-        Err(e) => return no_client(&cluster, Some(e)),
+        Err(e) => return no_client(&cluster, Some(e.to_string())),
     };
     let Ok(jid) = JobId::parse(&s.job_id) else {
         return Outcome::Stalled {

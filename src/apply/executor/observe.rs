@@ -1,7 +1,7 @@
 //! Observation: asks the runtime and Flink's REST API what `decide` needs, and keeps every
 //! unanswered question [`Evidence::Unknown`] (see [`crate::flink::lifecycle::observe`]).
 
-use crate::apply::runtime::{ClusterPresence, Runtime, SnapshotStorage};
+use crate::apply::runtime::{ClusterPresence, Runtime, RuntimeError, SnapshotStorage};
 use crate::config;
 use crate::flink::lifecycle::observe::{
     ClusterState, Evidence, Observed, ObservedJob, TriggerResult,
@@ -30,16 +30,24 @@ pub fn cluster_of(key: &ResourceKey, spec: Option<&Spec>) -> ResourceKey {
     }
 }
 
+/// Why no client for a cluster's REST API could be made: both are transient for the loop.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Rest(#[from] RestError),
+}
+
 /// A client for a cluster's REST API, when the runtime knows where it is.
 pub async fn connect<R: Runtime, F: FlinkApiFactory>(
     runtime: &R,
     flink: &F,
     cluster: &ResourceKey,
-) -> Result<Option<F::Api>, String> {
-    let url = runtime.rest_url(cluster).await.map_err(|e| e.to_string())?;
-    match url {
+) -> Result<Option<F::Api>, ConnectError> {
+    match runtime.rest_url(cluster).await? {
         None => Ok(None),
-        Some(url) => flink.connect(&url).map(Some).map_err(|e| e.to_string()),
+        Some(url) => Ok(Some(flink.connect(&url)?)),
     }
 }
 
@@ -96,7 +104,7 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
                 observed.deployed_generation = generation;
             }
             match connect(runtime, flink, &cluster_key).await {
-                Err(e) => observed.cluster = Evidence::unknown(e),
+                Err(e) => observed.cluster = Evidence::unknown(e.to_string()),
                 Ok(None) => {
                     observed.cluster = Evidence::unknown("the runtime has no REST address for it")
                 }

@@ -139,9 +139,4 @@ impl Observed {
             deployed_generation: None,
         }
     }
-
-    /// The first unknown answer among those `decide` needs, if any.
-    pub fn first_unknown(&self) -> Option<&str> {
-        self.cluster.error().or_else(|| self.job.error())
-    }
 }

@@ -4,7 +4,6 @@
 //! prints the steps. There is no second rule book: a change the agent would carry out
 //! differently than planned would need a different `decide`.
 
-use std::collections::BTreeMap;
 
 use super::decide::{decide, Context, Desired, SessionJobRef, Step};
 use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
@@ -490,13 +489,6 @@ fn summarize(
     Action::NoRestart
 }
 
-/// Vertex parallelism a rescale would set, for display.
-pub fn rescale_target(steps: &[Step]) -> Option<&BTreeMap<String, u32>> {
-    steps.iter().find_map(|s| match s {
-        Step::Rescale { parallelism, .. } => Some(parallelism),
-        _ => None,
-    })
-}
 
 /// One step in plain words, for the plan.
 pub fn describe(step: &Step) -> String {

@@ -33,7 +33,7 @@ pub fn class_of(path: &str, new_is_null: bool, standalone: bool) -> DiffType {
             || key == config::PARALLELISM_DEFAULT.key
         {
             DiffType::Ignore
-        } else if key == config::PARALLELISM_OVERRIDES_KEY && !standalone {
+        } else if key == config::PARALLELISM_OVERRIDES.key && !standalone {
             DiffType::Scale
         } else {
             DiffType::Upgrade
