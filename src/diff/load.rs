@@ -582,9 +582,7 @@ mod tests {
         // folder beside the repository is read too when it is there (not in a fresh clone).
         for dir in ["examples", "tests/fixtures", "../shared/conformance"] {
             match source::read_folder(&root.join(dir)) {
-                Ok(found) => {
-                    all.extend(found.into_iter().map(|(p, b)| (format!("{dir}/{p}"), b)))
-                }
+                Ok(found) => all.extend(found.into_iter().map(|(p, b)| (format!("{dir}/{p}"), b))),
                 // Not there in a fresh clone: the repository's own manifests are read.
                 Err(_) if dir.starts_with("../") => {}
                 Err(e) => panic!("cannot read {dir}: {e}"),

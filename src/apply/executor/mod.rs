@@ -267,7 +267,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             .manifests
             .iter()
             .filter(|m| {
-                records.get(&m.key).and_then(|r| r.last_reconciled_hash.as_ref())
+                records
+                    .get(&m.key)
+                    .and_then(|r| r.last_reconciled_hash.as_ref())
                     != Some(&m.spec.hash())
             })
             .map(|m| m.key.clone())

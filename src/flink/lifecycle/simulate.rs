@@ -4,7 +4,6 @@
 //! prints the steps. There is no second rule book: a change the agent would carry out
 //! differently than planned would need a different `decide`.
 
-
 use super::decide::{decide, Context, Desired, SessionJobRef, Step};
 use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
 use super::record::{Record, StopMode, StopPurpose};
@@ -488,7 +487,6 @@ fn summarize(
     }
     Action::NoRestart
 }
-
 
 /// One step in plain words, for the plan.
 pub fn describe(step: &Step) -> String {
