@@ -940,6 +940,7 @@ fn main() {
                 interval,
                 fast_poll,
                 git_timeout: Duration::from_secs(60),
+                stability_window: Duration::ZERO,
                 ..AgentSettings::default()
             },
         )

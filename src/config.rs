@@ -523,6 +523,13 @@ option!(
     "Restart unhealthy jobs; needs jm-deployment-recovery."
 );
 option!(
+    STABILITY_WINDOW,
+    "flink-gitops.deployment.stability.window",
+    [],
+    ValueKind::Duration,
+    "flink-gitops' own: how long a new deployment's job must run with all tasks (and, with checkpointing on, complete a checkpoint) before it is STABLE; default the agent's --stability-window (1 min)."
+);
+option!(
     OP_JM_RECOVERY,
     "kubernetes.operator.jm-deployment-recovery.enabled",
     ["kubernetes.operator.reconciler.jm-deployment-recovery.enabled"],
@@ -645,6 +652,7 @@ pub const CHECKED_OPTIONS: &[FlinkOption] = &[
     OP_INPLACE_SCALING,
     OP_HEALTH_CHECK,
     OP_JM_RECOVERY,
+    STABILITY_WINDOW,
 ];
 
 /// Keys a manifest may not set: the agent derives them from metadata.
@@ -656,6 +664,17 @@ pub const FORBIDDEN_OPTIONS: &[FlinkOption] = &[
 
 /// Prefix of operator options: never handed to Flink, and changing them restarts nothing.
 pub const OPERATOR_PREFIX: &str = "kubernetes.operator.";
+/// Prefix of flink-gitops' own options in `flinkConfiguration`: like the operator's, never
+/// handed to Flink, and changing them restarts nothing.
+pub const AGENT_PREFIX: &str = "flink-gitops.";
+
+/// Whether a `flinkConfiguration` key is for the agent or the operator, not for Flink
+/// (operator, autoscaler and flink-gitops options).
+pub fn is_control_key(key: &str) -> bool {
+    key.starts_with(OPERATOR_PREFIX)
+        || key.starts_with(AUTOSCALER_PREFIX)
+        || key.starts_with(AGENT_PREFIX)
+}
 /// Prefix of autoscaler options: changing them restarts nothing.
 pub const AUTOSCALER_PREFIX: &str = "job.autoscaler.";
 option!(
@@ -670,6 +689,11 @@ option!(
 pub const DEFAULT_SAVEPOINT_ON_DELETION: bool = true;
 pub const DEFAULT_LAST_STATE_FALLBACK: bool = true;
 pub const DEFAULT_ROLLBACK_ENABLED: bool = false;
+pub const DEFAULT_RESTART_FAILED: bool = false;
+pub const DEFAULT_JM_RECOVERY: bool = true;
+/// The agent's default stability window (`--stability-window`): the operator has none
+/// (a job seen RUNNING once is stable); a release that crashes within it is rolled back.
+pub const DEFAULT_STABILITY_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_SAVEPOINT_HISTORY_COUNT: usize = 10;
 pub const DEFAULT_INPLACE_SCALING: bool = true;

@@ -218,8 +218,7 @@ impl LocalRuntime {
         }
         // The manifest's own, with renamed keys written under the name Flink 2.x reads.
         for (k, v) in &spec.flink_configuration {
-            if k.starts_with(config::OPERATOR_PREFIX)
-                || k.starts_with(config::AUTOSCALER_PREFIX)
+            if config::is_control_key(k)
                 || k.starts_with("kubernetes.")
                 || k.starts_with("high-availability")
             {

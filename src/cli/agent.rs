@@ -78,6 +78,12 @@ pub struct RunArgs {
     /// Time between observations of Flink while a step is in flight.
     #[arg(long, env = "FLINK_GITOPS_FAST_POLL", default_value_t = config::DEFAULT_FAST_POLL.into())]
     pub fast_poll: humantime::Duration,
+    /// How long a new deployment's job must run with all of its tasks (and, with
+    /// checkpointing on, complete a checkpoint) before it is STABLE; an upgrade that fails
+    /// before is rolled back when rollback is on. A manifest overrides it with
+    /// `flink-gitops.deployment.stability.window`.
+    #[arg(long, env = "FLINK_GITOPS_STABILITY_WINDOW", default_value_t = config::DEFAULT_STABILITY_WINDOW.into())]
+    pub stability_window: humantime::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +170,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         prune: !args.no_prune,
         max_concurrent_actions: args.max_concurrent,
         git_timeout: args.git.git_timeout.into(),
+        stability_window: args.stability_window.into(),
         ..AgentSettings::default()
     };
     // Validation takes the runtime's per-resource defaults (checkpoint and savepoint

@@ -372,6 +372,9 @@ impl World {
                 interval: Duration::from_secs(60),
                 fast_poll: Duration::from_millis(1),
                 git_timeout: Duration::from_secs(10),
+                // The stability window has its own scenarios; elsewhere a running job is
+                // stable at once, as under the operator.
+                stability_window: Duration::ZERO,
                 ..AgentSettings::default()
             },
             files: Arc::new(Mutex::new(BTreeMap::new())),

@@ -226,6 +226,9 @@ impl AgentProcess {
             .env("FLINK_HOME", env_flink.flink_home())
             .env("FLINK_GITOPS_CACHE", self.state_dir.join("cache"))
             .env("FLINK_GITOPS_LOG", "info,flink_gitops=debug")
+            // Short, so that tests do not wait a minute per deployment; a test that needs
+            // the window sets flink-gitops.deployment.stability.window in its manifest.
+            .env("FLINK_GITOPS_STABILITY_WINDOW", "2s")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);

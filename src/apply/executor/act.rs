@@ -235,9 +235,7 @@ async fn submit_session_job<R: Runtime, F: FlinkApiFactory>(
     let mut flink_configuration: BTreeMap<String, String> = sj
         .flink_configuration
         .iter()
-        .filter(|(k, _)| {
-            !k.starts_with(config::OPERATOR_PREFIX) && !k.starts_with(config::AUTOSCALER_PREFIX)
-        })
+        .filter(|(k, _)| !config::is_control_key(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     flink_configuration

@@ -62,6 +62,9 @@ pub struct AgentSettings {
     pub max_steps_per_reconcile: usize,
     /// Longest `run --once` waits for in-flight steps.
     pub once_deadline: Duration,
+    /// How long a new deployment must run before it is STABLE, unless its spec sets
+    /// `flink-gitops.deployment.stability.window`.
+    pub stability_window: Duration,
 }
 
 impl Default for AgentSettings {
@@ -74,6 +77,7 @@ impl Default for AgentSettings {
             git_timeout: config::DEFAULT_GIT_TIMEOUT,
             max_steps_per_reconcile: config::DEFAULT_MAX_STEPS_PER_RECONCILE,
             once_deadline: config::DEFAULT_ONCE_DEADLINE,
+            stability_window: config::DEFAULT_STABILITY_WINDOW,
         }
     }
 }
@@ -368,6 +372,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             fresh_trigger_id: self.env.new_id(),
             session_jobs,
             cluster_redeploy_pending,
+            stability_window_ms: self.settings.stability_window.as_millis() as u64,
         }
     }
 

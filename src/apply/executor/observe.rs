@@ -3,6 +3,7 @@
 
 use crate::apply::runtime::{ClusterPresence, Runtime, RuntimeError, SnapshotStorage};
 use crate::config;
+use crate::flink::lifecycle::decide::checkpointing_on;
 use crate::flink::lifecycle::observe::{
     ClusterState, Evidence, Observed, ObservedJob, TriggerResult,
 };
@@ -169,6 +170,8 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
                         all_tasks_running: j.all_tasks_running(),
                         failure: None,
                         vertex_parallelism: None,
+                        running_since_ms: (j.all_tasks_running() && j.last_modification > 0)
+                            .then_some(j.last_modification as u64),
                     };
                     if j.state == JobStatus::Failed {
                         job.failure = client
@@ -197,6 +200,31 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
             },
         },
     };
+
+    // A new deployment proving stable: has its job completed a checkpoint of its own?
+    observed.checkpoints_completed = Evidence::unknown("not asked: the decision does not need it");
+    let starting = matches!(rec.in_flight, Some(InFlight::Starting { .. }));
+    let proving = match (&observed.job, &jid, &api) {
+        (Evidence::Present { value }, Some(jid), Some(client))
+            if starting && value.is_running() =>
+        {
+            let running_spec = match (&rec.rollback, &rec.last_stable_spec) {
+                (Some(_), Some(stable)) => Some(stable),
+                _ => spec.as_ref(),
+            };
+            running_spec
+                .filter(|s| checkpointing_on(s))
+                .map(|_| (jid, client))
+        }
+        _ => None,
+    };
+    if let Some((jid, client)) = proving {
+        observed.checkpoints_completed = match client.checkpoints(jid).await {
+            Ok(stats) => Evidence::present(stats.counts.completed),
+            Err(e) if says_absent(&e) => Evidence::present(0),
+            Err(e) => Evidence::unknown(e.to_string()),
+        };
+    }
 
     // The pending trigger.
     let pending = match &rec.in_flight {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
-use super::record::{reason, InFlight, Record, StopMode, StopPurpose};
+use super::record::{reason, InFlight, Record, RollbackState, StopMode, StopPurpose};
 use super::spec_diff::classify;
 use super::{can_rescale_in_place, parallelism_overrides, takes_final_savepoint, DiffType};
 use crate::config;
@@ -63,6 +63,10 @@ pub struct Context {
     /// For a session job: its session cluster waits to be redeployed, so the job must stop
     /// (and must not start on the old cluster).
     pub cluster_redeploy_pending: bool,
+    /// How long a new deployment's job must run with all of its tasks before it is STABLE,
+    /// in milliseconds, unless the spec sets [`config::STABILITY_WINDOW`] (the agent's
+    /// `--stability-window`).
+    pub stability_window_ms: u64,
 }
 
 /// What to start: a spec, with everything the runtime and REST API need.
@@ -157,6 +161,12 @@ pub enum Step {
     FinishSnapshot {
         location: Option<String>,
         error: Option<String>,
+    },
+    /// The reconciled spec did not become stable: record why and that a rollback to the
+    /// last stable spec begins (ROLLING_BACK), before anything is stopped.
+    BeginRollback {
+        reason: &'static str,
+        message: String,
     },
     /// Something failed; record it and stop trying until the spec changes.
     Fail {
@@ -268,6 +278,41 @@ fn rollback_enabled(spec: &Spec) -> bool {
         spec.flink_configuration(),
         &config::OP_ROLLBACK_ENABLED,
         config::DEFAULT_ROLLBACK_ENABLED,
+    )
+}
+
+/// The stability window: the spec's [`config::STABILITY_WINDOW`], else the agent's.
+fn stability_window_ms(spec: &Spec, ctx: &Context) -> u64 {
+    config::lookup(spec.flink_configuration(), &config::STABILITY_WINDOW)
+        .and_then(|(_, v)| crate::flink::spec::quantity::parse_duration(v))
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(ctx.stability_window_ms)
+}
+
+/// Whether the spec turns periodic checkpoints on (`execution.checkpointing.interval` set
+/// and not zero), as the operator's health check reads it. A job whose own code turns
+/// checkpointing on is not seen here: its stability does not wait for a checkpoint.
+pub fn checkpointing_on(spec: &Spec) -> bool {
+    config::lookup(spec.flink_configuration(), &config::CHECKPOINT_INTERVAL)
+        .and_then(|(_, v)| crate::flink::spec::quantity::parse_duration(v))
+        .is_some_and(|d| !d.is_zero())
+}
+
+/// `kubernetes.operator.job.restart.failed` (default false).
+fn restart_failed(spec: &Spec) -> bool {
+    config::lookup_bool(
+        spec.flink_configuration(),
+        &config::OP_RESTART_FAILED,
+        config::DEFAULT_RESTART_FAILED,
+    )
+}
+
+/// `kubernetes.operator.jm-deployment-recovery.enabled` (default true).
+fn jm_recovery(spec: &Spec) -> bool {
+    config::lookup_bool(
+        spec.flink_configuration(),
+        &config::OP_JM_RECOVERY,
+        config::DEFAULT_JM_RECOVERY,
     )
 }
 
@@ -519,8 +564,20 @@ fn steady(
         return first_deploy(spec, revision, Some(rec), observed, ctx);
     };
     let session_cluster = matches!(spec, Spec::Deployment(d) if d.is_session_cluster());
+    // A rollback that began finishes first: the stable spec runs again before anything
+    // else is applied (the operator aborts it for a new spec; finishing it keeps the state
+    // taken before the failed spec, which the new spec then upgrades from).
+    if rec.rollback == Some(RollbackState::RollingBack) {
+        return continue_rollback(rec, applied, observed, ctx);
+    }
     if rec.last_reconciled_hash.as_ref() != Some(hash) {
-        return spec_changed(spec, revision, applied, rec, observed, ctx);
+        // Rolled back: the stable spec runs, so a new spec is judged against it (the
+        // operator's getDeployedSpec while ROLLED_BACK).
+        let running = match (&rec.rollback, &rec.last_stable_spec) {
+            (Some(RollbackState::RolledBack), Some(stable)) => stable,
+            _ => applied,
+        };
+        return spec_changed(spec, revision, running, rec, observed, ctx);
     }
 
     // The reconciled spec is the desired one.
@@ -547,11 +604,33 @@ fn steady(
             },
         };
     }
-    // A failed deployment or job stays failed until the spec changes (or restartNonce).
+    // A failed deployment or job stays failed until the spec changes, unless
+    // `job.restart.failed` restarts a failed job (the operator's
+    // AbstractJobReconciler.reconcileOtherChanges) from its newest state (FLINK-35857).
     if rec.job_state == Some(JobStatus::Failed) && rec.last_error.is_some() {
         let alive = observed.job.get().is_some_and(|j| !j.is_terminal());
         if !alive {
-            return Step::Nothing;
+            let job_failed = rec
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.reason == reason::JOB_FAILED);
+            if !(job_failed && restart_failed(applied)) {
+                return Step::Nothing;
+            }
+            if let Evidence::Unknown { error } = &observed.cluster {
+                return unreachable(error);
+            }
+            if spec.kind() == Kind::FlinkSessionJob
+                && observed.cluster.get() != Some(&ClusterState::Ready)
+            {
+                return Step::Wait {
+                    what: "the session cluster to be ready".to_string(),
+                };
+            }
+            return match newest_state(applied, rec, observed) {
+                Ok(restore) => deploy(applied, None, restore, ctx),
+                Err(step) => step,
+            };
         }
     }
     match &observed.cluster {
@@ -560,7 +639,23 @@ fn steady(
         | Evidence::Present {
             value: ClusterState::Exited { .. },
         } if spec.kind() == Kind::FlinkDeployment => {
-            // The cluster is gone while it should run: recover from the newest state.
+            // The JobManager is gone while it should run (the operator's
+            // AbstractFlinkDeploymentReconciler JM deployment recovery): recover it from the
+            // newest state, unless recovery is off; then it is reported as lost.
+            if !jm_recovery(applied) {
+                let why = match &observed.cluster {
+                    Evidence::Present {
+                        value: ClusterState::Exited { reason: why },
+                    } => format!("the JobManager exited ({why})"),
+                    _ => "the JobManager is missing".to_string(),
+                };
+                return Step::Fail {
+                    reason: reason::CLUSTER_LOST,
+                    message: format!(
+                        "{why}; not recovered because kubernetes.operator.jm-deployment-recovery.enabled is false"
+                    ),
+                };
+            }
             return match newest_state(spec, rec, observed) {
                 Ok(restore) => deploy(spec, None, restore, ctx),
                 Err(step) => step,
@@ -1128,12 +1223,17 @@ fn stopped(
             deploy(spec, revision, path, ctx)
         }
         StopPurpose::Rollback => match &rec.last_stable_spec {
+            // The state taken before the failed spec ran, unless that spec was deployed
+            // stateless (then there is none: the operator rolls back stateless too).
             Some(stable) => Step::Deploy(Box::new(DeployStep {
                 spec: stable.clone(),
                 hash: stable.hash(),
                 revision: rec.last_stable_revision.clone(),
                 job_id: stable.job().map(|_| ctx.fresh_job_id.clone()),
-                restore: rec.restore_path.clone(),
+                restore: rec
+                    .restore_path
+                    .clone()
+                    .filter(|_| applied.upgrade_mode().is_some_and(UpgradeMode::is_stateful)),
                 rollback: true,
                 retry: false,
             })),
@@ -1234,20 +1334,48 @@ fn starting(
             },
         };
     }
+    let running_spec = match (&rec.rollback, &rec.last_stable_spec) {
+        (Some(_), Some(stable)) => stable,
+        _ => applied,
+    };
     match &observed.job {
         Evidence::Present { value: job } if job.job_id == job_id && job.is_running() => {
-            Step::MarkStable
+            match stability(running_spec, job, observed, ctx) {
+                Stability::Stable => Step::MarkStable,
+                Stability::Unknown(error) if timed_out => unreachable(&error),
+                Stability::Unknown(error) => Step::Wait {
+                    what: format!("the job's checkpoint counts (not read: {error})"),
+                },
+                Stability::NotYet(what) => {
+                    if timed_out {
+                        let message = format!(
+                            "not stable within kubernetes.operator.deployment.readiness.timeout ({} s): waiting for {what}",
+                            readiness_timeout_ms(applied) / 1000
+                        );
+                        if let Some(step) =
+                            rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
+                        {
+                            return step;
+                        }
+                    }
+                    Step::Wait { what }
+                }
+            }
         }
         Evidence::Present { value: job } if job.job_id == job_id && job.is_terminal() => {
-            if let Some(step) = rollback_step(rec, observed, ctx) {
+            let message = job
+                .failure
+                .clone()
+                .unwrap_or_else(|| format!("the job ended {:?}", job.state));
+            // A job that fails before it is stable is rolled back at once.
+            if let Some(step) =
+                rollback_step(rec, observed, ctx, reason::JOB_FAILED, message.clone())
+            {
                 return step;
             }
             Step::Fail {
                 reason: reason::JOB_FAILED,
-                message: job
-                    .failure
-                    .clone()
-                    .unwrap_or_else(|| format!("the job ended {:?}", job.state)),
+                message,
             }
         }
         Evidence::Unknown { error } => {
@@ -1266,7 +1394,9 @@ fn starting(
             Evidence::Present {
                 value: ClusterState::Exited { reason: why },
             } => {
-                if let Some(step) = rollback_step(rec, observed, ctx) {
+                if let Some(step) =
+                    rollback_step(rec, observed, ctx, reason::DEPLOY_FAILED, why.clone())
+                {
                     return step;
                 }
                 Step::Fail {
@@ -1283,7 +1413,13 @@ fn starting(
             Evidence::Unknown { error } if timed_out => unreachable(error),
             _ => {
                 if timed_out {
-                    if let Some(step) = rollback_step(rec, observed, ctx) {
+                    let message = format!(
+                        "the job did not run within kubernetes.operator.deployment.readiness.timeout ({} s)",
+                        readiness_timeout_ms(applied) / 1000
+                    );
+                    if let Some(step) =
+                        rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
+                    {
                         return step;
                     }
                 }
@@ -1294,7 +1430,13 @@ fn starting(
         },
         Evidence::Present { .. } => {
             if timed_out {
-                if let Some(step) = rollback_step(rec, observed, ctx) {
+                let message = format!(
+                    "the job did not run within kubernetes.operator.deployment.readiness.timeout ({} s)",
+                    readiness_timeout_ms(applied) / 1000
+                );
+                if let Some(step) =
+                    rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
+                {
                     return step;
                 }
             }
@@ -1312,8 +1454,54 @@ fn rescale_sent_recently(since: &str, ctx: &Context) -> bool {
     since_ms(since).is_some_and(|s| ctx.now_ms.saturating_sub(s) < RESCALE_RESEND_AFTER_MS)
 }
 
-/// Roll back to the last stable spec when enabled, one is known, and it differs.
-fn rollback_step(rec: &Record, observed: &Observed, ctx: &Context) -> Option<Step> {
+/// Whether a running job has proved itself.
+enum Stability {
+    Stable,
+    /// Not yet: what it waits for.
+    NotYet(String),
+    /// Flink did not say (the checkpoint counts could not be read).
+    Unknown(String),
+}
+
+/// Stricter than the operator, which calls a job stable the first time it sees it RUNNING:
+/// all of its tasks have run for the stability window and, with checkpointing on, it has
+/// completed a checkpoint of its own.
+fn stability(spec: &Spec, job: &ObservedJob, observed: &Observed, ctx: &Context) -> Stability {
+    let window = stability_window_ms(spec, ctx);
+    let ran = job
+        .running_since_ms
+        .map(|t| ctx.now_ms.saturating_sub(t))
+        .unwrap_or(0);
+    if ran < window {
+        return Stability::NotYet(format!(
+            "the job to run for the stability window ({} of {} s)",
+            ran / 1000,
+            window / 1000
+        ));
+    }
+    if !checkpointing_on(spec) {
+        return Stability::Stable;
+    }
+    match &observed.checkpoints_completed {
+        Evidence::Present { value } if *value > 0 => Stability::Stable,
+        Evidence::Present { .. } | Evidence::Absent => {
+            Stability::NotYet("the job's first checkpoint".to_string())
+        }
+        Evidence::Unknown { error } => Stability::Unknown(error.clone()),
+    }
+}
+
+/// Roll back to the last stable spec when enabled, one is known, it differs, and it ran
+/// the same Flink version (the operator's AbstractFlinkResourceReconciler.shouldRollBack,
+/// without its HA requirement: the state comes from the savepoint or checkpoint recorded
+/// before the failed spec ran). Returns the first step, [`Step::BeginRollback`].
+fn rollback_step(
+    rec: &Record,
+    _observed: &Observed,
+    _ctx: &Context,
+    why: &'static str,
+    message: String,
+) -> Option<Step> {
     let applied = rec.last_reconciled_spec.as_ref()?;
     if !rollback_enabled(applied) || rec.rollback.is_some() {
         return None;
@@ -1329,20 +1517,33 @@ fn rollback_step(rec: &Record, observed: &Observed, ctx: &Context) -> Option<Ste
             return None;
         }
     }
-    let running = observed.job.get().is_some_and(|j| !j.is_terminal());
-    match (&rec.job_id, running) {
-        (Some(job_id), true) => Some(stop_step(
+    Some(Step::BeginRollback {
+        reason: why,
+        message,
+    })
+}
+
+/// ROLLING_BACK with nothing in flight: stop what runs of the failed spec (cancel: its
+/// state is not the one to keep), then the stop's end deploys the stable spec.
+fn continue_rollback(rec: &Record, applied: &Spec, observed: &Observed, ctx: &Context) -> Step {
+    // The stable spec itself failed while coming back: reported, not retried.
+    if rec.job_state == Some(JobStatus::Failed) && rec.last_error.is_some() {
+        return Step::Nothing;
+    }
+    match (job_alive(observed), &rec.job_id) {
+        (Err(step), _) => step,
+        (Ok(true), Some(job_id)) => stop_step(
             StopPurpose::Rollback,
             StopMode::Cancel,
             applied,
             job_id,
             ctx,
-        )),
-        _ => Some(Step::FinishStop {
+        ),
+        _ => Step::FinishStop {
             purpose: StopPurpose::Rollback,
             restore: rec.restore_path.clone(),
             savepoint: false,
-        }),
+        },
     }
 }
 

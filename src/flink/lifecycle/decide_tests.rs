@@ -53,6 +53,7 @@ fn job(state: JobStatus, all: bool) -> Evidence<ObservedJob> {
         all_tasks_running: all,
         failure: None,
         vertex_parallelism: None,
+        running_since_ms: Some(0),
     })
 }
 
@@ -63,6 +64,8 @@ fn running() -> Observed {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::Absent,
         deployed_generation: None,
+        checkpoints_completed: Evidence::present(1),
+        health: vec![],
     }
 }
 
@@ -85,6 +88,7 @@ fn ctx() -> Context {
         fresh_trigger_id: "newtrig".into(),
         session_jobs: vec![],
         cluster_redeploy_pending: false,
+        stability_window_ms: 0,
     }
 }
 
@@ -170,6 +174,7 @@ fn show(step: &Step) -> String {
             location.as_deref().unwrap_or("-"),
             error.as_deref().unwrap_or("-")
         ),
+        Step::BeginRollback { reason, message } => format!("begin-rollback {reason}: {message}"),
         Step::Fail { reason, .. } => format!("fail {reason}"),
         Step::KeepUnmanaged => "keep-unmanaged".into(),
         Step::MarkDeleted => "mark-deleted".into(),
@@ -323,6 +328,8 @@ fn unknown_is_never_absent() {
         trigger: Evidence::unknown(timeout()),
         latest_checkpoint: Evidence::unknown(timeout()),
         deployed_generation: None,
+        checkpoints_completed: Evidence::present(1),
+        health: vec![],
     };
     let jobs_silent = Observed {
         job: Evidence::unknown(timeout()),
@@ -359,6 +366,8 @@ fn unknown_is_never_absent() {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::unknown("storage: permission denied"),
         deployed_generation: None,
+        checkpoints_completed: Evidence::present(1),
+        health: vec![],
     };
     let ls_spec = stopped_ls.last_reconciled_spec.clone().expect("spec");
     check(vec![
@@ -477,6 +486,8 @@ fn steady_state() {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
         deployed_generation: None,
+        checkpoints_completed: Evidence::present(1),
+        health: vec![],
     };
     let missing = Observed {
         cluster: Evidence::Absent,
@@ -486,6 +497,8 @@ fn steady_state() {
         job: Evidence::Absent,
         latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
         deployed_generation: None,
+        checkpoints_completed: Evidence::present(1),
+        health: vec![],
         ..running()
     };
     check(vec![
@@ -669,6 +682,8 @@ fn steps_in_flight() {
         trigger: t,
         latest_checkpoint: Evidence::present("file:/cp/chk-3".to_string()),
         deployed_generation: None,
+        checkpoints_completed: Evidence::present(1),
+        health: vec![],
     };
     let completed = Evidence::present(TriggerResult::Completed {
         location: Some("file:/sp/1".into()),
@@ -705,6 +720,8 @@ fn steps_in_flight() {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::Absent,
         deployed_generation: None,
+        checkpoints_completed: Evidence::present(1),
+        health: vec![],
     };
     check(vec![
         (
@@ -870,6 +887,10 @@ fn rollback_of_an_upgrade_that_never_becomes_stable() {
     });
     let mut early = ctx();
     early.now_ms = 1_000_000_000_000 - 400_000 + 10_000; // 10 s after the start
+                                                         // BeginRollback recorded: nothing in flight, ROLLING_BACK.
+    let mut begun = rec.clone();
+    begun.in_flight = None;
+    begun.rollback = Some(RollbackState::RollingBack);
     let mut done = rec.clone();
     done.in_flight = None;
     done.rollback = Some(RollbackState::RolledBack);
@@ -877,30 +898,133 @@ fn rollback_of_an_upgrade_that_never_becomes_stable() {
     rolled.in_flight = Some(InFlight::Stopped {
         purpose: StopPurpose::Rollback,
     });
+    let mut stateless_bad = v2.clone();
+    job_mut(&mut stateless_bad).upgrade_mode = UpgradeMode::Stateless;
+    let mut rolled_stateless = rolled.clone();
+    rolled_stateless.set_reconciled(&stateless_bad, Some("rev2"));
+    // The stable spec failed on its way back.
+    let mut back_failed = begun.clone();
+    back_failed.job_state = Some(JobStatus::Failed);
+    back_failed.last_error = Some(LastError {
+        reason: "JobFailed".into(),
+        message: "boom".into(),
+        time: "t".into(),
+    });
+    let mut no_rollback = rec.clone();
+    no_rollback.last_reconciled_spec.as_mut().map(|s| match s {
+        Spec::Deployment(d) => d
+            .flink_configuration
+            .remove("kubernetes.operator.deployment.rollback.enabled"),
+        Spec::SessionJob(j) => j
+            .flink_configuration
+            .remove("kubernetes.operator.deployment.rollback.enabled"),
+    });
+    let mut other_version = rec.clone();
+    if let Some(Spec::Deployment(d)) = other_version.last_reconciled_spec.as_mut() {
+        d.flink_version = Some(crate::flink::spec::FlinkVersion::V1_20);
+    }
+    let revert = v1.clone();
+    let mut v3 = v1.clone();
+    job_mut(&mut v3).args = vec!["--version".into(), "v3".into()];
     check(vec![
         (
-            "failed outright: restore the stable spec from the savepoint the upgrade started from",
+            "failed before stable: roll back at once, without waiting for the timeout",
             valid(&v2),
             Some(&rec),
             with_job(JobStatus::Failed, false),
-            ctx(),
-            "finish-stop Rollback restore=file:/sp/good",
+            early.clone(),
+            "begin-rollback JobFailed: the job ended Failed",
         ),
         (
-            "restarting past the readiness timeout: cancel, then roll back",
+            "restarting past the readiness timeout: roll back",
             valid(&v2),
             Some(&rec),
             with_job(JobStatus::Restarting, false),
             ctx(),
-            "stop Rollback Cancel job=j1 trigger=-",
+            "begin-rollback ReadinessTimeout: the job did not run within kubernetes.operator.deployment.readiness.timeout (60 s)",
         ),
         (
             "within the timeout: keep waiting",
             valid(&v2),
             Some(&rec),
             with_job(JobStatus::Restarting, false),
-            early,
+            early.clone(),
             "wait the job to run",
+        ),
+        (
+            "rollback off: a failed upgrade is FAILED",
+            valid(&v2),
+            Some(&no_rollback),
+            with_job(JobStatus::Failed, false),
+            early.clone(),
+            "fail JobFailed",
+        ),
+        (
+            "another Flink version than the stable spec's: no rollback (operator rule)",
+            valid(&v2),
+            Some(&other_version),
+            with_job(JobStatus::Failed, false),
+            early,
+            "fail JobFailed",
+        ),
+        (
+            "rolling back, the failed job still runs: cancel it (its state is not kept)",
+            valid(&v2),
+            Some(&begun),
+            with_job(JobStatus::Restarting, false),
+            ctx(),
+            "stop Rollback Cancel job=j1 trigger=-",
+        ),
+        (
+            "rolling back, the failed job ended: record the pre-upgrade state as restore point",
+            valid(&v2),
+            Some(&begun),
+            with_job(JobStatus::Failed, false),
+            ctx(),
+            "finish-stop Rollback restore=file:/sp/good",
+        ),
+        (
+            "rolling back and Flink does not answer: nothing destructive",
+            valid(&v2),
+            Some(&begun),
+            Observed {
+                job: Evidence::unknown(timeout()),
+                ..running()
+            },
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "rolling back and Git changed meanwhile: the rollback finishes first",
+            valid(&v3),
+            Some(&begun),
+            with_job(JobStatus::Failed, false),
+            ctx(),
+            "finish-stop Rollback restore=file:/sp/good",
+        ),
+        (
+            "stopped for the rollback: deploy the stable spec from the state taken before the upgrade",
+            valid(&v2),
+            Some(&rolled),
+            running(),
+            ctx(),
+            "deploy job=newjob restore=file:/sp/good rollback",
+        ),
+        (
+            "the failed spec was deployed stateless: the rollback is stateless too",
+            valid(&stateless_bad),
+            Some(&rolled_stateless),
+            running(),
+            ctx(),
+            "deploy job=newjob restore=- rollback",
+        ),
+        (
+            "the stable spec failed on its way back: reported, not retried",
+            valid(&v2),
+            Some(&back_failed),
+            with_job(JobStatus::Failed, false),
+            ctx(),
+            "nothing",
         ),
         (
             "rolled back and running the stable spec: nothing until Git changes",
@@ -911,12 +1035,241 @@ fn rollback_of_an_upgrade_that_never_becomes_stable() {
             "nothing",
         ),
         (
-            "stopped for the rollback: deploy the stable spec",
-            valid(&v2),
-            Some(&rolled),
+            "rolled back, then Git reverts to the stable spec: recorded, no restart",
+            valid(&revert),
+            Some(&done),
             running(),
             ctx(),
-            "deploy job=newjob restore=file:/sp/good rollback",
+            "accept stable=true",
+        ),
+        (
+            "rolled back, then a new spec: an upgrade of the stable job",
+            valid(&v3),
+            Some(&done),
+            running(),
+            ctx(),
+            "stop Upgrade Savepoint job=j1 trigger=newtrig",
+        ),
+    ]);
+}
+
+#[test]
+fn stability_is_a_window_and_a_checkpoint() {
+    let v1 = app(UpgradeMode::Savepoint, JobState::Running, |d| {
+        d.flink_configuration.insert(
+            "kubernetes.operator.deployment.rollback.enabled".into(),
+            "true".into(),
+        );
+        d.flink_configuration
+            .insert("execution.checkpointing.interval".into(), "2 s".into());
+    });
+    let mut v2 = v1.clone();
+    job_mut(&mut v2).args = vec!["--version".into(), "v2".into()];
+    let mut rec = applied(&v1, true);
+    rec.set_reconciled(&v2, Some("rev2"));
+    rec.restore_path = Some("file:/sp/good".into());
+    rec.in_flight = Some(InFlight::Starting {
+        job_id: "j1".into(),
+        restore: Some("file:/sp/good".into()),
+        since: "2001-09-09T01:46:00Z".into(), // 40 s before now
+    });
+    let mut own_window = rec.clone();
+    if let Some(Spec::Deployment(d)) = own_window.last_reconciled_spec.as_mut() {
+        d.flink_configuration.insert(
+            "flink-gitops.deployment.stability.window".into(),
+            "5 s".into(),
+        );
+    }
+    let now = 1_000_000_000_000u64;
+    let mut windowed = ctx();
+    windowed.stability_window_ms = 30_000;
+    let ran = |ms: u64, checkpoints: Evidence<u64>| {
+        let mut o = running();
+        if let Evidence::Present { value } = &mut o.job {
+            value.running_since_ms = Some(now - ms);
+        }
+        o.checkpoints_completed = checkpoints;
+        o
+    };
+    let mut late = windowed.clone();
+    late.now_ms = now + 600_000; // past the 5 min readiness timeout
+    let ran_late = |ms: u64, checkpoints: Evidence<u64>| {
+        let mut o = ran(ms, checkpoints);
+        if let Evidence::Present { value } = &mut o.job {
+            value.running_since_ms = Some(now + 600_000 - ms);
+        }
+        o
+    };
+    check(vec![
+        (
+            "running for less than the window: wait",
+            valid(&v2),
+            Some(&rec),
+            ran(10_000, Evidence::present(3)),
+            windowed.clone(),
+            "wait the job to run for the stability window (10 of 30 s)",
+        ),
+        (
+            "the spec's own window applies",
+            valid(&v2),
+            Some(&own_window),
+            ran(10_000, Evidence::present(3)),
+            windowed.clone(),
+            "mark-stable",
+        ),
+        (
+            "window passed, no checkpoint of its own yet: wait",
+            valid(&v2),
+            Some(&rec),
+            ran(31_000, Evidence::present(0)),
+            windowed.clone(),
+            "wait the job's first checkpoint",
+        ),
+        (
+            "window passed and a checkpoint completed: stable",
+            valid(&v2),
+            Some(&rec),
+            ran(31_000, Evidence::present(1)),
+            windowed.clone(),
+            "mark-stable",
+        ),
+        (
+            "checkpoint counts unknown: not stable, not rolled back",
+            valid(&v2),
+            Some(&rec),
+            ran(31_000, Evidence::unknown(timeout())),
+            windowed.clone(),
+            "wait the job's checkpoint counts (not read: GET http://jm/jobs/overview: no answer from Flink within 10s)",
+        ),
+        (
+            "past the readiness timeout without a checkpoint: roll back",
+            valid(&v2),
+            Some(&rec),
+            ran_late(31_000, Evidence::present(0)),
+            late.clone(),
+            "begin-rollback ReadinessTimeout: not stable within kubernetes.operator.deployment.readiness.timeout (300 s): waiting for the job's first checkpoint",
+        ),
+        (
+            "past the readiness timeout and the counts unknown: unreachable, never a rollback",
+            valid(&v2),
+            Some(&rec),
+            ran_late(31_000, Evidence::unknown(timeout())),
+            late,
+            "unreachable",
+        ),
+    ]);
+}
+
+#[test]
+fn failed_jobs_and_lost_jobmanagers() {
+    let base = app(UpgradeMode::LastState, JobState::Running, |d| {
+        d.flink_configuration
+            .insert("execution.checkpointing.dir".into(), "file:/cp".into());
+    });
+    let with = |k: &str, v: &str| {
+        let mut s = base.clone();
+        if let Spec::Deployment(d) = &mut s {
+            d.flink_configuration.insert(k.into(), v.into());
+        }
+        s
+    };
+    let restart = with("kubernetes.operator.job.restart.failed", "true");
+    let no_recovery = with(
+        "kubernetes.operator.jm-deployment-recovery.enabled",
+        "false",
+    );
+    let failed = |spec: &Spec, why: &str| {
+        let mut r = applied(spec, true);
+        r.job_state = Some(JobStatus::Failed);
+        r.last_error = Some(LastError {
+            reason: why.into(),
+            message: "boom".into(),
+            time: "t".into(),
+        });
+        r
+    };
+    let with_checkpoint = |job: Evidence<ObservedJob>| Observed {
+        job,
+        latest_checkpoint: Evidence::present("file:/cp/j1/chk-7".into()),
+        ..running()
+    };
+    let gone = Observed {
+        cluster: Evidence::Absent,
+        job: Evidence::Absent,
+        latest_checkpoint: Evidence::present("file:/cp/j1/chk-9".into()),
+        ..running()
+    };
+    check(vec![
+        (
+            "a job that fails is recorded FAILED with Flink's cause",
+            valid(&base),
+            Some(&applied(&base, true)),
+            with_job(JobStatus::Failed, false),
+            ctx(),
+            "fail JobFailed",
+        ),
+        (
+            "FAILED stays FAILED by default",
+            valid(&base),
+            Some(&failed(&base, "JobFailed")),
+            with_checkpoint(job(JobStatus::Failed, false)),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "job.restart.failed: restart from the newest checkpoint",
+            valid(&restart),
+            Some(&failed(&restart, "JobFailed")),
+            with_checkpoint(job(JobStatus::Failed, false)),
+            ctx(),
+            "deploy job=newjob restore=file:/cp/j1/chk-7",
+        ),
+        (
+            "job.restart.failed does not retry a deployment that failed",
+            valid(&restart),
+            Some(&failed(&restart, "DeploymentFailed")),
+            with_checkpoint(job(JobStatus::Failed, false)),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "job.restart.failed and the newest checkpoint unknown: nothing destructive",
+            valid(&restart),
+            Some(&failed(&restart, "JobFailed")),
+            Observed {
+                latest_checkpoint: Evidence::unknown(timeout()),
+                ..with_job(JobStatus::Failed, false)
+            },
+            ctx(),
+            "unreachable",
+        ),
+        (
+            "the JobManager is gone: recovered from the newest checkpoint",
+            valid(&base),
+            Some(&applied(&base, true)),
+            gone.clone(),
+            ctx(),
+            "deploy job=newjob restore=file:/cp/j1/chk-9",
+        ),
+        (
+            "the JobManager is gone and recovery is off: reported as lost",
+            valid(&no_recovery),
+            Some(&applied(&no_recovery, true)),
+            gone,
+            ctx(),
+            "fail ClusterLost",
+        ),
+        (
+            "the runtime cannot say whether the JobManager is there: nothing destructive",
+            valid(&base),
+            Some(&applied(&base, true)),
+            Observed {
+                cluster: Evidence::unknown(timeout()),
+                job: Evidence::unknown(timeout()),
+                ..running()
+            },
+            ctx(),
+            "unreachable",
         ),
     ]);
 }

@@ -87,6 +87,10 @@ pub struct ObservedJob {
     pub failure: Option<String>,
     /// Vertex id to the parallelism it runs at, when asked (rescaling).
     pub vertex_parallelism: Option<BTreeMap<String, u32>>,
+    /// While the job and all of its tasks run: since when, in epoch milliseconds of the
+    /// JobManager's clock (Flink's `last-modification`, the newest job or task state
+    /// change). A restart moves it.
+    pub running_since_ms: Option<u64>,
 }
 
 impl ObservedJob {
@@ -126,6 +130,27 @@ pub struct Observed {
     /// The deployment attempt the resource's own cluster runs (FlinkDeployments), when the
     /// runtime records it.
     pub deployed_generation: Option<u64>,
+    /// Checkpoints the recorded job completed itself (Flink's `counts.completed`, which
+    /// does not count the snapshot it restored from). Asked while a new deployment is
+    /// proving stable; `Unknown` otherwise.
+    pub checkpoints_completed: Evidence<u64>,
+    /// Readings of the job's health counters, oldest first, newest last (this
+    /// observation's, when taken). Kept by the agent in memory: after a restart the
+    /// window starts again, so the health check can only act later, never sooner.
+    pub health: Vec<HealthSample>,
+}
+
+/// One reading of a running job's health counters, as the operator's `ClusterHealthInfo`
+/// holds them (`GET /jobs/:id/metrics?get=numRestarts` and the checkpoint counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSample {
+    /// Epoch milliseconds of the agent's clock.
+    pub time_ms: u64,
+    /// The job id's restarts so far (`numRestarts`).
+    pub restarts: u64,
+    /// Checkpoints completed so far (`counts.completed`).
+    pub completed_checkpoints: u64,
 }
 
 impl Observed {
@@ -137,6 +162,8 @@ impl Observed {
             trigger: Evidence::Absent,
             latest_checkpoint: Evidence::Absent,
             deployed_generation: None,
+            checkpoints_completed: Evidence::Absent,
+            health: Vec::new(),
         }
     }
 }

@@ -169,6 +169,10 @@ pub mod reason {
     pub const NOT_READY: &str = "NotReady";
     pub const UNREACHABLE: &str = "Unreachable";
     pub const RESCALE_FAILED: &str = "RescaleFailed";
+    /// The new spec did not become stable within `deployment.readiness.timeout`.
+    pub const READINESS_TIMEOUT: &str = "ReadinessTimeout";
+    /// The job was unhealthy (restarts, checkpoint progress) and was restarted.
+    pub const UNHEALTHY: &str = "UnhealthyJob";
 }
 
 /// Everything the agent knows about one resource. The spec fields carry the operator's
@@ -211,6 +215,9 @@ pub struct Record {
     pub removed_from_git: bool,
     /// Set while a rollback is in progress or done for the reconciled spec.
     pub rollback: Option<RollbackState>,
+    /// Why the reconciled spec was rolled back (reason and Flink's or the runtime's words),
+    /// written before the rollback's first step; cleared when Git's next spec is deployed.
+    pub rollback_cause: Option<LastError>,
     /// Deployment attempts so far.
     pub generation: u64,
     /// RFC 3339 time the lifecycle state last changed.
@@ -286,6 +293,8 @@ pub struct RecordDoc {
     pub removed_from_git: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_cause: Option<LastError>,
     #[serde(default)]
     pub generation: u64,
     #[serde(default)]
@@ -342,6 +351,7 @@ impl From<&Record> for RecordDoc {
             deleted: r.deleted,
             removed_from_git: r.removed_from_git,
             rollback: r.rollback,
+            rollback_cause: r.rollback_cause.clone(),
             generation: r.generation,
             since: r.since.clone(),
         }
@@ -383,6 +393,7 @@ impl TryFrom<RecordDoc> for Record {
             deleted: d.deleted,
             removed_from_git: d.removed_from_git,
             rollback: d.rollback,
+            rollback_cause: d.rollback_cause,
             generation: d.generation,
             since: d.since,
         })
@@ -422,6 +433,7 @@ impl Record {
             deleted: false,
             removed_from_git: false,
             rollback: None,
+            rollback_cause: None,
             generation: 0,
             since: String::new(),
         }
@@ -472,7 +484,10 @@ impl Record {
                 LifecycleState::Created
             };
         }
+        let failed = self.job_state == Some(JobStatus::Failed) && self.last_error.is_some();
         match self.rollback {
+            // The stable spec failed on its way back: FAILED, reported.
+            Some(RollbackState::RollingBack) if failed => return LifecycleState::Failed,
             Some(RollbackState::RollingBack) => return LifecycleState::RollingBack,
             Some(RollbackState::RolledBack) if self.in_flight.is_none() => {
                 return LifecycleState::RolledBack

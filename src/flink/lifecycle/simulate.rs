@@ -144,6 +144,7 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
                 all_tasks_running: true,
                 failure: None,
                 vertex_parallelism: None,
+                running_since_ms: None,
             }),
             _ => Evidence::Absent,
         },
@@ -155,6 +156,8 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
             _ => Evidence::present(PREDICTED_CHECKPOINT.to_string()),
         },
         deployed_generation: None,
+        checkpoints_completed: Evidence::Absent,
+        health: Vec::new(),
     }
 }
 
@@ -164,6 +167,7 @@ fn effect(world: &mut Observed, step: &Step) {
         Step::Deploy(d) => {
             world.cluster = Evidence::present(ClusterState::Ready);
             world.trigger = Evidence::Absent;
+            world.checkpoints_completed = Evidence::present(1);
             world.job = match &d.job_id {
                 Some(id) => Evidence::present(ObservedJob {
                     job_id: id.clone(),
@@ -171,6 +175,7 @@ fn effect(world: &mut Observed, step: &Step) {
                     all_tasks_running: true,
                     failure: None,
                     vertex_parallelism: None,
+                    running_since_ms: None,
                 }),
                 None => Evidence::Absent,
             };
@@ -252,6 +257,9 @@ pub fn predict_with(
             })
             .collect(),
         cluster_redeploy_pending,
+        // The plan predicts the way it goes when the new job proves itself: it runs
+        // through the stability window and checkpoints (see `effect`).
+        stability_window_ms: 0,
     };
     let mut steps = Vec::new();
     for _ in 0..MAX_STEPS {
@@ -536,7 +544,9 @@ pub fn describe(step: &Step) -> String {
             ..
         } => "remove the cluster; the job stays suspended".to_string(),
         Step::Settle { .. } => "record it suspended".to_string(),
-        Step::MarkStable => "mark it stable once running".to_string(),
+        Step::MarkStable => {
+            "mark it stable once it has run for the stability window (and checkpointed)".to_string()
+        }
         Step::AcceptSpec { .. } => "record the new spec (no restart)".to_string(),
         Step::Rescale { parallelism, .. } => format!(
             "rescale in place to {}",
@@ -551,6 +561,9 @@ pub fn describe(step: &Step) -> String {
         } => "trigger a checkpoint".to_string(),
         Step::TriggerSnapshot { .. } => "trigger a savepoint".to_string(),
         Step::FinishSnapshot { .. } => "record the snapshot".to_string(),
+        Step::BeginRollback { message, .. } => {
+            format!("roll back to the last stable spec: {message}")
+        }
         Step::Fail { message, .. } => format!("fail: {message}"),
         Step::KeepUnmanaged => "leave it running, unmanaged".to_string(),
         Step::MarkDeleted => "mark it deleted".to_string(),

@@ -28,10 +28,7 @@ pub fn class_of(path: &str, new_is_null: bool, standalone: bool) -> DiffType {
         .strip_prefix("spec.flinkConfiguration[")
         .and_then(|k| k.strip_suffix(']'))
     {
-        return if key.starts_with(config::OPERATOR_PREFIX)
-            || key.starts_with(config::AUTOSCALER_PREFIX)
-            || key == config::PARALLELISM_DEFAULT.key
-        {
+        return if config::is_control_key(key) || key == config::PARALLELISM_DEFAULT.key {
             DiffType::Ignore
         } else if key == config::PARALLELISM_OVERRIDES.key && !standalone {
             DiffType::Scale

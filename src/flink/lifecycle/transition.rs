@@ -49,6 +49,7 @@ pub fn before(rec: &Record, step: &Step, now: &str) -> Option<Record> {
             } else {
                 r.set_reconciled(&d.spec, d.revision.as_deref());
                 r.rollback = None;
+                r.rollback_cause = None;
             }
             r.deleted = false;
             r.unreachable = None;
@@ -92,6 +93,8 @@ pub fn before(rec: &Record, step: &Step, now: &str) -> Option<Record> {
             parallelism,
         } => {
             r.set_reconciled(spec, Some(revision));
+            r.rollback = None;
+            r.rollback_cause = None;
             let since = match &rec.in_flight {
                 Some(InFlight::Rescaling { since, .. }) => since.clone(),
                 _ => now.to_string(),
@@ -202,6 +205,9 @@ pub fn after(
             r.set_reconciled(spec, Some(revision));
             r.last_error = None;
             r.deleted = false;
+            // A new spec ends a rollback: it was judged against the stable spec that runs.
+            r.rollback = None;
+            r.rollback_cause = None;
             if *stable {
                 r.mark_reconciled_stable();
             }
@@ -316,6 +322,16 @@ pub fn after(
                     _ => {}
                 }
             }
+        }
+        Step::BeginRollback {
+            reason: why,
+            message,
+        } => {
+            r.in_flight = None;
+            r.unreachable = None;
+            r.rollback = Some(RollbackState::RollingBack);
+            r.rollback_cause = Some(error(why, message, now));
+            r.job_state = observed.job.get().map(|j| j.state);
         }
         Step::Fail {
             reason: why,

@@ -64,6 +64,7 @@ fn finished() -> Observed {
             all_tasks_running: false,
             failure: None,
             vertex_parallelism: None,
+            running_since_ms: Some(0),
         }),
         ..Observed::nothing_deployed()
     }

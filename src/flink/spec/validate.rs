@@ -343,7 +343,10 @@ fn validate_deployment(
     // HighAvailabilityMode.isHighAvailabilityModeActivated: a type other than NONE.
     let ha = config::lookup(cfg, &config::HA_TYPE)
         .is_some_and(|(_, v)| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("none"));
-    // DefaultValidator.validateFlinkDeploymentConfig (1.10-1.15): rollback needs HA.
+    // DefaultValidator.validateFlinkDeploymentConfig (1.10-1.15) refuses rollback without HA
+    // because the operator restores the old spec from HA metadata. flink-gitops restores it
+    // from the savepoint or checkpoint recorded before the failed spec ran, so HA is not
+    // needed here; the warning says what the operator would do with the same manifest.
     if config::lookup_bool(
         cfg,
         &config::OP_ROLLBACK_ENABLED,
@@ -351,9 +354,9 @@ fn validate_deployment(
     ) && !ha
     {
         out.push(m.diag(
-            Severity::Error,
+            Severity::Warning,
             &config_field(config::OP_ROLLBACK_ENABLED.key),
-            "rollback needs high availability: set high-availability.type (HA must be enabled for rollback support)",
+            "rollback without high availability: flink-gitops rolls back from the state recorded before the upgrade; the Flink operator would refuse this manifest (HA must be enabled for rollback support)",
         ));
     }
     // DefaultValidator.validateFlinkDeploymentConfig (1.10-1.15): the health check needs JM deployment recovery.

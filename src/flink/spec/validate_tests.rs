@@ -412,13 +412,15 @@ fn table_operator_rules_of_every_release() {
             vec![("spec.flinkVersion", "v1_14 is not supported (older than 1.15)")]),
         ("DefaultValidator.validateFlinkDeploymentConfig: FORBIDDEN_CONF_KEYS", app().cfg("kubernetes.cluster-id", "x").yaml(),
             vec![("spec.flinkConfiguration[kubernetes.cluster-id]", "may not be set")]),
-        ("DefaultValidator.validateFlinkDeploymentConfig: rollback needs HA", app().cfg("kubernetes.operator.deployment.rollback.enabled", "true").yaml(),
-            vec![("spec.flinkConfiguration[kubernetes.operator.deployment.rollback.enabled]", "HA must be enabled")]),
+        // The operator refuses rollback without HA; flink-gitops rolls back without it
+        // (a warning, see rollback_without_ha_is_a_warning).
+        ("DefaultValidator.validateFlinkDeploymentConfig: rollback without HA is not an error here", app().cfg("kubernetes.operator.deployment.rollback.enabled", "true").yaml(),
+            vec![]),
         ("DefaultValidator.validateFlinkDeploymentConfig: HA_MODE's deprecated key recovery.mode (Flink 1.19/1.20)",
             app().cfg("kubernetes.operator.deployment.rollback.enabled", "true").cfg("recovery.mode", "zookeeper").yaml(), vec![]),
-        ("DefaultValidator.validateFlinkDeploymentConfig: HA type NONE is no HA",
+        ("DefaultValidator.validateFlinkDeploymentConfig: HA type NONE is no HA (a warning here)",
             app().cfg("kubernetes.operator.deployment.rollback.enabled", "true").cfg("high-availability.type", "NONE").yaml(),
-            vec![("spec.flinkConfiguration[kubernetes.operator.deployment.rollback.enabled]", "HA must be enabled")]),
+            vec![]),
         ("DefaultValidator.validateFlinkDeploymentConfig: health check needs JM recovery (deprecated key)",
             app().cfg("kubernetes.operator.cluster.health-check.enabled", "true").cfg("kubernetes.operator.reconciler.jm-deployment-recovery.enabled", "false").yaml(),
             vec![("spec.flinkConfiguration[kubernetes.operator.cluster.health-check.enabled]", "jm-deployment-recovery")]),
@@ -660,5 +662,39 @@ fn table_transition_rules() {
                     .any(|(s, f, m)| s == sev && f == field && m.contains(part))),
             "row [{source}]: expected {want:?}, got {got:?}"
         );
+    }
+}
+
+#[test]
+fn rollback_without_ha_is_a_warning() {
+    let field = "spec.flinkConfiguration[kubernetes.operator.deployment.rollback.enabled]";
+    for (yaml, warned) in [
+        (
+            app()
+                .cfg("kubernetes.operator.deployment.rollback.enabled", "true")
+                .yaml(),
+            true,
+        ),
+        (
+            app()
+                .cfg("kubernetes.operator.deployment.rollback.enabled", "true")
+                .cfg("high-availability.type", "NONE")
+                .yaml(),
+            true,
+        ),
+        (
+            app()
+                .cfg("kubernetes.operator.deployment.rollback.enabled", "true")
+                .cfg("high-availability.type", "zookeeper")
+                .yaml(),
+            false,
+        ),
+    ] {
+        let s = set(&yaml);
+        let got = of(&s, Severity::Warning)
+            .iter()
+            .any(|d| d.field == field && d.message.contains("HA must be enabled"));
+        assert_eq!(got, warned, "{yaml}");
+        assert!(of(&s, Severity::Error).iter().all(|d| d.field != field));
     }
 }
