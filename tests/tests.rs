@@ -5,6 +5,7 @@ mod harness;
 
 mod agent_app;
 mod agent_engine;
+mod agent_recovery;
 mod agent_session;
 mod corpus;
 mod engine_faults;

@@ -258,6 +258,10 @@ struct StatusEntry<'a> {
     /// Set while Flink or the runtime does not answer.
     unreachable: Option<&'a crate::flink::lifecycle::record::LastError>,
     deleted: bool,
+    /// While rolling back or rolled back: why (reason, message, time).
+    rollback_cause: Option<&'a crate::flink::lifecycle::record::LastError>,
+    /// While rolling back or rolled back: what Git wants, what runs and why, in words.
+    rollback: Option<String>,
 }
 
 impl<'a> From<&'a Record> for StatusEntry<'a> {
@@ -276,6 +280,8 @@ impl<'a> From<&'a Record> for StatusEntry<'a> {
             last_error: r.last_error.as_ref(),
             unreachable: r.unreachable.as_ref(),
             deleted: r.deleted,
+            rollback_cause: r.rollback_cause.as_ref(),
+            rollback: r.rollback_summary(),
         }
     }
 }
@@ -340,6 +346,9 @@ fn render_status(records: &[Record]) -> String {
                 u.time,
                 u.message.lines().next().unwrap_or("")
             ));
+        }
+        if let Some(summary) = rec.rollback_summary() {
+            out.push_str(&format!("    {summary}\n"));
         }
         if let Some(e) = &rec.last_error {
             out.push_str(&format!(

@@ -320,6 +320,10 @@ pub fn plan_with_records(
                 .is_some_and(|c| redeployed.contains(&(key.namespace.clone(), c.clone()))),
             _ => false,
         };
+        // A rolled-back resource is always shown: Git and what runs differ.
+        if let Some(summary) = records.get(key).and_then(|r| r.rollback_summary()) {
+            warnings.push(format!("rolled back: {summary}"));
+        }
         if change == Change::Unchanged
             && errors.is_empty()
             && warnings.is_empty()

@@ -514,6 +514,38 @@ impl Record {
         LifecycleState::Deployed
     }
 
+    /// While rolling back or rolled back, in plain words: what Git wants, what runs, why.
+    /// `None` otherwise. Revisions are shortened to 12 characters.
+    pub fn rollback_summary(&self) -> Option<String> {
+        let state = self.rollback?;
+        let short = |r: &Option<String>| {
+            r.as_deref()
+                .map(|r| r.get(..12).unwrap_or(r).to_string())
+                .unwrap_or_else(|| "?".to_string())
+        };
+        let why = self
+            .rollback_cause
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "{} ({} at {})",
+                    c.message.lines().next().unwrap_or(""),
+                    c.reason,
+                    c.time
+                )
+            })
+            .unwrap_or_else(|| "it did not become stable".to_string());
+        let runs = match state {
+            RollbackState::RollingBack => "the agent is rolling back to",
+            RollbackState::RolledBack => "the agent runs",
+        };
+        Some(format!(
+            "Git wants revision {}; {runs} the last stable revision {}, because {why}. The failed spec is not retried until Git changes.",
+            short(&self.last_reconciled_revision),
+            short(&self.last_stable_revision),
+        ))
+    }
+
     /// The newest savepoint, if any.
     pub fn newest_savepoint(&self) -> Option<&Savepoint> {
         self.savepoints.last()

@@ -82,7 +82,8 @@ pub fn predicted_record(
         return known.filter(|r| r.deleted).cloned();
     };
     if let Some(k) = known.filter(|k| !k.deleted && k.last_reconciled_spec.is_some()) {
-        if k.last_reconciled_hash.as_ref() != Some(&base.hash()) {
+        // Rolled back: the stable spec runs, whatever base says.
+        if k.last_reconciled_hash.as_ref() != Some(&base.hash()) || k.rollback.is_some() {
             return Some(k.clone());
         }
     }
