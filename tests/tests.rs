@@ -9,6 +9,7 @@ mod agent_recovery;
 mod agent_session;
 mod corpus;
 mod engine_faults;
+mod engine_rollback;
 mod engine_scenarios;
 mod fake_flink_selftest;
 mod fuzz_property;

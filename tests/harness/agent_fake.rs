@@ -728,9 +728,14 @@ impl World {
     /// The resource runs exactly one job, the one its record names, the record is STABLE,
     /// and the fake saw nothing a real cluster would punish.
     pub fn assert_running(&self, key: &ResourceKey) -> FakeJob {
+        self.assert_running_in(key, LifecycleState::Stable)
+    }
+
+    /// [`Self::assert_running`] with the record in lifecycle `state` (e.g. ROLLED_BACK).
+    pub fn assert_running_in(&self, key: &ResourceKey, state: LifecycleState) -> FakeJob {
         assert_eq!(self.fake.violations(), Vec::<String>::new(), "violations");
         let job = self.the_running_job(key);
-        let r = self.assert_at_rest(key, LifecycleState::Stable);
+        let r = self.assert_at_rest(key, state);
         assert_eq!(
             r.job_id.as_deref(),
             Some(job.id.as_str()),
@@ -772,7 +777,17 @@ impl Lineage {
     /// starts from the newest snapshot of the job before (its value at that snapshot, and
     /// at least the value seen when the change was pushed): counts continue, nothing lost.
     pub fn assert_continues(&self, world: &World, expect: Expect) -> FakeJob {
-        let job = world.assert_running(&self.key);
+        self.assert_continues_in(world, expect, LifecycleState::Stable)
+    }
+
+    /// [`Self::assert_continues`] with the record in lifecycle `state` (e.g. ROLLED_BACK).
+    pub fn assert_continues_in(
+        &self,
+        world: &World,
+        expect: Expect,
+        state: LifecycleState,
+    ) -> FakeJob {
+        let job = world.assert_running_in(&self.key, state);
         let before = self.job.clone().expect("a job ran before the change");
         let seen = self.value.unwrap_or(0);
         match expect {
@@ -942,8 +957,22 @@ pub async fn crash_matrix_in(
     keys: &[ResourceKey],
     check: impl Fn(&World, &[Lineage], &Crash),
 ) -> u64 {
+    crash_matrix_with(dims, history, |_| {}, change, keys, check).await
+}
+
+/// [`crash_matrix_in`] with `prepare` run on each world after the history and before the
+/// change is pushed (e.g. to make the new version's jobs fail).
+pub async fn crash_matrix_with(
+    dims: Dims,
+    history: &[Push],
+    prepare: impl Fn(&World),
+    change: &Push,
+    keys: &[ResourceKey],
+    check: impl Fn(&World, &[Lineage], &Crash),
+) -> u64 {
     // Without a crash.
     let (w, agent) = World::replay(history).await;
+    prepare(&w);
     let lineages: Vec<Lineage> = keys.iter().map(|k| w.lineage(k)).collect();
     let start = w.fake.steps();
     let start_writes = w.gated.writes();
@@ -970,6 +999,7 @@ pub async fn crash_matrix_in(
     // Dropped after step k, once.
     for k in (1..=total).filter(|_| dims.steps) {
         let (w, agent) = World::replay(history).await;
+        prepare(&w);
         let lineages: Vec<Lineage> = keys.iter().map(|k| w.lineage(k)).collect();
         let start = w.fake.steps();
         w.push_files(change);
@@ -993,6 +1023,7 @@ pub async fn crash_matrix_in(
     // (or between its I/O and the next step).
     for k in (1..=total_writes).filter(|_| dims.writes) {
         let (w, agent) = World::replay(history).await;
+        prepare(&w);
         let lineages: Vec<Lineage> = keys.iter().map(|k| w.lineage(k)).collect();
         let writes = w.gated.writes();
         w.push_files(change);
@@ -1020,6 +1051,7 @@ pub async fn crash_matrix_in(
         return total;
     }
     let (w, agent) = World::replay(history).await;
+    prepare(&w);
     let lineages: Vec<Lineage> = keys.iter().map(|k| w.lineage(k)).collect();
     let start = w.fake.steps();
     w.push_files(change);

@@ -541,10 +541,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 Outcome::Stalled { .. } => return Ok(Requeue::Idle),
                 Outcome::Done => {}
             }
-            if matches!(
-                step,
-                Step::Hold { .. } | Step::Fail { .. } | Step::MarkDeleted
-            ) {
+            // A failure is decided on again at once: `job.restart.failed` restarts the job in
+            // the same pass, as the operator does after observing it FAILED.
+            if matches!(step, Step::Hold { .. } | Step::MarkDeleted) {
                 return Ok(Requeue::Idle);
             }
             // After a step that only changed the record, Flink has not moved: decide again

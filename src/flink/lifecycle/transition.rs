@@ -56,6 +56,12 @@ pub fn before(rec: &Record, step: &Step, now: &str) -> Option<Record> {
             r.job_id = d.job_id.clone();
             r.job_state = None;
             r.last_error = None;
+            // What this start restores from is where the next stateful start restores from
+            // too, until the job records something newer (a recovery or restart from the
+            // newest checkpoint must not fall back to an older savepoint later).
+            if d.restore.is_some() {
+                r.restore_path = d.restore.clone();
+            }
             // The savepoint this start restores from is the one the new revision uses.
             if let (Some(path), Some(rev)) = (&d.restore, &d.revision) {
                 if let Some(sp) = r.savepoints.iter_mut().rev().find(|s| &s.location == path) {

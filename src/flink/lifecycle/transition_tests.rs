@@ -217,6 +217,54 @@ fn outcomes() {
             |r| r.restore_path.as_deref() == Some("file:/sp/good") && r.savepoints.is_empty(),
         ),
         (
+            "begin a rollback: ROLLING_BACK with its cause, before anything is stopped",
+            {
+                let mut r = rec.clone();
+                r.in_flight = Some(InFlight::Starting {
+                    job_id: "j1".into(),
+                    restore: None,
+                    since: NOW.into(),
+                });
+                r
+            },
+            Step::BeginRollback {
+                reason: reason::JOB_FAILED,
+                message: "boom".into(),
+            },
+            Outcome::Done,
+            finished(),
+            LifecycleState::RollingBack,
+            |r| {
+                r.in_flight.is_none()
+                    && r.rollback == Some(RollbackState::RollingBack)
+                    && r.rollback_cause.as_ref().is_some_and(|c| {
+                        c.reason == reason::JOB_FAILED && c.message == "boom" && c.time == NOW
+                    })
+            },
+        ),
+        (
+            "a new spec accepted while rolled back ends the rollback",
+            {
+                let mut r = rec.clone();
+                r.rollback = Some(RollbackState::RolledBack);
+                r.rollback_cause = Some(LastError {
+                    reason: reason::JOB_FAILED.into(),
+                    message: "boom".into(),
+                    time: NOW.into(),
+                });
+                r
+            },
+            Step::AcceptSpec {
+                spec: Box::new(spec("v1", JobState::Running)),
+                revision: "rev9".into(),
+                stable: true,
+            },
+            Outcome::Done,
+            finished(),
+            LifecycleState::Stable,
+            |r| r.rollback.is_none() && r.rollback_cause.is_none(),
+        ),
+        (
             "settle a suspend: the suspended spec is reconciled and stable",
             {
                 let mut r = rec.clone();
