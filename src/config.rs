@@ -530,6 +530,41 @@ option!(
     "flink-gitops' own: how long a new deployment's job must run with all tasks (and, with checkpointing on, complete a checkpoint) before it is STABLE; default the agent's --stability-window (1 min)."
 );
 option!(
+    OP_HEALTH_RESTARTS_WINDOW,
+    "kubernetes.operator.cluster.health-check.restarts.window",
+    [],
+    ValueKind::Duration,
+    "Window over which job restarts are counted by the health check (default 2 min)."
+);
+option!(
+    OP_HEALTH_RESTARTS_THRESHOLD,
+    "kubernetes.operator.cluster.health-check.restarts.threshold",
+    [],
+    ValueKind::Int { min: 0 },
+    "Restarts per window above which a job is unhealthy (default 64)."
+);
+option!(
+    OP_HEALTH_CHECKPOINT_PROGRESS,
+    "kubernetes.operator.cluster.health-check.checkpoint-progress.enabled",
+    [],
+    ValueKind::Bool,
+    "Whether a job without a completed checkpoint over the window is unhealthy (default true)."
+);
+option!(
+    OP_HEALTH_CHECKPOINT_WINDOW,
+    "kubernetes.operator.cluster.health-check.checkpoint-progress.window",
+    [],
+    ValueKind::Duration,
+    "Window without a completed checkpoint that makes a job unhealthy (default max(interval, timeout) x (tolerable failures + 2))."
+);
+option!(
+    CHECKPOINT_TOLERABLE_FAILURES,
+    "execution.checkpointing.tolerable-failed-checkpoints",
+    [],
+    ValueKind::Int { min: 0 },
+    "Checkpoint failures tolerated before the job fails over."
+);
+option!(
     OP_JM_RECOVERY,
     "kubernetes.operator.jm-deployment-recovery.enabled",
     ["kubernetes.operator.reconciler.jm-deployment-recovery.enabled"],
@@ -651,6 +686,11 @@ pub const CHECKED_OPTIONS: &[FlinkOption] = &[
     OP_MAX_CHECKPOINT_AGE,
     OP_INPLACE_SCALING,
     OP_HEALTH_CHECK,
+    OP_HEALTH_RESTARTS_WINDOW,
+    OP_HEALTH_RESTARTS_THRESHOLD,
+    OP_HEALTH_CHECKPOINT_PROGRESS,
+    OP_HEALTH_CHECKPOINT_WINDOW,
+    CHECKPOINT_TOLERABLE_FAILURES,
     OP_JM_RECOVERY,
     STABILITY_WINDOW,
 ];
@@ -690,6 +730,11 @@ pub const DEFAULT_SAVEPOINT_ON_DELETION: bool = true;
 pub const DEFAULT_LAST_STATE_FALLBACK: bool = true;
 pub const DEFAULT_ROLLBACK_ENABLED: bool = false;
 pub const DEFAULT_RESTART_FAILED: bool = false;
+/// `…cluster.health-check.restarts.window` and `.threshold` (operator defaults).
+pub const DEFAULT_HEALTH_RESTARTS_WINDOW: Duration = Duration::from_secs(120);
+pub const DEFAULT_HEALTH_RESTARTS_THRESHOLD: u64 = 64;
+/// Flink's `execution.checkpointing.timeout` default.
+pub const DEFAULT_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_JM_RECOVERY: bool = true;
 /// The agent's default stability window (`--stability-window`): the operator has none
 /// (a job seen RUNNING once is stable); a release that crashes within it is rolled back.

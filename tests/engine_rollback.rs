@@ -199,3 +199,58 @@ async fn engine_failed_jobs_and_lost_jobmanagers() {
         deploys
     );
 }
+
+/// The health check: readings of `numRestarts` over the window; a job restarting more
+/// than the threshold is restarted from its newest checkpoint, and why is on record.
+#[tokio::test]
+async fn engine_health_check_restarts_an_unhealthy_job_from_its_checkpoint() {
+    let key = deployment(NAME);
+    let health = [
+        ("kubernetes.operator.cluster.health-check.enabled", "true"),
+        (
+            "kubernetes.operator.cluster.health-check.restarts.window",
+            "5 s",
+        ),
+        (
+            "kubernetes.operator.cluster.health-check.restarts.threshold",
+            "3",
+        ),
+        (
+            "kubernetes.operator.cluster.health-check.checkpoint-progress.enabled",
+            "false",
+        ),
+    ];
+    let (w, agent) = World::replay(&[ledger("v1", &health)]).await;
+    let job = w.the_running_job(&key);
+    // Healthy readings over more than a window: nothing happens.
+    let calls = w.fake.steps();
+    w.rounds(&agent, 8).await;
+    assert_eq!(w.fake.steps(), calls, "a healthy job was touched");
+    // Two restarts in the window: at most the threshold, still healthy.
+    w.fake.restart_job(&job.id, 2);
+    w.rounds(&agent, 8).await;
+    assert_eq!(
+        w.fake.steps(),
+        calls,
+        "a job within the threshold was touched"
+    );
+    // Ten more: unhealthy; restarted from its newest checkpoint.
+    let before = w.lineage(&key);
+    w.fake.restart_job(&job.id, 10);
+    w.rounds(&agent, 8).await;
+    w.settle(&agent).await;
+    let restarted = before.assert_continues(&w, Expect::FromCheckpoint);
+    assert_ne!(restarted.id, job.id);
+    assert!(
+        w.store
+            .log()
+            .iter()
+            .any(|m| m.1.contains("UnhealthyJob") || m.1.contains("restarts in")),
+        "why is on record: {:?}",
+        w.store.log()
+    );
+    // The new job's readings start afresh: it is left alone.
+    let calls = w.fake.steps();
+    w.rounds(&agent, 8).await;
+    assert_eq!(w.fake.steps(), calls);
+}

@@ -283,6 +283,19 @@ impl FlinkRestClient {
         decode(&url, &body, parse_exceptions)
     }
 
+    /// `GET /jobs/:id/metrics?get=a,b`: the job's metrics by name (values as Flink writes
+    /// them); names the job does not have are missing from the map. The operator's health
+    /// check reads `numRestarts` this way.
+    pub async fn job_metrics(
+        &self,
+        job: &JobId,
+        names: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, String>, RestError> {
+        let path = format!("/jobs/{job}/metrics?get={}", names.join(","));
+        let (url, body) = self.get_body(&path, Subject::job(job)).await?;
+        decode(&url, &body, model::parse_metrics)
+    }
+
     /// `GET /jobs/:id/execution-result`: final status and failure cause once the job ended.
     pub async fn execution_result(&self, job: &JobId) -> Result<ExecutionResult, RestError> {
         let path = format!("/jobs/{job}/execution-result");
@@ -847,6 +860,13 @@ impl FlinkApi for FlinkRestClient {
     }
     async fn checkpoints(&self, job: &JobId) -> Result<CheckpointStats, RestError> {
         FlinkRestClient::checkpoints(self, job).await
+    }
+    async fn job_metrics(
+        &self,
+        job: &JobId,
+        names: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, String>, RestError> {
+        FlinkRestClient::job_metrics(self, job, names).await
     }
     async fn upload_jar(&self, path: &Path) -> Result<JarId, RestError> {
         FlinkRestClient::upload_jar(self, path).await

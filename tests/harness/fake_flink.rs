@@ -124,6 +124,8 @@ pub enum Call {
     /// `GET /jobs/:id/resource-requirements` (read by the real client's `set_parallelism`
     /// before its `PUT`, and by the in-memory one the same way).
     ResourceRequirements,
+    /// `GET /jobs/:id/metrics`.
+    JobMetrics,
     /// REST endpoints outside [`FlinkApi`] that the HTTP server also answers (`/config`,
     /// `/jobs/:id/status`).
     OtherRest,
@@ -377,6 +379,8 @@ struct Job {
     latest_savepoint: Option<SnapshotRef>,
     completed: u64,
     failed: u64,
+    /// Restarts of this job id so far (`numRestarts`; see [`FakeFlink::restart_job`]).
+    restarts: u64,
     drained: bool,
     live: bool,
 }
@@ -1146,6 +1150,7 @@ impl State {
             checkpoints: Vec::new(),
             latest_savepoint: None,
             completed: 0,
+            restarts: 0,
             failed: 0,
             drained: false,
             live: true,
@@ -2206,6 +2211,15 @@ impl FakeFlink {
         }
     }
 
+    /// The job restarts `n` times (its `numRestarts` grows; it keeps RUNNING, as after a
+    /// quick failover).
+    pub fn restart_job(&self, job: &JobId, n: u64) {
+        let mut st = self.lock();
+        if let Some(i) = st.find_job_mut(job) {
+            st.jobs[i].restarts += n;
+        }
+    }
+
     /// The job fails now (FAILED, with `message` as the user exception), if it runs.
     pub fn fail_job(&self, job: &JobId, message: &str) {
         let mut st = self.lock();
@@ -3153,6 +3167,33 @@ impl FlinkApi for FakeApi {
         )
         .await
         .map(|v| v.to_stats())
+    }
+
+    async fn job_metrics(
+        &self,
+        job: &JobId,
+        names: &[&str],
+    ) -> Result<BTreeMap<String, String>, RestError> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        self.call(
+            Method::GET,
+            format!("/jobs/{job}/metrics?get={}", names.join(",")),
+            Call::JobMetrics,
+            Some(job),
+            String::new(),
+            move |st, c| {
+                let i = st
+                    .listed(c, job)
+                    .ok_or_else(|| Failure::JobNotFound(job.clone()))?;
+                let restarts = st.jobs[i].restarts;
+                Ok(names
+                    .iter()
+                    .filter(|n| n.as_str() == "numRestarts")
+                    .map(|n| (n.clone(), restarts.to_string()))
+                    .collect())
+            },
+        )
+        .await
     }
 
     async fn upload_jar(&self, path: &std::path::Path) -> Result<JarId, RestError> {

@@ -37,6 +37,8 @@ pub use store::{GitStatusStore, MemoryStatusStore, StatusError, StatusStore};
 use super::runtime::{Runtime, SnapshotStorage};
 use crate::config;
 use crate::flink::lifecycle::decide::{decide, session_context, Context, Desired, Step};
+use crate::flink::lifecycle::health;
+use crate::flink::lifecycle::observe::{HealthSample, Observed};
 use crate::flink::lifecycle::record::{LifecycleState, Record};
 use crate::flink::lifecycle::simulate::describe;
 use crate::flink::lifecycle::transition::{after, before, returned_to_git, Outcome};
@@ -123,6 +125,10 @@ pub struct Agent<R: Runtime, F: FlinkApiFactory> {
     actions: Semaphore,
     write_lock: tokio::sync::Mutex<()>,
     jars: act::JarCache,
+    /// The health check's readings per resource: the job they are of, oldest first. In
+    /// memory only: after a restart the window starts again (the check acts later, never
+    /// sooner).
+    health: Mutex<BTreeMap<ResourceKey, (String, Vec<HealthSample>)>>,
 }
 
 /// The parts an agent is made of.
@@ -189,6 +195,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             desired_tx,
             write_lock: tokio::sync::Mutex::new(()),
             jars: Mutex::new(BTreeMap::new()),
+            health: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -376,6 +383,52 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         }
     }
 
+    /// Adds a reading of the job's health counters to `observed.health` when the reconciled
+    /// spec turns the health check on and nothing is in flight.
+    async fn take_health_reading(
+        &self,
+        key: &ResourceKey,
+        record: Option<&Record>,
+        observed: &mut Observed,
+        now_ms: u64,
+    ) {
+        let Some(rec) = record.filter(|r| r.in_flight.is_none()) else {
+            return;
+        };
+        let Some(settings) = rec.last_reconciled_spec.as_ref().and_then(health::settings) else {
+            return;
+        };
+        let Some(job_id) = observed.job.get().map(|j| j.job_id.clone()) else {
+            return;
+        };
+        let sample = observe::health_sample(
+            self.runtime.as_ref(),
+            &self.flink,
+            key,
+            rec,
+            observed,
+            now_ms,
+        )
+        .await;
+        let Ok(mut all) = self.health.lock() else {
+            return;
+        };
+        let entry = all
+            .entry(key.clone())
+            .or_insert_with(|| (job_id.clone(), Vec::new()));
+        if entry.0 != job_id {
+            *entry = (job_id, Vec::new());
+        }
+        if let Some(s) = sample {
+            entry.1.push(s);
+        }
+        let horizon = health::horizon_ms(&settings);
+        entry
+            .1
+            .retain(|s| now_ms.saturating_sub(s.time_ms) <= horizon);
+        observed.health = entry.1.clone();
+    }
+
     /// Reconciles one resource: observe, decide and act until it waits, rests or fails.
     ///
     /// # Errors
@@ -456,6 +509,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 }
             };
             let ctx = self.context(key, &state);
+            let mut observed = observed;
+            self.take_health_reading(key, record.as_ref(), &mut observed, ctx.now_ms)
+                .await;
             let step = decide(&desired, record.as_ref(), &observed, &ctx);
             tracing::debug!(resource = %key, ?step, "decided");
             let now = rfc3339(ctx.now_ms);

@@ -4,6 +4,7 @@
 use crate::apply::runtime::{ClusterPresence, Runtime, RuntimeError, SnapshotStorage};
 use crate::config;
 use crate::flink::lifecycle::decide::checkpointing_on;
+use crate::flink::lifecycle::observe::HealthSample;
 use crate::flink::lifecycle::observe::{
     ClusterState, Evidence, Observed, ObservedJob, TriggerResult,
 };
@@ -341,4 +342,29 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
         },
     };
     observed
+}
+
+/// One reading of the recorded job's health counters for the health check
+/// (`numRestarts`, completed checkpoints), taken at `now_ms`. `None` when the job is not
+/// running or Flink did not answer: a missing reading is never a bad one.
+pub async fn health_sample<R: Runtime, F: FlinkApiFactory>(
+    runtime: &R,
+    flink: &F,
+    key: &ResourceKey,
+    record: &Record,
+    observed: &Observed,
+    now_ms: u64,
+) -> Option<HealthSample> {
+    let job = observed.job.get().filter(|j| !j.is_terminal())?;
+    let jid = JobId::parse(&job.job_id).ok()?;
+    let cluster = cluster_of(key, record.last_reconciled_spec.as_ref());
+    let client = connect(runtime, flink, &cluster).await.ok()??;
+    let metrics = client.job_metrics(&jid, &["numRestarts"]).await.ok()?;
+    let restarts = metrics.get("numRestarts")?.trim().parse::<f64>().ok()? as u64;
+    let completed = client.checkpoints(&jid).await.ok()?.counts.completed;
+    Some(HealthSample {
+        time_ms: now_ms,
+        restarts,
+        completed_checkpoints: completed,
+    })
 }

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::health::{self, Health};
 use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
 use super::record::{reason, InFlight, Record, RollbackState, StopMode, StopPurpose};
 use super::spec_diff::classify;
@@ -168,6 +169,9 @@ pub enum Step {
         reason: &'static str,
         message: String,
     },
+    /// The health check found the running job unhealthy: record why (reason
+    /// `UnhealthyJob`) before it is restarted from its newest state.
+    ReportUnhealthy { message: String },
     /// Something failed; record it and stop trying until the spec changes.
     Fail {
         reason: &'static str,
@@ -212,6 +216,12 @@ pub fn stop_mode(purpose: StopPurpose, spec: &Spec) -> StopMode {
     let mode = spec.upgrade_mode().unwrap_or_default();
     match purpose {
         StopPurpose::SavepointRedeploy | StopPurpose::Rollback => StopMode::Cancel,
+        // As the operator restarts an unhealthy job: last-state (a savepoint of a job that
+        // keeps failing would likely fail too), stateless without state.
+        StopPurpose::Restart => match mode {
+            UpgradeMode::Stateless => StopMode::Cancel,
+            _ => StopMode::CancelKeepCheckpoint,
+        },
         StopPurpose::Delete => {
             if takes_final_savepoint(spec) {
                 StopMode::Savepoint
@@ -678,6 +688,29 @@ fn steady(
         return Step::Wait {
             what: "the session cluster to be ready".to_string(),
         };
+    }
+    // The cluster health check (the operator's ClusterHealthEvaluator, FD and FSJ here):
+    // an unhealthy job that has not ended is restarted from its newest state.
+    if let (Some(job), Some(hs)) = (
+        observed.job.get().filter(|j| !j.is_terminal()),
+        health::settings(applied).filter(|_| jm_recovery(applied)),
+    ) {
+        if let Health::Unhealthy(why) = health::evaluate(&observed.health, ctx.now_ms, &hs) {
+            let noted = rec
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.reason == reason::UNHEALTHY);
+            if !noted {
+                return Step::ReportUnhealthy { message: why };
+            }
+            return stop_step(
+                StopPurpose::Restart,
+                stop_mode(StopPurpose::Restart, applied),
+                applied,
+                &job.job_id,
+                ctx,
+            );
+        }
     }
     match &observed.job {
         Evidence::Unknown { error } => unreachable(error),
@@ -1222,6 +1255,18 @@ fn stopped(
             let path = spec.job().and_then(|j| j.initial_savepoint_path.clone());
             deploy(spec, revision, path, ctx)
         }
+        StopPurpose::Restart => {
+            if spec_kind_waits(applied, observed) {
+                return Step::Wait {
+                    what: "the session cluster to be ready".to_string(),
+                };
+            }
+            let restore = rec
+                .restore_path
+                .clone()
+                .filter(|_| applied.upgrade_mode().is_some_and(UpgradeMode::is_stateful));
+            deploy(applied, None, restore, ctx)
+        }
         StopPurpose::Rollback => match &rec.last_stable_spec {
             // The state taken before the failed spec ran, unless that spec was deployed
             // stateless (then there is none: the operator rolls back stateless too).
@@ -1452,6 +1497,11 @@ const RESCALE_RESEND_AFTER_MS: u64 = 10_000;
 
 fn rescale_sent_recently(since: &str, ctx: &Context) -> bool {
     since_ms(since).is_some_and(|s| ctx.now_ms.saturating_sub(s) < RESCALE_RESEND_AFTER_MS)
+}
+
+/// A session job waits for its session cluster to be ready before it starts.
+fn spec_kind_waits(spec: &Spec, observed: &Observed) -> bool {
+    spec.kind() == Kind::FlinkSessionJob && observed.cluster.get() != Some(&ClusterState::Ready)
 }
 
 /// Whether a running job has proved itself.

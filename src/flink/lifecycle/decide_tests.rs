@@ -175,6 +175,7 @@ fn show(step: &Step) -> String {
             error.as_deref().unwrap_or("-")
         ),
         Step::BeginRollback { reason, message } => format!("begin-rollback {reason}: {message}"),
+        Step::ReportUnhealthy { message } => format!("unhealthy {message}"),
         Step::Fail { reason, .. } => format!("fail {reason}"),
         Step::KeepUnmanaged => "keep-unmanaged".into(),
         Step::MarkDeleted => "mark-deleted".into(),
@@ -1575,6 +1576,111 @@ fn in_place_rescale() {
             },
             ctx(),
             "unreachable",
+        ),
+    ]);
+}
+
+#[test]
+fn health_check_restarts_unhealthy_jobs() {
+    use crate::flink::lifecycle::observe::HealthSample;
+    let on = app(UpgradeMode::Savepoint, JobState::Running, |d| {
+        for (k, v) in [
+            ("kubernetes.operator.cluster.health-check.enabled", "true"),
+            (
+                "kubernetes.operator.cluster.health-check.restarts.window",
+                "10 s",
+            ),
+            (
+                "kubernetes.operator.cluster.health-check.restarts.threshold",
+                "3",
+            ),
+        ] {
+            d.flink_configuration.insert(k.into(), v.into());
+        }
+    });
+    let mut recovery_off = on.clone();
+    if let Spec::Deployment(d) = &mut recovery_off {
+        d.flink_configuration.insert(
+            "kubernetes.operator.jm-deployment-recovery.enabled".into(),
+            "false".into(),
+        );
+    }
+    let off = app(UpgradeMode::Savepoint, JobState::Running, |_| {});
+    let now = ctx().now_ms;
+    let readings = |restarts: u64| Observed {
+        health: vec![
+            HealthSample {
+                time_ms: now - 12_000,
+                restarts: 0,
+                completed_checkpoints: 1,
+            },
+            HealthSample {
+                time_ms: now,
+                restarts,
+                completed_checkpoints: 5,
+            },
+        ],
+        ..running()
+    };
+    let mut noted = applied(&on, true);
+    noted.last_error = Some(LastError {
+        reason: reason::UNHEALTHY.into(),
+        message: "x".into(),
+        time: "t".into(),
+    });
+    let mut stopped = applied(&on, true);
+    stopped.restore_path = Some("file:/cp/j1/chk-3".into());
+    stopped.in_flight = Some(InFlight::Stopped {
+        purpose: StopPurpose::Restart,
+    });
+    check(vec![
+        (
+            "few restarts: nothing",
+            valid(&on),
+            Some(&applied(&on, true)),
+            readings(3),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "many restarts: record why first",
+            valid(&on),
+            Some(&applied(&on, true)),
+            readings(40),
+            ctx(),
+            "unhealthy 40 restarts in 12 s (more than kubernetes.operator.cluster.health-check.restarts.threshold 3 per 10 s)",
+        ),
+        (
+            "recorded: cancel keeping the newest checkpoint",
+            valid(&on),
+            Some(&noted),
+            readings(40),
+            ctx(),
+            "stop Restart CancelKeepCheckpoint job=j1 trigger=-",
+        ),
+        (
+            "stopped: start the same spec from the newest checkpoint",
+            valid(&on),
+            Some(&stopped),
+            running(),
+            ctx(),
+            "deploy job=newjob restore=file:/cp/j1/chk-3",
+        ),
+        (
+            "health check off: nothing",
+            valid(&off),
+            Some(&applied(&off, true)),
+            readings(40),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "JobManager recovery off disables it (the operator's rule)",
+            valid(&recovery_off),
+            Some(&applied(&recovery_off, true)),
+            readings(40),
+            ctx(),
+            "nothing",
         ),
     ]);
 }

@@ -62,6 +62,8 @@ pub enum StopPurpose {
     ClusterRedeploy,
     /// Roll back to the last stable spec.
     Rollback,
+    /// The health check found the job unhealthy: restart it from its newest state.
+    Restart,
 }
 
 /// How a job is being stopped.

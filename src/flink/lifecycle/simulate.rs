@@ -562,6 +562,9 @@ pub fn describe(step: &Step) -> String {
         } => "trigger a checkpoint".to_string(),
         Step::TriggerSnapshot { .. } => "trigger a savepoint".to_string(),
         Step::FinishSnapshot { .. } => "record the snapshot".to_string(),
+        Step::ReportUnhealthy { message } => {
+            format!("restart the unhealthy job from its newest state: {message}")
+        }
         Step::BeginRollback { message, .. } => {
             format!("roll back to the last stable spec: {message}")
         }

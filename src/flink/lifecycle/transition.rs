@@ -329,6 +329,9 @@ pub fn after(
                 }
             }
         }
+        Step::ReportUnhealthy { message } => {
+            r.last_error = Some(error(reason::UNHEALTHY, message, now));
+        }
         Step::BeginRollback {
             reason: why,
             message,

@@ -76,6 +76,12 @@ pub trait FlinkApi: Clone + Send + Sync + 'static {
         &self,
         job: &JobId,
     ) -> impl Future<Output = Result<CheckpointStats, RestError>> + Send;
+    /// `GET /jobs/:id/metrics?get=...`.
+    fn job_metrics(
+        &self,
+        job: &JobId,
+        names: &[&str],
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, RestError>> + Send;
     /// `POST /jars/upload`.
     fn upload_jar(&self, path: &Path) -> impl Future<Output = Result<JarId, RestError>> + Send;
     /// `POST /jars/:id/run`.
