@@ -51,8 +51,12 @@ use crate::flink::spec::ResourceKey;
 /// Prefix of every metric name.
 pub const METRIC_PREFIX: &str = "flink_gitops";
 
-/// Content type of [`Telemetry::encode`]'s output (what `/metrics` answers with).
+/// Content type of [`Telemetry::encode`]'s output (what `/metrics` answers a scraper that
+/// asks for OpenMetrics with, as Prometheus does).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of [`Telemetry::encode_text`]'s output (what `/metrics` answers anyone
+/// else with: the Prometheus text format that `promtool check metrics` reads).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every lifecycle state, in the order the metrics list them.
 const STATES: [LifecycleState; 9] = [
@@ -512,6 +516,13 @@ impl Telemetry {
         out
     }
 
+    /// The same metrics in the Prometheus text format 0.0.4 ([`TEXT_CONTENT_TYPE`]): a
+    /// counter's family is named with its `_total` as its samples are, and OpenMetrics'
+    /// `# UNIT` and `# EOF` lines are left out.
+    pub fn encode_text(&self) -> String {
+        openmetrics_to_text(&self.encode())
+    }
+
     fn refresh(&self, now: f64) {
         let Ok(views) = self.views.lock() else {
             return;
@@ -536,6 +547,39 @@ impl Telemetry {
             self.resources.get_or_create(&StateLabels { state }).set(n);
         }
     }
+}
+
+/// Rewrites OpenMetrics text (as `prometheus-client` writes it) into the Prometheus text
+/// format 0.0.4.
+fn openmetrics_to_text(open: &str) -> String {
+    let mut out = String::with_capacity(open.len());
+    let mut help: Option<(&str, &str)> = None;
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            help = Some((name, text));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let family = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            if let Some((_, text)) = help.take().filter(|(n, _)| *n == name) {
+                let _ = writeln!(out, "# HELP {family} {text}");
+            }
+            let _ = writeln!(out, "# TYPE {family} {kind}");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -589,7 +633,11 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
         assert!(secs > 3600.0 * 24.0 * 365.0, "{age}");
-        assert!(t.ready() == false);
+        let plain = t.encode_text();
+        assert!(plain.contains("# TYPE flink_gitops_git_fetches_total counter\n"));
+        assert!(plain.contains("# HELP flink_gitops_git_fetches_total Fetches"));
+        assert!(!plain.contains("# EOF") && !plain.contains("# UNIT"));
+        assert!(!t.ready());
         t.set_status_loaded();
         assert!(t.ready());
         t.set_drifted(&key, false);

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 pub use webhook::{Provider, Verdict, WebhookSettings};
 
 use crate::apply::executor::FetchTrigger;
-use crate::telemetry::{Telemetry, WebhookResult, CONTENT_TYPE};
+use crate::telemetry::{Telemetry, WebhookResult, CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +87,23 @@ pub async fn serve(listener: TcpListener, state: ServeState, mut shutdown: watch
     }
 }
 
-async fn metrics(State(s): State<ServeState>) -> Response {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], s.telemetry.encode()).into_response()
+async fn metrics(State(s): State<ServeState>, headers: HeaderMap) -> Response {
+    // OpenMetrics for scrapers that ask for it (Prometheus does), else the Prometheus
+    // text format (curl, promtool).
+    let open = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if open {
+        ([(header::CONTENT_TYPE, CONTENT_TYPE)], s.telemetry.encode()).into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            s.telemetry.encode_text(),
+        )
+            .into_response()
+    }
 }
 
 async fn healthz() -> &'static str {
