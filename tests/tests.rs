@@ -14,6 +14,7 @@ mod fuzz_property;
 mod fuzz_regressions;
 mod notifications;
 mod operator_rules;
+mod ops;
 mod plan_cli;
 mod plan_matches_agent;
 mod render;
