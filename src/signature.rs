@@ -56,11 +56,27 @@ mod tests {
             sig,
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         );
-        assert!(verify(b"It's a Secret to Everybody", b"Hello, World!", &sig));
-        assert!(!verify(b"It's a Secret to Everybody", b"Hello, World?", &sig));
+        assert!(verify(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            &sig
+        ));
+        assert!(!verify(
+            b"It's a Secret to Everybody",
+            b"Hello, World?",
+            &sig
+        ));
         assert!(!verify(b"other", b"Hello, World!", &sig));
-        assert!(!verify(b"It's a Secret to Everybody", b"Hello, World!", "sha1=00"));
-        assert!(!verify(b"It's a Secret to Everybody", b"Hello, World!", "sha256=zz"));
+        assert!(!verify(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            "sha1=00"
+        ));
+        assert!(!verify(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            "sha256=zz"
+        ));
         assert!(token_matches(b"s3cret", b"s3cret"));
         assert!(!token_matches(b"s3cret", b"s3cre"));
     }

@@ -527,8 +527,7 @@ impl Telemetry {
         let Ok(views) = self.views.lock() else {
             return;
         };
-        let mut counts: BTreeMap<String, i64> =
-            STATES.iter().map(|s| (s.to_string(), 0)).collect();
+        let mut counts: BTreeMap<String, i64> = STATES.iter().map(|s| (s.to_string(), 0)).collect();
         self.savepoint_age.clear();
         for (key, view) in views.iter() {
             *counts.entry(view.state.to_string()).or_insert(0) += 1;
@@ -612,8 +611,14 @@ mod tests {
         t.set_drifted(&key, true);
         t.savepoint_taken(SnapshotTrigger::Manual);
         let text = t.encode();
-        assert!(text.contains("flink_gitops_resources{state=\"CREATED\"} 1"), "{text}");
-        assert!(text.contains("flink_gitops_resources{state=\"STABLE\"} 0"), "{text}");
+        assert!(
+            text.contains("flink_gitops_resources{state=\"CREATED\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flink_gitops_resources{state=\"STABLE\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("flink_gitops_reconciles_total{result=\"error\"} 1"));
         assert!(text.contains("flink_gitops_reconcile_errors_total{class=\"transient\"} 1"));
         assert!(text.contains("flink_gitops_git_fetches_total 2"));

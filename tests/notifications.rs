@@ -100,10 +100,16 @@ async fn notifications_every_event_type_delivered_with_its_fields() {
     let key = deployment("payments");
 
     // deployed
-    w.push(&[(&file("payments"), Some(app_yaml("payments", &job_opts("v1", "running"))))]);
+    w.push(&[(
+        &file("payments"),
+        Some(app_yaml("payments", &job_opts("v1", "running"))),
+    )]);
     w.settle(&agent).await;
     // upgraded
-    w.push(&[(&file("payments"), Some(app_yaml("payments", &job_opts("v2", "running"))))]);
+    w.push(&[(
+        &file("payments"),
+        Some(app_yaml("payments", &job_opts("v2", "running"))),
+    )]);
     w.settle(&agent).await;
     // savepoint-failed: a manual savepoint that Flink fails.
     w.fake.fail_next_savepoints(&key, 1);
@@ -158,15 +164,16 @@ async fn notifications_every_event_type_delivered_with_its_fields() {
         });
     }
 
-    assert_eq!(notifier.flush(WAIT).await, 0, "every notification delivered");
+    assert_eq!(
+        notifier.flush(WAIT).await,
+        0,
+        "every notification delivered"
+    );
     let received = server.received();
     let bodies = generic(&received);
     let kinds: Vec<&str> = bodies.iter().filter_map(|b| b["type"].as_str()).collect();
     for kind in EventKind::ALL {
-        assert!(
-            kinds.contains(&kind.as_str()),
-            "no {kind} among {kinds:?}"
-        );
+        assert!(kinds.contains(&kind.as_str()), "no {kind} among {kinds:?}");
     }
     // Order of the lifecycle: deployed before upgraded before suspended before failed.
     let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap_or(usize::MAX);
@@ -185,14 +192,20 @@ async fn notifications_every_event_type_delivered_with_its_fields() {
         assert_eq!(body["resource"]["namespace"], "default", "{body}");
         assert_eq!(body["resource"]["kind"], "FlinkDeployment", "{body}");
         assert!(body["lifecycleState"].is_string(), "{body}");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
         assert!(
             body["time"]
                 .as_str()
                 .is_some_and(|t| humantime::parse_rfc3339_weak(t).is_ok()),
             "{body}"
         );
-        assert!(body["revision"].as_str().is_some_and(|r| r.len() == 40), "{body}");
+        assert!(
+            body["revision"].as_str().is_some_and(|r| r.len() == 40),
+            "{body}"
+        );
         let sig = raw
             .headers
             .get("x-flink-gitops-signature")
@@ -227,7 +240,10 @@ async fn notifications_every_event_type_delivered_with_its_fields() {
         "{}",
         by("failed")
     );
-    assert_eq!(by("drift-detected")["message"], "job parallelism 2, Git says 1");
+    assert_eq!(
+        by("drift-detected")["message"],
+        "job parallelism 2, Git says 1"
+    );
 
     // Slack: one readable text per event, no signature.
     let slack: Vec<String> = received
@@ -297,7 +313,10 @@ async fn notifications_wait_for_a_sink_that_is_down_without_holding_the_loop() {
     assert_eq!(w.the_running_job(&key).args, vec!["--version", "v2"]);
     // Let a few retries fail.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(telemetry.notifications("audit", NotificationResult::delivered), 0);
+    assert_eq!(
+        telemetry.notifications("audit", NotificationResult::delivered),
+        0
+    );
     assert_eq!(notifier.pending(), 2, "deployed and upgraded wait");
 
     let server = SinkServer::start_on(port).await;
@@ -308,8 +327,14 @@ async fn notifications_wait_for_a_sink_that_is_down_without_holding_the_loop() {
         .collect();
     assert_eq!(kinds, ["deployed", "upgraded"]);
     assert_eq!(notifier.flush(WAIT).await, 0);
-    assert_eq!(telemetry.notifications("audit", NotificationResult::delivered), 2);
-    assert_eq!(telemetry.notifications("audit", NotificationResult::failed), 0);
+    assert_eq!(
+        telemetry.notifications("audit", NotificationResult::delivered),
+        2
+    );
+    assert_eq!(
+        telemetry.notifications("audit", NotificationResult::failed),
+        0
+    );
 }
 
 /// A full queue drops its oldest notification, logged and counted, never silently; the
@@ -322,7 +347,11 @@ async fn notifications_full_queue_drops_the_oldest_and_counts_it() {
         "sinks:\n  - name: small\n    type: webhook\n    url: http://127.0.0.1:{port}/hook\nqueueSize: 2\n"
     )));
     let notifier = Notifier::start(c, telemetry.clone()).expect("notifier");
-    let key = ResourceKey::new("default", flink_gitops::flink::spec::Kind::FlinkDeployment, "a");
+    let key = ResourceKey::new(
+        "default",
+        flink_gitops::flink::spec::Kind::FlinkDeployment,
+        "a",
+    );
     for i in 0..6 {
         notifier.emit(Event {
             kind: EventKind::DriftDetected,
@@ -347,5 +376,8 @@ async fn notifications_full_queue_drops_the_oldest_and_counts_it() {
         .collect();
     assert_eq!(got.len() as u64 + dropped, 6, "{got:?}");
     assert_eq!(got.last().map(String::as_str), Some("drift 5"), "{got:?}");
-    assert_eq!(telemetry.notifications("small", NotificationResult::delivered), got.len() as u64);
+    assert_eq!(
+        telemetry.notifications("small", NotificationResult::delivered),
+        got.len() as u64
+    );
 }

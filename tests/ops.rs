@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flink_gitops::apply::executor::{Agent, AgentHooks, AgentParts, AgentSettings, SystemEnvironment};
+use flink_gitops::apply::executor::{
+    Agent, AgentHooks, AgentParts, AgentSettings, SystemEnvironment,
+};
 use flink_gitops::flink::lifecycle::record::LifecycleState;
 use flink_gitops::flink::rest::HttpFlink;
 use flink_gitops::serve::{self, ServeState};
@@ -92,7 +94,10 @@ async fn post(base: &str, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
 fn github(body: &[u8], secret: &str) -> Vec<(&'static str, String)> {
     vec![
         ("X-GitHub-Event", "push".to_string()),
-        ("X-Hub-Signature-256", signature::sign(secret.as_bytes(), body)),
+        (
+            "X-Hub-Signature-256",
+            signature::sign(secret.as_bytes(), body),
+        ),
         ("Content-Type", "application/json".to_string()),
     ]
 }
@@ -141,34 +146,56 @@ async fn webhook_over_http_fetches_only_for_authentic_pushes_to_the_branch() {
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
-    let healthz = client().get(format!("{base}/healthz")).send().await.expect("healthz");
+    let healthz = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(healthz.status(), 200);
-    assert_eq!(metric(&base, "flink_gitops_git_fetches_total").await, Some(1.0));
+    assert_eq!(
+        metric(&base, "flink_gitops_git_fetches_total").await,
+        Some(1.0)
+    );
     assert_eq!(metric(&base, &revision(&first)).await, Some(1.0));
 
     let second = repo.commit("second");
-    let push = |branch: &str| format!(r#"{{"ref":"refs/heads/{branch}","after":"{second}"}}"#).into_bytes();
+    let push = |branch: &str| {
+        format!(r#"{{"ref":"refs/heads/{branch}","after":"{second}"}}"#).into_bytes()
+    };
     // Refused or ignored: none fetches.
-    let get = client().get(format!("{base}/webhook")).send().await.expect("GET");
+    let get = client()
+        .get(format!("{base}/webhook"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(get.status(), 405);
     let body = push("main");
     let no_sig = vec![("X-GitHub-Event", "push".to_string())];
     assert_eq!(post(&base, &no_sig, body.clone()).await, 401);
     assert_eq!(post(&base, &[], body.clone()).await, 401);
-    assert_eq!(post(&base, &github(&body, "not-the-secret"), body.clone()).await, 403);
+    assert_eq!(
+        post(&base, &github(&body, "not-the-secret"), body.clone()).await,
+        403
+    );
     let gitlab_wrong = vec![
         ("X-Gitlab-Event", "Push Hook".to_string()),
         ("X-Gitlab-Token", "not-the-secret".to_string()),
     ];
     assert_eq!(post(&base, &gitlab_wrong, body.clone()).await, 403);
     let other = push("feature");
-    assert_eq!(post(&base, &github(&other, SECRET), other.clone()).await, 204);
+    assert_eq!(
+        post(&base, &github(&other, SECRET), other.clone()).await,
+        204
+    );
     let mut big = push("main");
     big.truncate(big.len() - 1);
     big.extend(format!(r#","padding":"{}"}}"#, "x".repeat(8192)).into_bytes());
     assert_eq!(post(&base, &github(&big, SECRET), big.clone()).await, 413);
     let garbage = b"{not json".to_vec();
-    assert_eq!(post(&base, &github(&garbage, SECRET), garbage.clone()).await, 400);
+    assert_eq!(
+        post(&base, &github(&garbage, SECRET), garbage.clone()).await,
+        400
+    );
     let mut ping = github(b"{}", SECRET);
     ping[0].1 = "ping".into();
     assert_eq!(post(&base, &ping, b"{}".to_vec()).await, 200);
@@ -190,7 +217,11 @@ async fn webhook_over_http_fetches_only_for_authentic_pushes_to_the_branch() {
         ("ping", 1.0),
     ] {
         assert_eq!(
-            metric(&base, &format!("flink_gitops_webhook_requests_total{{result=\"{result}\"}}")).await,
+            metric(
+                &base,
+                &format!("flink_gitops_webhook_requests_total{{result=\"{result}\"}}")
+            )
+            .await,
             Some(n),
             "{result}"
         );
@@ -202,11 +233,15 @@ async fn webhook_over_http_fetches_only_for_authentic_pushes_to_the_branch() {
         metric(&base, &revision(&second)).await == Some(1.0)
     })
     .await;
-    assert_eq!(metric(&base, "flink_gitops_git_fetches_total").await, Some(2.0));
+    assert_eq!(
+        metric(&base, "flink_gitops_git_fetches_total").await,
+        Some(2.0)
+    );
 
     // GitLab push to the branch.
     let third = repo.commit("third");
-    let gl_body = format!(r#"{{"object_kind":"push","ref":"refs/heads/main","after":"{third}"}}"#).into_bytes();
+    let gl_body = format!(r#"{{"object_kind":"push","ref":"refs/heads/main","after":"{third}"}}"#)
+        .into_bytes();
     let gitlab = vec![
         ("X-Gitlab-Event", "Push Hook".to_string()),
         ("X-Gitlab-Token", SECRET.to_string()),
@@ -216,7 +251,10 @@ async fn webhook_over_http_fetches_only_for_authentic_pushes_to_the_branch() {
         metric(&base, &revision(&third)).await == Some(1.0)
     })
     .await;
-    assert_eq!(metric(&base, "flink_gitops_git_fetches_total").await, Some(3.0));
+    assert_eq!(
+        metric(&base, "flink_gitops_git_fetches_total").await,
+        Some(3.0)
+    );
 
     // A burst of five generic pushes at once: debounced into fewer fetches.
     let fourth = repo.commit("fourth");
@@ -239,14 +277,17 @@ async fn webhook_over_http_fetches_only_for_authentic_pushes_to_the_branch() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let fetches = metric(&base, "flink_gitops_git_fetches_total").await.unwrap_or(0.0);
+    let fetches = metric(&base, "flink_gitops_git_fetches_total")
+        .await
+        .unwrap_or(0.0);
     assert!(
         (4.0..8.0).contains(&fetches),
         "five pushes in a burst made {} fetches",
         fetches - 3.0
     );
     let mut text = String::new();
-    let _ = std::fs::File::open(home.path().join("agent.err")).map(|mut f| f.read_to_string(&mut text));
+    let _ =
+        std::fs::File::open(home.path().join("agent.err")).map(|mut f| f.read_to_string(&mut text));
     assert!(text.contains("webhook: a push to the branch"), "{text}");
 }
 
@@ -259,7 +300,11 @@ fn prometheus_tool(name: &str) -> Option<PathBuf> {
     let cache = std::env::var("FLINK_GITOPS_CACHE")
         .map(PathBuf::from)
         .ok()
-        .or_else(|| std::env::var("HOME").ok().map(|h| Path::new(&h).join(".cache/flink-gitops")))?;
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| Path::new(&h).join(".cache/flink-gitops"))
+        })?;
     let p = cache.join("prometheus/usr/bin").join(name);
     if p.exists() {
         return Some(p);
@@ -305,7 +350,9 @@ async fn query(prom: &str, q: &str) -> Vec<(serde_json::Value, String)> {
 /// for the agent's series: resources by state, reconciles, fetches, savepoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
-    let (Some(prometheus), Some(promtool)) = (prometheus_tool("prometheus"), prometheus_tool("promtool")) else {
+    let (Some(prometheus), Some(promtool)) =
+        (prometheus_tool("prometheus"), prometheus_tool("promtool"))
+    else {
         eprintln!("SKIPPED metrics_pass_promtool_and_a_real_prometheus_scrapes_them: prometheus and promtool not found (run scripts/setup.sh, which unpacks Debian's prometheus package into the cache)");
         return;
     };
@@ -338,7 +385,9 @@ async fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     )
     .await
     .expect("agent");
-    let listener = serve::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let listener = serve::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let base = format!("http://127.0.0.1:{port}");
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -395,7 +444,10 @@ async fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
             .running_jobs(&deployment("a"))
             .iter()
             .any(|j| j.args == vec!["--version", "v2"])
-            && agent.records().values().all(|r| r.derive_lifecycle() == LifecycleState::Stable)
+            && agent
+                .records()
+                .values()
+                .all(|r| r.derive_lifecycle() == LifecycleState::Stable)
     })
     .await;
 
@@ -427,7 +479,10 @@ async fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("flink_gitops_savepoints_total{trigger=\"upgrade\"} 1"), "{text}");
+    assert!(
+        text.contains("flink_gitops_savepoints_total{trigger=\"upgrade\"} 1"),
+        "{text}"
+    );
 
     // A real Prometheus scraping the agent.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -442,7 +497,10 @@ async fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     .expect("write config");
     let child = Command::new(&prometheus)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -452,7 +510,10 @@ async fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     let _prom = Guard(child);
     let prom = format!("http://127.0.0.1:{prom_port}");
     wait_until("Prometheus to scrape the agent", || async {
-        query(&prom, "up{job=\"flink-gitops\"}").await.iter().any(|(_, v)| v == "1")
+        query(&prom, "up{job=\"flink-gitops\"}")
+            .await
+            .iter()
+            .any(|(_, v)| v == "1")
             && !query(&prom, "flink_gitops_resources").await.is_empty()
     })
     .await;
@@ -462,7 +523,10 @@ async fn metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     assert_eq!(stable_series[0].0["job"], "flink-gitops");
     let reconciles = query(&prom, "sum(flink_gitops_reconciles_total)").await;
     assert!(
-        reconciles.first().and_then(|(_, v)| v.parse::<f64>().ok()).is_some_and(|n| n > 0.0),
+        reconciles
+            .first()
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .is_some_and(|n| n > 0.0),
         "{reconciles:?}"
     );
     let fetches = query(&prom, "flink_gitops_git_fetches_total").await;

@@ -18,7 +18,7 @@ use crate::flink::rest::HttpFlink;
 use crate::flink::spec::{Kind, ResourceKey};
 use crate::git::source::{GitSource, RepoLocation};
 use crate::git::status::StatusBranch;
-use crate::notify::{NotifyConfig, Notifier};
+use crate::notify::{Notifier, NotifyConfig};
 use crate::serve::{self, ServeState, WebhookSettings};
 use crate::telemetry::Telemetry;
 
@@ -82,7 +82,7 @@ pub struct RunArgs {
     #[arg(long, env = "FLINK_GITOPS_FAST_POLL", default_value_t = config::DEFAULT_FAST_POLL.into())]
     pub fast_poll: humantime::Duration,
     #[command(flatten)]
-    pub ops: OpsArgs,
+    pub ops: Box<OpsArgs>,
 }
 
 /// The HTTP server (metrics, health, webhooks) and notifications.
@@ -231,7 +231,9 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         }
     };
     if webhook_secret.is_some() && args.ops.listen.is_none() {
-        eprintln!("error: a webhook secret is given but no --listen address to receive webhooks on");
+        eprintln!(
+            "error: a webhook secret is given but no --listen address to receive webhooks on"
+        );
         return EXIT_ERROR;
     }
     let notify_config = match &args.ops.notifications {

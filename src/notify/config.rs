@@ -254,10 +254,11 @@ impl NotifyConfig {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<NotifyConfig, NotifyConfigError> {
-        let doc: FileDoc = serde_yaml::from_str(text).map_err(|source| NotifyConfigError::Yaml {
-            path: PathBuf::new(),
-            source,
-        })?;
+        let doc: FileDoc =
+            serde_yaml::from_str(text).map_err(|source| NotifyConfigError::Yaml {
+                path: PathBuf::new(),
+                source,
+            })?;
         let defaults = NotifyConfig::default();
         let retry = doc.retry.as_ref();
         let retry = RetryPolicy {
@@ -391,12 +392,14 @@ mod tests {
             NotifyConfig::parse(missing, none),
             Err(NotifyConfigError::MissingEnv { .. })
         ));
-        let unknown = "sinks:\n  - name: a\n    type: webhook\n    url: http://x\n    secret: inline\n";
+        let unknown =
+            "sinks:\n  - name: a\n    type: webhook\n    url: http://x\n    secret: inline\n";
         assert!(matches!(
             NotifyConfig::parse(unknown, none),
             Err(NotifyConfigError::Yaml { .. })
         ));
-        let event = "sinks:\n  - name: a\n    type: webhook\n    url: http://x\n    events: [deploy]\n";
+        let event =
+            "sinks:\n  - name: a\n    type: webhook\n    url: http://x\n    events: [deploy]\n";
         assert!(NotifyConfig::parse(event, none).is_err());
         let dup = "sinks:\n  - {name: a, type: webhook, url: http://x}\n  - {name: a, type: webhook, url: http://y}\n";
         assert!(matches!(

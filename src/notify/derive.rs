@@ -5,8 +5,8 @@
 //! [`super::Notifier::emit`].
 
 use super::{Event, EventKind};
-use crate::flink::lifecycle::record::{reason, LastError, LifecycleState, Record, Savepoint};
 use crate::flink::lifecycle::record::SnapshotTrigger;
+use crate::flink::lifecycle::record::{reason, LastError, LifecycleState, Record, Savepoint};
 
 /// The savepoint `after` recorded that `before` did not have (newest first compared by
 /// location: the history is trimmed at the front, so its length does not tell). A
@@ -98,7 +98,11 @@ pub fn transition_events(before: Option<&Record>, after: &Record, now: &str) -> 
                     } else {
                         "deployed"
                     };
-                    events.push(event(EventKind::Deployed, None, format!("{what} and running{job}")));
+                    events.push(event(
+                        EventKind::Deployed,
+                        None,
+                        format!("{what} and running{job}"),
+                    ));
                 } else {
                     events.push(event(
                         EventKind::Deployed,
@@ -113,10 +117,18 @@ pub fn transition_events(before: Option<&Record>, after: &Record, now: &str) -> 
                     .filter(|_| new_savepoint(before, after).is_some())
                     .map(|s| format!(", savepoint {}", s.location))
                     .unwrap_or_default();
-                events.push(event(EventKind::Suspended, None, format!("job suspended{at}")));
+                events.push(event(
+                    EventKind::Suspended,
+                    None,
+                    format!("job suspended{at}"),
+                ));
             }
             LifecycleState::RolledBack => {
-                let rev = after.last_stable_revision.as_deref().map(short).unwrap_or("-");
+                let rev = after
+                    .last_stable_revision
+                    .as_deref()
+                    .map(short)
+                    .unwrap_or("-");
                 events.push(event(
                     EventKind::RolledBack,
                     after.last_error.as_ref().map(|e| e.reason.clone()),
@@ -161,10 +173,16 @@ mod tests {
     use super::*;
     use crate::flink::lifecycle::record::{RollbackState, SnapshotTrigger};
     use crate::flink::rest::JobStatus;
-    use crate::flink::spec::{DeploymentSpec, JobSpec, JobState, Kind, ResourceKey, Spec, UpgradeMode};
+    use crate::flink::spec::{
+        DeploymentSpec, JobSpec, JobState, Kind, ResourceKey, Spec, UpgradeMode,
+    };
 
     fn rec() -> Record {
-        Record::new(&ResourceKey::new("default", Kind::FlinkDeployment, "orders"))
+        Record::new(&ResourceKey::new(
+            "default",
+            Kind::FlinkDeployment,
+            "orders",
+        ))
     }
 
     fn spec(version: &str) -> Spec {
@@ -223,7 +241,10 @@ mod tests {
         // Rolled back.
         let mut rolled = upgraded.clone();
         rolled.rollback = Some(RollbackState::RolledBack);
-        assert_eq!(kinds(&transition_events(Some(&upgraded), &rolled, now)), [EventKind::RolledBack]);
+        assert_eq!(
+            kinds(&transition_events(Some(&upgraded), &rolled, now)),
+            [EventKind::RolledBack]
+        );
         // The job failed (Step::Fail sets the job state and the error).
         let mut failed = stable.clone();
         failed.job_state = Some(JobStatus::Failed);
@@ -269,11 +290,14 @@ mod tests {
             for_revision: None,
             job_id: "j".into(),
         };
-        after.savepoints.push(sp("file:///sp/1", SnapshotTrigger::Manual));
+        after
+            .savepoints
+            .push(sp("file:///sp/1", SnapshotTrigger::Manual));
         assert!(new_savepoint(Some(&before), &after).is_some());
         assert!(new_savepoint(Some(&after), &after).is_none());
         let mut cp = before.clone();
-        cp.savepoints.push(sp("file:///cp/7", SnapshotTrigger::Checkpoint));
+        cp.savepoints
+            .push(sp("file:///cp/7", SnapshotTrigger::Checkpoint));
         assert!(new_savepoint(Some(&before), &cp).is_none());
     }
 }

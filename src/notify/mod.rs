@@ -115,6 +115,29 @@ pub struct Event {
     pub time: String,
 }
 
+impl Event {
+    /// An event about the resource `record` describes, in its current lifecycle state and
+    /// at its reconciled revision (what the drift check emits: `drift-detected`,
+    /// `drift-healed`). `now` is RFC 3339.
+    pub fn for_record(
+        kind: EventKind,
+        record: &crate::flink::lifecycle::record::Record,
+        reason: Option<String>,
+        message: impl Into<String>,
+        now: &str,
+    ) -> Event {
+        Event {
+            kind,
+            resource: record.key(),
+            revision: record.last_reconciled_revision.clone(),
+            lifecycle_state: record.derive_lifecycle(),
+            reason,
+            message: message.into(),
+            time: now.to_string(),
+        }
+    }
+}
+
 /// One sink's queue, shared by the [`Notifier`] handles and the sink's delivery task.
 struct SinkQueue {
     sink: SinkConfig,

@@ -43,12 +43,21 @@ pub(super) fn slack_text(e: &Event) -> String {
         .unwrap_or_default();
     format!(
         "{mark} *{}* {} `{}/{}`{rev}, now {}{reason}: {}",
-        e.kind, e.resource.kind, e.resource.namespace, e.resource.name, e.lifecycle_state, e.message
+        e.kind,
+        e.resource.kind,
+        e.resource.namespace,
+        e.resource.name,
+        e.lifecycle_state,
+        e.message
     )
 }
 
 /// The body and headers sent for `event`.
-pub(super) fn request_body(kind: SinkKind, secret: Option<&[u8]>, event: &Event) -> (Vec<u8>, Vec<(&'static str, String)>) {
+pub(super) fn request_body(
+    kind: SinkKind,
+    secret: Option<&[u8]>,
+    event: &Event,
+) -> (Vec<u8>, Vec<(&'static str, String)>) {
     let body = match kind {
         SinkKind::Webhook => serde_json::to_vec(event),
         SinkKind::Slack => serde_json::to_vec(&serde_json::json!({ "text": slack_text(event) })),

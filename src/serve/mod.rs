@@ -122,12 +122,7 @@ async fn readyz(State(s): State<ServeState>) -> Response {
     }
 }
 
-fn reply(
-    s: &ServeState,
-    result: WebhookResult,
-    status: StatusCode,
-    message: String,
-) -> Response {
+fn reply(s: &ServeState, result: WebhookResult, status: StatusCode, message: String) -> Response {
     s.telemetry.webhook_request(result);
     if status == StatusCode::NO_CONTENT {
         return status.into_response();

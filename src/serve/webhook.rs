@@ -209,7 +209,10 @@ mod tests {
         );
         let other = br#"{"ref":"refs/heads/dev"}"#;
         let sig_other = signature::sign(b"s3cret", other);
-        let h = headers(&[("x-github-event", "push"), ("x-hub-signature-256", &sig_other)]);
+        let h = headers(&[
+            ("x-github-event", "push"),
+            ("x-hub-signature-256", &sig_other),
+        ]);
         assert!(matches!(judge(&h, other, &s), Verdict::Ignored { .. }));
         let tag = br#"{"ref":"refs/tags/main"}"#;
         let h = headers(&[
@@ -223,7 +226,10 @@ mod tests {
         ]);
         assert_eq!(judge(&ping, b"{}", &s), Verdict::Ping);
         let missing = headers(&[("x-github-event", "push")]);
-        assert!(matches!(judge(&missing, body, &s), Verdict::Unauthorized { .. }));
+        assert!(matches!(
+            judge(&missing, body, &s),
+            Verdict::Unauthorized { .. }
+        ));
         let wrong = headers(&[
             ("x-github-event", "push"),
             ("x-hub-signature-256", &signature::sign(b"other", body)),
@@ -241,7 +247,10 @@ mod tests {
     fn gitlab_and_generic() {
         let s = settings();
         let body = br#"{"object_kind":"push","ref":"refs/heads/main"}"#;
-        let ok = headers(&[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", "s3cret")]);
+        let ok = headers(&[
+            ("x-gitlab-event", "Push Hook"),
+            ("x-gitlab-token", "s3cret"),
+        ]);
         assert_eq!(
             judge(&ok, body, &s),
             Verdict::Accepted {
@@ -251,17 +260,32 @@ mod tests {
         let bad = headers(&[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", "s3cre")]);
         assert_eq!(judge(&bad, body, &s), Verdict::Forbidden);
         let none = headers(&[("x-gitlab-event", "Push Hook")]);
-        assert!(matches!(judge(&none, body, &s), Verdict::Unauthorized { .. }));
-        let tag = headers(&[("x-gitlab-event", "Tag Push Hook"), ("x-gitlab-token", "s3cret")]);
+        assert!(matches!(
+            judge(&none, body, &s),
+            Verdict::Unauthorized { .. }
+        ));
+        let tag = headers(&[
+            ("x-gitlab-event", "Tag Push Hook"),
+            ("x-gitlab-token", "s3cret"),
+        ]);
         assert!(matches!(judge(&tag, body, &s), Verdict::Ignored { .. }));
 
         let h = |b: &[u8]| headers(&[("x-flink-gitops-signature", &signature::sign(b"s3cret", b))]);
         assert!(matches!(judge(&h(b""), b"", &s), Verdict::Accepted { .. }));
         let branch = br#"{"branch":"main"}"#;
-        assert!(matches!(judge(&h(branch), branch, &s), Verdict::Accepted { .. }));
+        assert!(matches!(
+            judge(&h(branch), branch, &s),
+            Verdict::Accepted { .. }
+        ));
         let other = br#"{"ref":"refs/heads/x"}"#;
-        assert!(matches!(judge(&h(other), other, &s), Verdict::Ignored { .. }));
-        assert!(matches!(judge(&h(b"[1"), b"[1", &s), Verdict::BadRequest { .. }));
+        assert!(matches!(
+            judge(&h(other), other, &s),
+            Verdict::Ignored { .. }
+        ));
+        assert!(matches!(
+            judge(&h(b"[1"), b"[1", &s),
+            Verdict::BadRequest { .. }
+        ));
         assert!(matches!(
             judge(&HeaderMap::new(), b"{}", &s),
             Verdict::Unauthorized { .. }

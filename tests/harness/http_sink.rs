@@ -61,12 +61,14 @@ async fn record(
             )
         })
         .collect();
-    log.lock().unwrap_or_else(|e| e.into_inner()).push(Received {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        headers,
-        body: body.to_vec(),
-    });
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Received {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            headers,
+            body: body.to_vec(),
+        });
     "ok"
 }
 

@@ -190,7 +190,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             runtime = parts.runtime.name(),
             "read status"
         );
-        records.values().for_each(|r| hooks.telemetry.observe_record(r));
+        records
+            .values()
+            .for_each(|r| hooks.telemetry.observe_record(r));
         hooks.telemetry.set_status_loaded();
         let (desired_tx, _) = watch::channel(Arc::new(DesiredState::empty()));
         Ok(Arc::new(Agent {
