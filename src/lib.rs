@@ -7,6 +7,9 @@
 //! [`config`] is the one home of configuration keys and their defaults; [`repo_settings`]
 //! parses the settings a repository gives itself (`.flink-gitops.yaml`; [`git`] finds and
 //! reads the file).
+//! Around the agent: [`telemetry`] (Prometheus metrics, health), [`serve`] (the HTTP server:
+//! metrics, health, Git webhooks), [`notify`] (notifications to webhooks and chat), and
+//! [`signature`] (HMAC-SHA256 body signatures).
 
 pub mod apply;
 pub mod cli;
@@ -14,4 +17,8 @@ pub mod config;
 pub mod diff;
 pub mod flink;
 pub mod git;
+pub mod notify;
 pub mod repo_settings;
+pub mod serve;
+pub mod signature;
+pub mod telemetry;

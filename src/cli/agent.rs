@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use super::{cache_dir, GitArgs, RulesArgs, EXIT_ERROR, EXIT_OK};
 use crate::apply::executor::{
-    Agent, AgentParts, AgentSettings, GitManifests, GitStatusStore, SystemEnvironment,
+    Agent, AgentHooks, AgentParts, AgentSettings, GitManifests, GitStatusStore, SystemEnvironment,
 };
 use crate::apply::local::{LocalRuntime, LocalSettings};
 use crate::apply::runtime::Runtime;
@@ -18,6 +18,9 @@ use crate::flink::rest::HttpFlink;
 use crate::flink::spec::{Kind, ResourceKey};
 use crate::git::source::{GitSource, RepoLocation};
 use crate::git::status::StatusBranch;
+use crate::notify::{Notifier, NotifyConfig};
+use crate::serve::{self, ServeState, WebhookSettings};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RuntimeKind {
@@ -84,6 +87,64 @@ pub struct RunArgs {
     /// `flink-gitops.deployment.stability.window`.
     #[arg(long, env = "FLINK_GITOPS_STABILITY_WINDOW", default_value_t = config::DEFAULT_STABILITY_WINDOW.into())]
     pub stability_window: humantime::Duration,
+    #[command(flatten)]
+    pub ops: Box<OpsArgs>,
+}
+
+/// The HTTP server (metrics, health, webhooks) and notifications.
+#[derive(Args, Debug)]
+pub struct OpsArgs {
+    /// Serve /metrics, /healthz, /readyz and /webhook on this address (e.g.
+    /// 127.0.0.1:9464). Off unless given.
+    #[arg(long, env = config::ENV_LISTEN, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Shared secret of Git webhooks (GitHub's, GitLab's token, or the generic signature).
+    /// Prefer --webhook-secret-file or the environment variable: a flag shows in `ps`.
+    /// Without a secret, /webhook answers 404.
+    #[arg(long, env = config::ENV_WEBHOOK_SECRET, hide_env_values = true, value_name = "SECRET", conflicts_with = "webhook_secret_file")]
+    pub webhook_secret: Option<String>,
+    /// File holding the webhook secret (a trailing newline is ignored).
+    #[arg(long, env = config::ENV_WEBHOOK_SECRET_FILE, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Largest webhook body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "FLINK_GITOPS_WEBHOOK_MAX_BODY", default_value_t = config::DEFAULT_WEBHOOK_MAX_BODY_BYTES)]
+    pub webhook_max_body: usize,
+    /// Notification sinks and filters, a YAML file (see the README).
+    #[arg(long, env = config::ENV_NOTIFICATIONS, value_name = "FILE")]
+    pub notifications: Option<PathBuf>,
+}
+
+impl OpsArgs {
+    /// The webhook secret from the flag, the variable or the file.
+    fn webhook_secret(&self) -> Result<Option<Vec<u8>>, WebhookSecretError> {
+        let secret = match (&self.webhook_secret, &self.webhook_secret_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|source| WebhookSecretError::Read {
+                    path: f.clone(),
+                    source,
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+            (None, None) => return Ok(None),
+        };
+        if secret.is_empty() {
+            return Err(WebhookSecretError::Empty);
+        }
+        Ok(Some(secret.into_bytes()))
+    }
+}
+
+/// Why the webhook secret could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookSecretError {
+    #[error("cannot read the webhook secret {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the webhook secret is empty")]
+    Empty,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +245,29 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         operator_version: args.rules.operator_version,
     };
     let status = GitStatusStore::new(StatusBranch::new(source, &args.status_branch));
+    let webhook_secret = match args.ops.webhook_secret() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    if webhook_secret.is_some() && args.ops.listen.is_none() {
+        eprintln!(
+            "error: a webhook secret is given but no --listen address to receive webhooks on"
+        );
+        return EXIT_ERROR;
+    }
+    let notify_config = match &args.ops.notifications {
+        Some(path) => match NotifyConfig::load(path, |var| std::env::var(var).ok()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: notifications: {e}");
+                return EXIT_ERROR;
+            }
+        },
+        None => None,
+    };
     let parts = AgentParts {
         runtime,
         flink: HttpFlink {
@@ -206,7 +290,46 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         }
     };
     rt.block_on(async move {
-        let agent = match Agent::start(parts, agent_settings).await {
+        let telemetry = Arc::new(Telemetry::new());
+        let notifier = match notify_config.map(|c| Notifier::start(c, telemetry.clone())) {
+            None => Notifier::disabled(),
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                eprintln!("error: notifications: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        let hooks = AgentHooks {
+            telemetry: telemetry.clone(),
+            notifier: notifier.clone(),
+            ..AgentHooks::default()
+        };
+        let trigger = hooks.fetch_trigger.clone();
+        // Bound before the status branch is read, so /healthz answers (and /readyz says
+        // not yet) while a large status branch loads.
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        if let Some(addr) = args.ops.listen {
+            let listener = match serve::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            };
+            let state = ServeState {
+                telemetry,
+                trigger,
+                webhook: webhook_secret.map(|secret| {
+                    Arc::new(WebhookSettings {
+                        secret,
+                        branch: args.branch.clone(),
+                        max_body: args.ops.webhook_max_body,
+                    })
+                }),
+            };
+            tokio::spawn(serve::serve(listener, state, rx.clone()));
+        }
+        let agent = match Agent::start_with(parts, agent_settings, hooks).await {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -214,7 +337,9 @@ pub fn cmd_run(args: RunArgs) -> u8 {
             }
         };
         if args.once {
-            if let Err(e) = agent.run_once().await {
+            let result = agent.run_once().await;
+            notifier.flush(config::DEFAULT_NOTIFY_FLUSH).await;
+            if let Err(e) = result {
                 eprintln!("error: {e}");
                 return EXIT_ERROR;
             }
@@ -223,7 +348,6 @@ pub fn cmd_run(args: RunArgs) -> u8 {
             }
             return EXIT_OK;
         }
-        let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
@@ -234,6 +358,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
             let _ = tx.send(true);
         });
         agent.run(rx).await;
+        notifier.flush(config::DEFAULT_NOTIFY_FLUSH).await;
         EXIT_OK
     })
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flink_gitops::apply::executor::{
-    Agent, AgentParts, AgentSettings, Environment, ManifestSource, MemoryStatusStore,
+    Agent, AgentHooks, AgentParts, AgentSettings, Environment, ManifestSource, MemoryStatusStore,
     ReconcileError, Requeue,
 };
 use flink_gitops::flink::lifecycle::record::{LifecycleState, Record};
@@ -385,7 +385,12 @@ impl World {
 
     /// A new agent on this world's store, fake, branch and clock.
     pub async fn agent(&self) -> Arc<FakeAgent> {
-        Agent::start(
+        self.agent_with(AgentHooks::default()).await
+    }
+
+    /// [`Self::agent`] reporting to `hooks` (metrics, notifications, fetch trigger).
+    pub async fn agent_with(&self, hooks: AgentHooks) -> Arc<FakeAgent> {
+        Agent::start_with(
             AgentParts {
                 runtime: Arc::new(self.fake.clone()),
                 flink: self.fake.clone(),
@@ -395,6 +400,7 @@ impl World {
                 env: self.env.clone(),
             },
             self.settings.clone(),
+            hooks,
         )
         .await
         .expect("the agent starts")

@@ -7,6 +7,7 @@ pub mod agent_fake;
 pub mod fake_flink;
 pub mod fake_http;
 pub mod flink;
+pub mod http_sink;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

@@ -23,7 +23,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
     pub async fn run_once(
         &self,
     ) -> Result<BTreeMap<ResourceKey, Result<Requeue, ReconcileError>>, ReconcileError> {
-        self.sync().await?;
+        self.sync_observed().await?;
         let deadline = Instant::now() + self.settings.once_deadline;
         let mut results: BTreeMap<ResourceKey, Result<Requeue, ReconcileError>> = BTreeMap::new();
         let mut pending: BTreeSet<ResourceKey> = self.keys();
@@ -31,7 +31,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             let mut next = BTreeSet::new();
             for kind in [Kind::FlinkDeployment, Kind::FlinkSessionJob] {
                 for key in pending.iter().filter(|k| k.kind == kind) {
-                    let result = self.reconcile(key).await;
+                    let result = self.reconcile_observed(key).await;
                     if matches!(result, Ok(Requeue::After(_))) {
                         next.insert(key.clone());
                     }
@@ -60,18 +60,20 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         Ok(results)
     }
 
-    /// Runs until `shutdown` turns true: a fetch every interval, and each resource
-    /// reconciled on its own schedule (see the module docs).
+    /// Runs until `shutdown` turns true: a fetch every interval or at once when the
+    /// [`super::FetchTrigger`] is pulled (debounced), and each resource reconciled on its
+    /// own schedule (see the module docs).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut desired_rx = self.desired_tx.subscribe();
         // The fetch loop.
         let fetcher = {
             let agent = self.clone();
             let mut stop = shutdown.clone();
+            let mut wake = agent.hooks.fetch_trigger.subscribe();
             tokio::spawn(async move {
                 let mut failures = 0u32;
                 loop {
-                    let wait = match agent.sync().await {
+                    let wait = match agent.sync_observed().await {
                         Ok(_) => {
                             failures = 0;
                             agent.settings.interval
@@ -86,6 +88,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     };
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
+                        _ = Self::next_fetch_request(&mut wake, agent.settings.fetch_debounce) => {}
                         _ = stop.changed() => return,
                     }
                 }
@@ -108,7 +111,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     running.insert(key.clone());
                     let agent = self.clone();
                     tasks.spawn(async move {
-                        let result = agent.reconcile(&key).await;
+                        let result = agent.reconcile_observed(&key).await;
                         (key, result)
                     });
                 }

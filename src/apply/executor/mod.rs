@@ -19,6 +19,7 @@
 mod act;
 mod controller;
 pub mod error;
+mod hooks;
 mod observe;
 mod parts;
 pub mod store;
@@ -30,6 +31,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::{watch, Semaphore};
 
 pub use error::{ErrorClass, ReconcileError};
+pub use hooks::{AgentHooks, FetchTrigger};
 pub use observe::cluster_of;
 pub use parts::{Environment, GitManifests, ManifestSource, SystemEnvironment};
 pub use store::{GitStatusStore, MemoryStatusStore, StatusError, StatusStore};
@@ -67,6 +69,9 @@ pub struct AgentSettings {
     /// How long a new deployment must run before it is STABLE, unless its spec sets
     /// `flink-gitops.deployment.stability.window`.
     pub stability_window: Duration,
+    /// After a fetch request ([`FetchTrigger`], a webhook), how long the fetch loop waits
+    /// for more before it fetches once.
+    pub fetch_debounce: Duration,
 }
 
 impl Default for AgentSettings {
@@ -80,6 +85,7 @@ impl Default for AgentSettings {
             max_steps_per_reconcile: config::DEFAULT_MAX_STEPS_PER_RECONCILE,
             once_deadline: config::DEFAULT_ONCE_DEADLINE,
             stability_window: config::DEFAULT_STABILITY_WINDOW,
+            fetch_debounce: config::DEFAULT_FETCH_DEBOUNCE,
         }
     }
 }
@@ -129,6 +135,7 @@ pub struct Agent<R: Runtime, F: FlinkApiFactory> {
     /// memory only: after a restart the window starts again (the check acts later, never
     /// sooner).
     health: Mutex<BTreeMap<ResourceKey, (String, Vec<HealthSample>)>>,
+    hooks: AgentHooks,
 }
 
 /// The parts an agent is made of.
@@ -173,6 +180,18 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         parts: AgentParts<R, F>,
         settings: AgentSettings,
     ) -> Result<Arc<Self>, ReconcileError> {
+        Self::start_with(parts, settings, AgentHooks::default()).await
+    }
+
+    /// [`Agent::start`] reporting to `hooks` (metrics, notifications, fetch trigger).
+    ///
+    /// # Errors
+    /// [`ReconcileError::Status`] when the records cannot be read.
+    pub async fn start_with(
+        parts: AgentParts<R, F>,
+        settings: AgentSettings,
+        hooks: AgentHooks,
+    ) -> Result<Arc<Self>, ReconcileError> {
         let status = parts.status.clone();
         let records =
             blocking("status load", settings.git_timeout, move || status.load()).await??;
@@ -181,6 +200,10 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             runtime = parts.runtime.name(),
             "read status"
         );
+        records
+            .values()
+            .for_each(|r| hooks.telemetry.observe_record(r));
+        hooks.telemetry.set_status_loaded();
         let (desired_tx, _) = watch::channel(Arc::new(DesiredState::empty()));
         Ok(Arc::new(Agent {
             runtime: parts.runtime,
@@ -196,6 +219,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             write_lock: tokio::sync::Mutex::new(()),
             jars: Mutex::new(BTreeMap::new()),
             health: Mutex::new(BTreeMap::new()),
+            hooks,
         }))
     }
 
@@ -318,6 +342,8 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         })
         .await??;
         tracing::info!(resource = %key, "{title}");
+        self.hooks
+            .after_write(previous.as_ref(), &rec, self.env.now_ms());
         if let Ok(mut records) = self.records.lock() {
             records.insert(key, rec);
         }
