@@ -760,6 +760,29 @@ option!(
     "Per-vertex parallelism, `<vertex id>:<parallelism>,...`; rescaled in place under the adaptive scheduler."
 );
 
+// ---------------------------------------------------------------------------------------
+// Kubernetes runtime: names on the objects the agent renders and applies.
+
+/// Field manager of every server-side apply the agent makes.
+pub const KUBE_FIELD_MANAGER: &str = "flink-gitops";
+/// Label naming the FlinkDeployment an object belongs to.
+pub const KUBE_LABEL_NAME: &str = "app.kubernetes.io/name";
+/// Label naming the object's part of the cluster (`jobmanager`, `taskmanager`, `config`).
+pub const KUBE_LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+/// Label saying who manages the object; its value is [`KUBE_FIELD_MANAGER`].
+pub const KUBE_LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Annotation with the spec hash the object was rendered from.
+pub const KUBE_ANNOTATION_SPEC_HASH: &str = "flink-gitops.io/spec-hash";
+/// Annotation with the Git revision the object was rendered from.
+pub const KUBE_ANNOTATION_REVISION: &str = "flink-gitops.io/revision";
+/// Annotation with the deployment attempt ([`crate::apply::runtime::ClusterRequest::generation`]).
+pub const KUBE_ANNOTATION_GENERATION: &str = "flink-gitops.io/generation";
+/// Operator option: merge pod template arrays by element name rather than by index.
+pub const OP_POD_TEMPLATE_MERGE_BY_NAME: &str =
+    "kubernetes.operator.pod-template.merge-arrays-by-name";
+/// Operator option: give the JobManager a startup probe on REST `/config` (default true).
+pub const OP_JM_STARTUP_PROBE: &str = "kubernetes.operator.jm-deployment.startup.probe.enabled";
+
 /// Defaults of operator options where this agent's default matters to a decision.
 pub const DEFAULT_SAVEPOINT_ON_DELETION: bool = true;
 pub const DEFAULT_LAST_STATE_FALLBACK: bool = true;

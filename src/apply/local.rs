@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::flink_config;
 use super::runtime::{ClusterPresence, ClusterRequest, Runtime, RuntimeError};
 use crate::config;
-use crate::flink::spec::{quantity, DeploymentSpec, ResourceKey};
+use crate::flink::spec::ResourceKey;
 
 /// Environment variable naming the Flink distribution.
 pub const ENV_FLINK_HOME: &str = "FLINK_HOME";
@@ -179,76 +180,24 @@ impl LocalRuntime {
         rest_port: u16,
         rpc_port: u16,
     ) -> BTreeMap<String, String> {
-        let spec = &request.spec;
-        let mut cfg: BTreeMap<String, String> = BTreeMap::new();
+        let mut runtime_defaults = BTreeMap::new();
+        runtime_defaults.insert(
+            "taskmanager.memory.managed.size".to_string(),
+            DEFAULT_LOCAL_MANAGED_MEMORY.to_string(),
+        );
+        runtime_defaults.extend(self.default_configuration(&request.key));
+        let skip = |k: &str| k.starts_with("kubernetes.") || k.starts_with("high-availability");
+        let mut cfg = flink_config::cluster_configuration(
+            request,
+            &flink_config::ConfigLayers {
+                runtime_defaults,
+                skip_key: &skip,
+                default_process_memory: DEFAULT_LOCAL_PROCESS_MEMORY,
+            },
+        );
         let set = |cfg: &mut BTreeMap<String, String>, k: &str, v: String| {
             cfg.insert(k.to_string(), v);
         };
-        // The agent's defaults.
-        set(
-            &mut cfg,
-            "taskmanager.memory.managed.size",
-            DEFAULT_LOCAL_MANAGED_MEMORY.into(),
-        );
-        set(&mut cfg, "state.backend.type", "hashmap".into());
-        set(
-            &mut cfg,
-            config::CHECKPOINT_RETENTION.key,
-            "RETAIN_ON_CANCELLATION".into(),
-        );
-        set(&mut cfg, "cluster.registration.error-delay", "1 s".into());
-        set(
-            &mut cfg,
-            "cluster.registration.refused-registration-delay",
-            "1 s".into(),
-        );
-        set(
-            &mut cfg,
-            "rest.cache.execution-graph.timeout",
-            "200 ms".into(),
-        );
-        set(
-            &mut cfg,
-            "rest.cache.checkpoint-statistics.timeout",
-            "200 ms".into(),
-        );
-        set(&mut cfg, "pipeline.name", request.key.name.clone());
-        for (k, v) in self.default_configuration(&request.key) {
-            set(&mut cfg, &k, v);
-        }
-        // The manifest's own, with renamed keys written under the name Flink 2.x reads.
-        for (k, v) in &spec.flink_configuration {
-            if config::is_control_key(k)
-                || k.starts_with("kubernetes.")
-                || k.starts_with("high-availability")
-            {
-                continue;
-            }
-            set(&mut cfg, &canonical_key(k), v.clone());
-        }
-        // Memory from the resource section, as the operator maps it.
-        let jm_mem = spec
-            .job_manager
-            .as_ref()
-            .and_then(|j| j.resource.as_ref())
-            .and_then(|r| r.memory.clone());
-        let tm_mem = spec
-            .task_manager
-            .as_ref()
-            .and_then(|t| t.resource.as_ref())
-            .and_then(|r| r.memory.clone());
-        for (option, mem) in [
-            (config::JM_PROCESS_MEMORY, jm_mem),
-            (config::TM_PROCESS_MEMORY, tm_mem),
-        ] {
-            match mem.and_then(|m| quantity::parse_memory(&m)) {
-                Some(bytes) => set(&mut cfg, option.key, format!("{}m", bytes >> 20)),
-                None => {
-                    cfg.entry(option.key.to_string())
-                        .or_insert_with(|| DEFAULT_LOCAL_PROCESS_MEMORY.to_string());
-                }
-            }
-        }
         // What the agent must set.
         let data = dir.join("data");
         let force = set;
@@ -271,37 +220,7 @@ impl LocalRuntime {
             "io.tmp.dirs",
             data.join("tmp").display().to_string(),
         );
-        if let Some(job) = &request.job {
-            force(
-                &mut cfg,
-                "execution.shutdown-on-application-finish",
-                "false".into(),
-            );
-            if let Some(p) = job.parallelism {
-                force(&mut cfg, config::PARALLELISM_DEFAULT.key, p.to_string());
-            }
-            if job.allow_non_restored_state {
-                force(&mut cfg, config::IGNORE_UNCLAIMED_STATE.key, "true".into());
-            }
-        }
         cfg
-    }
-
-    fn task_manager_count(spec: &DeploymentSpec, cfg: &BTreeMap<String, String>) -> u32 {
-        if let Some(r) = spec.task_manager.as_ref().and_then(|t| t.replicas) {
-            return r.max(1) as u32;
-        }
-        let slots = config::lookup(cfg, &config::TASK_SLOTS)
-            .and_then(|(_, v)| v.trim().parse::<i64>().ok())
-            .unwrap_or(1)
-            .max(1);
-        let parallelism = spec
-            .job
-            .as_ref()
-            .and_then(|j| j.parallelism)
-            .unwrap_or(1)
-            .max(1);
-        ((parallelism + slots - 1) / slots) as u32
     }
 
     async fn spawn(
@@ -378,19 +297,6 @@ impl LocalRuntime {
         tracing::info!(uri, sha256 = %hex::encode(Sha256::digest(&bytes)), "downloaded jar");
         Ok(target)
     }
-}
-
-/// A key under the name Flink 2.x reads (old names are translated).
-fn canonical_key(key: &str) -> String {
-    for opt in config::CHECKED_OPTIONS
-        .iter()
-        .chain([&config::HA_TYPE, &config::RESTART_STRATEGY])
-    {
-        if opt.legacy.contains(&key) {
-            return opt.key.to_string();
-        }
-    }
-    key.to_string()
 }
 
 pub(crate) fn uri_to_path(uri: &str) -> Option<PathBuf> {
@@ -583,7 +489,7 @@ impl Runtime for LocalRuntime {
                 false,
             ),
         };
-        let count = Self::task_manager_count(&request.spec, &cfg);
+        let count = flink_config::task_manager_count(&request.spec, &cfg);
         let mut tm_pids = Vec::new();
         for i in 0..count {
             tm_pids.push(

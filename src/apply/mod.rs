@@ -4,6 +4,8 @@
 
 pub mod backoff;
 pub mod executor;
+pub mod flink_config;
+pub mod kubernetes;
 pub mod local;
 pub mod runtime;
 pub mod storage;
