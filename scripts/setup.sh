@@ -12,7 +12,13 @@
 #     from Debian's package `prometheus`, unpacked (dpkg -x, no service installed) into
 #     ${FLINK_GITOPS_CACHE}/prometheus/usr/bin
 #
-# Usage: scripts/setup.sh [--print-env]
+#   * with --kube: the Kubernetes test cluster (scripts/kube-lab/setup.sh: Kubernetes v1.20.2
+#     built once from Debian's source package into ${FLINK_GITOPS_CACHE}/kube-lab, about
+#     5 minutes on two idle cores) and the Flink image with the test job
+#     (scripts/kube-lab/flink-image.sh); start and stop it with scripts/kube-lab/start.sh
+#     and stop.sh
+#
+# Usage: scripts/setup.sh [--print-env] [--kube]
 #   --print-env  print FLINK_HOME=..., FLINK_GITOPS_JOB_JAR=..., FLINK_GITOPS_LOCAL_ROOT=...,
 #                JAVA_HOME=..., FLINK_GITOPS_KUBECTL=..., FLINK_GITOPS_HELM=...,
 #                FLINK_GITOPS_PROMETHEUS=..., FLINK_GITOPS_PROMTOOL=... on stdout, e.g.
@@ -22,10 +28,12 @@ set -euo pipefail
 
 FLINK_VERSION=2.3.0
 PRINT_ENV=0
+KUBE=0
 for arg in "$@"; do
     case "$arg" in
         --print-env) PRINT_ENV=1 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        --kube) KUBE=1 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -308,6 +316,10 @@ ensure_job
 ensure_local_jar
 ensure_render_tools
 ensure_prometheus
+if [ "$KUBE" -eq 1 ]; then
+    "$ROOT/scripts/kube-lab/setup.sh" >&2
+    "$ROOT/scripts/kube-lab/flink-image.sh" >&2
+fi
 
 if [ "$PRINT_ENV" -eq 1 ]; then
     printf 'FLINK_HOME=%q\n' "$FLINK_HOME_FOUND"
@@ -318,4 +330,7 @@ if [ "$PRINT_ENV" -eq 1 ]; then
     printf 'FLINK_GITOPS_HELM=%q\n' "$RENDER_BIN/helm"
     printf 'FLINK_GITOPS_PROMETHEUS=%q\n' "$PROM_BIN/prometheus"
     printf 'FLINK_GITOPS_PROMTOOL=%q\n' "$PROM_BIN/promtool"
+    if [ "$KUBE" -eq 1 ]; then
+        printf 'FLINK_GITOPS_KUBE_LAB=%q\n' "$CACHE/kube-lab"
+    fi
 fi
