@@ -14,6 +14,7 @@ mod engine_scenarios;
 mod fake_flink_selftest;
 mod fuzz_property;
 mod fuzz_regressions;
+mod kube_lab;
 mod notifications;
 mod operator_rules;
 mod ops;

@@ -10,8 +10,10 @@
 
 pub mod pod_template;
 pub mod render;
+pub mod runtime;
 
 pub use render::{render, ObjectNames, Owner, RenderContext, RenderError, RenderedCluster};
+pub use runtime::{KubernetesRuntime, KubernetesSettings, RestAccess};
 
 #[cfg(test)]
 mod tests;

@@ -696,16 +696,17 @@ fn jobmanager_args(request: &ClusterRequest, ha: bool) -> Result<Vec<String>, Re
         .jar_uri
         .strip_prefix("local://")
         .ok_or_else(|| RenderError::Jar(job.jar_uri.clone()))?;
-    let mut args = vec!["standalone-job".to_string()];
+    // `--jars` takes every following word up to the next option it knows, so an option
+    // (`--job-id`, always given) must follow it before the program's own arguments.
+    let mut args = vec![
+        "standalone-job".to_string(),
+        "--jars".to_string(),
+        format!("/{}", jar.trim_start_matches('/')),
+    ];
     if let Some(class) = &job.entry_class {
         args.extend(["--job-classname".to_string(), class.clone()]);
     }
-    args.extend([
-        "--job-id".to_string(),
-        job.job_id.clone(),
-        "--jars".to_string(),
-        format!("/{}", jar.trim_start_matches('/')),
-    ]);
+    args.extend(["--job-id".to_string(), job.job_id.clone()]);
     if job.allow_non_restored_state {
         args.push("--allowNonRestoredState".to_string());
     }
