@@ -29,11 +29,15 @@ install_packages() {
     lab_log "apt-get install ${missing[*]}"
     local t0
     t0=$(lab_now)
-    as_root apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    mkdir -p "$LAB_LOG"
     # policy-rc.d (or the lack of an init system) keeps the packaged services from starting;
     # the lab runs its own etcd and containerd with private paths.
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-        --no-install-recommends "${missing[@]}" >&2
+    if ! { as_root apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+            --no-install-recommends "${missing[@]}"; } >"$LAB_LOG/apt.log" 2>&1; then
+        tail -20 "$LAB_LOG/apt.log" >&2
+        lab_die "apt-get install failed (log: $LAB_LOG/apt.log)"
+    fi
     lab_log "packages installed in $(lab_since "$t0")s"
 }
 
