@@ -81,7 +81,9 @@ lab_load_image() {
 m = json.load(tarfile.open(sys.argv[1]).extractfile("manifest.json"))[0]
 print(m["Config"].split(".")[0], m["RepoTags"][0])' "$tar")
     stamp="$LAB_STATE/containerd/imported/$(basename "$tar").id"
-    if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ] && lab_ctr images ls -q 2>/dev/null | grep -qxF "$ref"; then
+    # (grep without -q: with pipefail, grep -q quitting early would fail the pipeline.)
+    # The ref is checked too: the kubelet's image GC removes unused images under disk pressure.
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ] && lab_ctr images ls -q 2>/dev/null | grep -xF "$ref" >/dev/null; then
         return 0
     fi
     t0=$(lab_now)
