@@ -3,10 +3,12 @@
 //! them: `plan` runs [`decide`] over a predicted observation ([`simulate`]) and summarises
 //! the steps as an [`Action`]. Nothing here does I/O or reads the clock.
 
+pub mod cron;
 pub mod decide;
 pub mod observe;
 pub mod record;
 pub mod simulate;
+pub mod snapshots;
 pub mod spec_diff;
 pub mod transition;
 

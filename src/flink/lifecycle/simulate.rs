@@ -547,9 +547,14 @@ pub fn describe(step: &Step) -> String {
                 .join(",")
         ),
         Step::TriggerSnapshot {
-            checkpoint: true, ..
-        } => "trigger a checkpoint".to_string(),
-        Step::TriggerSnapshot { .. } => "trigger a savepoint".to_string(),
+            checkpoint,
+            periodic,
+            ..
+        } => format!(
+            "trigger a {}{}",
+            if *periodic { "periodic " } else { "" },
+            if *checkpoint { "checkpoint" } else { "savepoint" }
+        ),
         Step::FinishSnapshot { .. } => "record the snapshot".to_string(),
         Step::Fail { message, .. } => format!("fail: {message}"),
         Step::KeepUnmanaged => "leave it running, unmanaged".to_string(),
