@@ -3,7 +3,6 @@
 //! them: `plan` runs [`decide`] over a predicted observation ([`simulate`]) and summarises
 //! the steps as an [`Action`]. Nothing here does I/O or reads the clock.
 
-pub mod cron;
 pub mod decide;
 pub mod observe;
 pub mod record;

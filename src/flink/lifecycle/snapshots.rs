@@ -22,12 +22,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::cron::{QuartzCron, CRON_ALLOWED};
 use super::decide::{nonce_key, savepoint_format, Step};
 use super::observe::ObservedJob;
 use super::record::{reason, InFlight, LastError, Record, Savepoint, SnapshotTrigger};
 use crate::config;
-use crate::flink::spec::quantity::{parse_duration, DURATION_ALLOWED};
+pub use crate::flink::spec::cron::Schedule;
+use crate::flink::spec::quantity::parse_duration;
 use crate::flink::spec::Spec;
 
 // ---------------------------------------------------------------------------------------
@@ -157,62 +157,6 @@ fn is_zero(n: &u32) -> bool {
 // ---------------------------------------------------------------------------------------
 // Schedules
 // ---------------------------------------------------------------------------------------
-
-/// A periodic snapshot schedule as the operator reads its interval options: a Flink
-/// duration or a Quartz cron expression.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Schedule {
-    Interval(Duration),
-    Cron(QuartzCron),
-}
-
-impl Schedule {
-    /// Reads an option value. `Ok(None)`: off (empty, or a zero duration, as the operator
-    /// reads them).
-    ///
-    /// # Errors
-    /// A sentence saying why the value is neither a duration nor a cron expression the
-    /// operator accepts, and what is allowed.
-    pub fn parse(value: &str) -> Result<Option<Schedule>, String> {
-        let v = value.trim();
-        if v.is_empty() {
-            return Ok(None);
-        }
-        if let Some(d) = parse_duration(v) {
-            return Ok((!d.is_zero()).then_some(Schedule::Interval(d)));
-        }
-        if !v.contains(char::is_whitespace) {
-            return Err(format!(
-                "not a duration; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"
-            ));
-        }
-        v.parse::<QuartzCron>()
-            .map(|c| Some(Schedule::Cron(c)))
-            .map_err(|why| format!("{why}; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"))
-    }
-
-    /// Whether a snapshot last triggered at `last_ms` is due again at `now_ms`.
-    pub fn due(&self, last_ms: u64, now_ms: u64) -> bool {
-        self.next_after(last_ms).is_some_and(|t| t < now_ms)
-    }
-
-    /// The time after `last_ms` at which the next snapshot is due.
-    pub fn next_after(&self, last_ms: u64) -> Option<u64> {
-        match self {
-            Schedule::Interval(d) => last_ms.checked_add(d.as_millis() as u64),
-            Schedule::Cron(c) => c.next_after(last_ms),
-        }
-    }
-}
-
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Schedule::Interval(d) => write!(f, "every {}", humantime::format_duration(*d)),
-            Schedule::Cron(c) => write!(f, "on cron \"{}\" (UTC)", c.source()),
-        }
-    }
-}
 
 /// The periodic schedule a spec asks for (`checkpoint`: checkpoints, else savepoints); a
 /// value that does not read is off here (validation reports it).

@@ -7,6 +7,7 @@
 
 pub mod model;
 pub mod operator;
+pub mod cron;
 pub mod parse;
 pub mod quantity;
 pub mod validate;

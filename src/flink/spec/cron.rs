@@ -18,8 +18,11 @@
 //! Anything else is refused with a sentence saying what is allowed.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc, Weekday};
+
+use super::quantity::{parse_duration, DURATION_ALLOWED};
 
 /// What a cron expression may look like, for error messages.
 pub const CRON_ALLOWED: &str = "a Quartz cron expression of 6 or 7 fields (second minute hour day-of-month month day-of-week [year]) with `?` in exactly one of day-of-month and day-of-week, such as \"0 0 * * * ?\" or \"*/5 * * * * ?\"";
@@ -284,6 +287,62 @@ impl QuartzCron {
             }
         }
         out
+    }
+}
+
+/// A periodic snapshot schedule as the operator reads its interval options: a Flink
+/// duration or a Quartz cron expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    Interval(Duration),
+    Cron(QuartzCron),
+}
+
+impl Schedule {
+    /// Reads an option value. `Ok(None)`: off (empty, or a zero duration, as the operator
+    /// reads them).
+    ///
+    /// # Errors
+    /// A sentence saying why the value is neither a duration nor a cron expression the
+    /// operator accepts, and what is allowed.
+    pub fn parse(value: &str) -> Result<Option<Schedule>, String> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        if let Some(d) = parse_duration(v) {
+            return Ok((!d.is_zero()).then_some(Schedule::Interval(d)));
+        }
+        if !v.contains(char::is_whitespace) {
+            return Err(format!(
+                "not a duration; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"
+            ));
+        }
+        v.parse::<QuartzCron>()
+            .map(|c| Some(Schedule::Cron(c)))
+            .map_err(|why| format!("{why}; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"))
+    }
+
+    /// Whether a snapshot last triggered at `last_ms` is due again at `now_ms`.
+    pub fn due(&self, last_ms: u64, now_ms: u64) -> bool {
+        self.next_after(last_ms).is_some_and(|t| t < now_ms)
+    }
+
+    /// The time after `last_ms` at which the next snapshot is due.
+    pub fn next_after(&self, last_ms: u64) -> Option<u64> {
+        match self {
+            Schedule::Interval(d) => last_ms.checked_add(d.as_millis() as u64),
+            Schedule::Cron(c) => c.next_after(last_ms),
+        }
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Interval(d) => write!(f, "every {}", humantime::format_duration(*d)),
+            Schedule::Cron(c) => write!(f, "on cron \"{}\" (UTC)", c.source()),
+        }
     }
 }
 
