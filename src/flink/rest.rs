@@ -848,6 +848,12 @@ impl FlinkApi for FlinkRestClient {
     async fn checkpoints(&self, job: &JobId) -> Result<CheckpointStats, RestError> {
         FlinkRestClient::checkpoints(self, job).await
     }
+    async fn dispose_savepoint(&self, path: &str) -> Result<TriggerId, RestError> {
+        FlinkRestClient::dispose_savepoint(self, path).await
+    }
+    async fn disposal_status(&self, trigger: &TriggerId) -> Result<DisposalStatus, RestError> {
+        FlinkRestClient::disposal_status(self, trigger).await
+    }
     async fn upload_jar(&self, path: &Path) -> Result<JarId, RestError> {
         FlinkRestClient::upload_jar(self, path).await
     }
