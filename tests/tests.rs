@@ -17,4 +17,5 @@ mod plan_cli;
 mod plan_matches_agent;
 mod render;
 mod rest_wire;
+mod snapshot_scenarios;
 mod yaml_forms;
