@@ -12,6 +12,7 @@ mod engine_scenarios;
 mod fake_flink_selftest;
 mod fuzz_property;
 mod fuzz_regressions;
+mod history_cli;
 mod operator_rules;
 mod plan_cli;
 mod plan_matches_agent;

@@ -4,8 +4,10 @@
 //! it is blocking git2 work; async callers go through [`source::run_blocking`], which moves
 //! it off the runtime and bounds it with a deadline.
 
+pub mod history;
 pub mod render;
 pub mod repo_settings;
+pub mod rollback;
 pub mod source;
 pub mod status;
 
