@@ -52,7 +52,10 @@ fn rollback_restores_one_resource_document_and_nothing_else() {
         short(&c2)
     );
     assert!(run.stdout.contains(&title), "{}", run.stdout);
-    git(&remote.work(), &["pull", "-q", "--ff-only", "origin", "main"]);
+    git(
+        &remote.work(),
+        &["pull", "-q", "--ff-only", "origin", "main"],
+    );
     let text = std::fs::read_to_string(remote.work().join("apps/all.yaml")).expect("file");
     assert_eq!(
         text,
@@ -66,7 +69,11 @@ fn rollback_restores_one_resource_document_and_nothing_else() {
     // Again: nothing to do. A resource the revision does not have: refused.
     let again = flink_gitops(&dir, &["rollback", "alpha", "--to", &c1, "--repo", &url]);
     assert_eq!(again.code, 1, "{again:?}");
-    assert!(again.stderr.contains("already the manifest of"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already the manifest of"),
+        "{}",
+        again.stderr
+    );
     let missing = flink_gitops(&dir, &["rollback", "gamma", "--to", &c1, "--repo", &url]);
     assert_eq!(missing.code, 1, "{missing:?}");
     assert!(
@@ -84,7 +91,10 @@ fn rollback_restores_one_resource_document_and_nothing_else() {
     let moved = flink_gitops(&dir, &["rollback", "alpha", "--to", &c1, "--repo", &url]);
     assert_eq!(moved.code, 0, "{moved:?}");
     assert!(moved.stdout.contains(&format!("(from {})", short(&c3))));
-    git(&remote.work(), &["pull", "-q", "--ff-only", "origin", "main"]);
+    git(
+        &remote.work(),
+        &["pull", "-q", "--ff-only", "origin", "main"],
+    );
     let work = remote.work();
     let read = |f: &str| std::fs::read_to_string(work.join(f)).expect("file");
     assert_eq!(read("apps/alpha.yaml"), app("alpha", "v1"));
@@ -95,7 +105,10 @@ fn rollback_restores_one_resource_document_and_nothing_else() {
     remote.push("alpha removed");
     let back = flink_gitops(&dir, &["rollback", "alpha", "--to", &c2, "--repo", &url]);
     assert_eq!(back.code, 0, "{back:?}");
-    git(&remote.work(), &["pull", "-q", "--ff-only", "origin", "main"]);
+    git(
+        &remote.work(),
+        &["pull", "-q", "--ff-only", "origin", "main"],
+    );
     assert_eq!(
         read("apps/all.yaml"),
         format!("{}---\n{}", app("beta", "v2"), app("alpha", "v2"))
@@ -141,12 +154,18 @@ fn history_lists_each_deployed_revision_from_the_status_branch() {
     write(&r, "stable again");
 
     let dir = remote.scratch("cli");
-    let run = flink_gitops(&dir, &["history", "alpha", "--repo", &remote.url(), "-o", "json"]);
+    let run = flink_gitops(
+        &dir,
+        &["history", "alpha", "--repo", &remote.url(), "-o", "json"],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     let v = run.json();
     let revs = v["revisions"].as_array().expect("revisions");
     assert_eq!(revs.len(), 2, "{v:#}");
-    assert_eq!(revs[0]["revision"], "1111111111111111111111111111111111111111");
+    assert_eq!(
+        revs[0]["revision"],
+        "1111111111111111111111111111111111111111"
+    );
     assert_eq!(revs[0]["outcome"], "STABLE");
     assert_eq!(revs[0]["savepoints"][0]["location"], "file:/sp/savepoint-1");
     assert_eq!(revs[1]["restoredFrom"], "file:/sp/savepoint-1");

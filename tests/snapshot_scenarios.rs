@@ -42,7 +42,10 @@ async fn engine_periodic_savepoints_on_cron_keep_a_bounded_disposed_history() {
     let key = deployment("counter");
     let w = World::new();
     let agent = w.agent().await;
-    w.push(&[("apps/counter.yaml", Some(app_yaml("counter", &periodic("v1", "2"))))]);
+    w.push(&[(
+        "apps/counter.yaml",
+        Some(app_yaml("counter", &periodic("v1", "2"))),
+    )]);
     w.settle(&agent).await;
     let job = w.the_running_job(&key);
     // The first disposal's answer is lost after it took effect: tried again, found gone.
@@ -113,15 +116,26 @@ async fn engine_periodic_savepoints_on_cron_keep_a_bounded_disposed_history() {
 }
 
 #[tokio::test]
-async fn engine_a_failing_periodic_savepoint_is_reported_retried_with_backoff_and_holds_up_nothing(
-) {
+async fn engine_a_failing_periodic_savepoint_is_reported_retried_with_backoff_and_holds_up_nothing()
+{
     let key = deployment("counter");
     let other = deployment("other");
     let w = World::new();
     let agent = w.agent().await;
-    let other_v = |v: &str| app_yaml("other", &JobOpts { version: v.into(), ..JobOpts::default() });
+    let other_v = |v: &str| {
+        app_yaml(
+            "other",
+            &JobOpts {
+                version: v.into(),
+                ..JobOpts::default()
+            },
+        )
+    };
     w.push(&[
-        ("apps/counter.yaml", Some(app_yaml("counter", &periodic("v1", "10")))),
+        (
+            "apps/counter.yaml",
+            Some(app_yaml("counter", &periodic("v1", "10"))),
+        ),
         ("apps/other.yaml", Some(other_v("v1"))),
     ]);
     w.settle(&agent).await;
@@ -166,9 +180,15 @@ async fn engine_a_failing_periodic_savepoint_is_reported_retried_with_backoff_an
     // not the 5 s of the schedule.
     assert!(triggered.len() >= 5, "{triggered:?}");
     let gaps: Vec<u64> = triggered.windows(2).map(|w| (w[1] - w[0]) / 1000).collect();
-    assert!(gaps[0] >= 10 && gaps[1] >= 20 && gaps[2] >= 40, "gaps {gaps:?}");
+    assert!(
+        gaps[0] >= 10 && gaps[1] >= 20 && gaps[2] >= 40,
+        "gaps {gaps:?}"
+    );
     assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "gaps {gaps:?}");
-    assert!(gaps[3] <= 5, "after a success the schedule rules again: gaps {gaps:?}");
+    assert!(
+        gaps[3] <= 5,
+        "after a success the schedule rules again: gaps {gaps:?}"
+    );
     let r = w.record(&key);
     assert_eq!(r.snapshots.savepoint_failure, None, "{r:#?}");
     assert_eq!(r.last_error, None);
@@ -207,6 +227,9 @@ async fn engine_checkpoint_nonce_records_the_checkpoint_it_took() {
     assert_eq!(cp.trigger, SnapshotTrigger::Manual);
     assert_eq!(cp.nonce, Some(3));
     let location = cp.location.expect("with its location");
-    let stored = w.fake.snapshot(&location).expect("a checkpoint Flink knows");
+    let stored = w
+        .fake
+        .snapshot(&location)
+        .expect("a checkpoint Flink knows");
     assert!(!stored.is_savepoint);
 }

@@ -125,7 +125,10 @@ fn render(key: &ResourceKey, revisions: &[DeployedRevision]) -> String {
             states.join(" -> ")
         ));
         if let Some(r) = &d.running_revision {
-            out.push_str(&format!("  rolled back: revision {} ran instead\n", short(r)));
+            out.push_str(&format!(
+                "  rolled back: revision {} ran instead\n",
+                short(r)
+            ));
         }
         if !d.job_ids.is_empty() {
             out.push_str(&format!("  jobs: {}\n", d.job_ids.join(", ")));

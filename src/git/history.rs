@@ -94,7 +94,9 @@ pub fn records_over_time(
         };
         match Record::from_yaml(text) {
             Ok(r) => out.push((commit.time().seconds(), r)),
-            Err(e) => tracing::debug!(commit = %oid_short(&commit.id()), error = %e, "status file skipped"),
+            Err(e) => {
+                tracing::debug!(commit = %oid_short(&commit.id()), error = %e, "status file skipped")
+            }
         }
     }
     Ok(out)

@@ -191,11 +191,19 @@ pub fn rollback(
         }
         let tip = source.resolve(&repo, branch)?;
         let target = source.resolve(&repo, to)?;
-        let old = match find(&source.read_files(&repo, &target, path)?, key, short(&target.commit))? {
+        let old = match find(
+            &source.read_files(&repo, &target, path)?,
+            key,
+            short(&target.commit),
+        )? {
             Some(f) => f,
             None => return Err(not_there(source, &repo, &target, key, path)),
         };
-        let current = find(&source.read_files(&repo, &tip, path)?, key, short(&tip.commit))?;
+        let current = find(
+            &source.read_files(&repo, &tip, path)?,
+            key,
+            short(&tip.commit),
+        )?;
         let (file, text) = match current {
             Some(c) if c.document.trim() == old.document.trim() => {
                 return Err(RollbackError::Unchanged {
@@ -216,7 +224,11 @@ pub fn rollback(
                     .and_then(|(_, b)| String::from_utf8(b).ok());
                 let text = match at_tip {
                     Some(t) if !t.trim().is_empty() => {
-                        let sep = if t.ends_with('\n') { "---\n" } else { "\n---\n" };
+                        let sep = if t.ends_with('\n') {
+                            "---\n"
+                        } else {
+                            "\n---\n"
+                        };
                         format!("{t}{sep}{}", old.document.trim_start_matches('\n'))
                     }
                     _ => old.document.clone(),
@@ -251,7 +263,12 @@ pub fn rollback(
             }
             Err(e) => {
                 tracing::debug!(error = %e, "rollback push rejected; retrying on the new tip");
-                let _ = repo.reference(&refname, tip_oid, true, "flink-gitops rollback: push rejected");
+                let _ = repo.reference(
+                    &refname,
+                    tip_oid,
+                    true,
+                    "flink-gitops rollback: push rejected",
+                );
             }
         }
     }
@@ -311,13 +328,22 @@ mod tests {
     #[test]
     fn documents_split_on_separator_lines_only() {
         let text = "a: 1\n---\nb: |\n  ---not a separator\n--- # c\nc: 3\n";
-        let docs: Vec<&str> = document_ranges(text).into_iter().map(|r| &text[r]).collect();
-        assert_eq!(docs, vec!["a: 1\n", "b: |\n  ---not a separator\n", "c: 3\n"]);
+        let docs: Vec<&str> = document_ranges(text)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect();
+        assert_eq!(
+            docs,
+            vec!["a: 1\n", "b: |\n  ---not a separator\n", "c: 3\n"]
+        );
         assert_eq!(
             replace_document(text, 1, "b: 2\n"),
             "a: 1\n---\nb: 2\n--- # c\nc: 3\n"
         );
         assert_eq!(replace_document("x: 1\n", 0, "x: 2"), "x: 2");
-        assert_eq!(replace_document("---\nx: 1\n---\ny: 1\n", 1, "x: 2\n"), "---\nx: 2\n---\ny: 1\n");
+        assert_eq!(
+            replace_document("---\nx: 1\n---\ny: 1\n", 1, "x: 2\n"),
+            "---\nx: 2\n---\ny: 1\n"
+        );
     }
 }

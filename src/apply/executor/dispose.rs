@@ -154,7 +154,10 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     tracing::warn!(resource = %key, savepoint = %d.location, error = %e, attempts = d.attempts + 1, "savepoint disposal failed; will retry");
                     (
                         disposal_failed(&rec, &d.location, &e, &now),
-                        format!("disposal of savepoint {} failed, will retry: {e}", d.location),
+                        format!(
+                            "disposal of savepoint {} failed, will retry: {e}",
+                            d.location
+                        ),
                     )
                 }
             };

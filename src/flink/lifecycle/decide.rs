@@ -613,7 +613,9 @@ fn steady(
             if let Some(step) = nonce_trigger(spec, rec, job, ctx) {
                 return step;
             }
-            if let Some(step) = snapshots::periodic_trigger(spec, rec, job, ctx.now_ms, &ctx.fresh_trigger_id) {
+            if let Some(step) =
+                snapshots::periodic_trigger(spec, rec, job, ctx.now_ms, &ctx.fresh_trigger_id)
+            {
                 return step;
             }
             if rec.last_stable_hash.as_ref() != Some(hash)

@@ -553,7 +553,11 @@ pub fn describe(step: &Step) -> String {
         } => format!(
             "trigger a {}{}",
             if *periodic { "periodic " } else { "" },
-            if *checkpoint { "checkpoint" } else { "savepoint" }
+            if *checkpoint {
+                "checkpoint"
+            } else {
+                "savepoint"
+            }
         ),
         Step::FinishSnapshot { .. } => "record the snapshot".to_string(),
         Step::Fail { message, .. } => format!("fail: {message}"),

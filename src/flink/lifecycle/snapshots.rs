@@ -10,8 +10,9 @@
 //! first ([`Disposal`], the intent), then calls Flink and records the outcome with
 //! [`disposal_sent`], [`disposal_done`] or [`disposal_failed`].
 //!
-//! Mirrors the operator's `SnapshotUtils.shouldTriggerSnapshot` (interval rule: last trigger
-//! + interval < now; cron rule: the next time after the last trigger is before now) and
+//! Mirrors the operator's `SnapshotUtils.shouldTriggerSnapshot` (interval rule: the last
+//! trigger plus the interval is before now; cron rule: the next time after the last trigger
+//! is before now) and
 //! `SnapshotObserver` (history bounded by `kubernetes.operator.savepoint.history.max.count`
 //! and `.max.age`, oldest first, only savepoints of trigger type PERIODIC or UPGRADE, the
 //! newest always kept). Where the operator keeps the last trigger time in memory, this
@@ -190,9 +191,8 @@ pub fn retry_delay(attempts: u32) -> Duration {
 pub fn may_trigger(rec: &Record, checkpoint: bool, now_ms: u64) -> bool {
     match rec.snapshots.failure(checkpoint) {
         None => true,
-        Some(f) => ms_of(&f.time).is_none_or(|t| {
-            now_ms >= t.saturating_add(retry_delay(f.attempts).as_millis() as u64)
-        }),
+        Some(f) => ms_of(&f.time)
+            .is_none_or(|t| now_ms >= t.saturating_add(retry_delay(f.attempts).as_millis() as u64)),
     }
 }
 
@@ -258,14 +258,7 @@ fn failure_reason(checkpoint: bool) -> &'static str {
 /// Records a failed try: Flink's cause as the last error, the failure count for the
 /// backoff; a manual nonce is given up (recorded as acted on) after
 /// [`config::DEFAULT_MANUAL_SNAPSHOT_ATTEMPTS`] tries.
-fn failed(
-    r: &mut Record,
-    checkpoint: bool,
-    periodic: bool,
-    nonce: i64,
-    cause: &str,
-    now: &str,
-) {
+fn failed(r: &mut Record, checkpoint: bool, periodic: bool, nonce: i64, cause: &str, now: &str) {
     let attempts = r.snapshots.failure(checkpoint).map_or(0, |f| f.attempts) + 1;
     let trigger = if periodic {
         SnapshotTrigger::Periodic
@@ -333,8 +326,7 @@ pub fn finish(r: &mut Record, location: Option<&String>, error: Option<&String>,
         r.nonces.insert(nonce_key(checkpoint).to_string(), nonce);
     }
     *r.snapshots.failure_mut(checkpoint) = None;
-    if r
-        .last_error
+    if r.last_error
         .as_ref()
         .is_some_and(|e| e.reason == failure_reason(checkpoint))
     {
@@ -512,7 +504,8 @@ pub fn start_cleanup(rec: &Record, cleanup: &Cleanup, now: &str) -> Option<Recor
         return None;
     }
     let mut r = rec.clone();
-    r.savepoints.retain(|s| !cleanup.forget.contains(&s.location));
+    r.savepoints
+        .retain(|s| !cleanup.forget.contains(&s.location));
     for location in &cleanup.dispose {
         r.snapshots.disposals.push(Disposal {
             location: location.clone(),

@@ -40,7 +40,10 @@ fn schedules_read_as_the_operator_reads_them() {
         Ok(Some(Schedule::Cron(_)))
     ));
     let e = Schedule::parse("0 0 * * * *").expect_err("both day fields");
-    assert!(e.contains("exactly one of day-of-month") && e.contains("allowed:"), "{e}");
+    assert!(
+        e.contains("exactly one of day-of-month") && e.contains("allowed:"),
+        "{e}"
+    );
     let e = Schedule::parse("hourly").expect_err("a word");
     assert!(e.contains("not a duration"), "{e}");
     assert_eq!(
@@ -63,21 +66,119 @@ fn the_due_rule() {
         bool,
     );
     let rows: &[Row] = &[
-        ("interval not yet", "1h", Some(T0), None, "2026-03-02T10:59:59Z", false),
-        ("interval exactly", "1h", Some(T0), None, "2026-03-02T11:00:00Z", false),
-        ("interval past", "1h", Some(T0), None, "2026-03-02T11:00:01Z", true),
-        ("never triggered: from the record's since", "1h", None, None, "2026-03-02T11:00:01Z", true),
-        ("never triggered, early", "1h", None, None, "2026-03-02T10:30:00Z", false),
-        ("cron next time not reached", "*/5 * * * * ?", Some("2026-03-02T10:00:01Z"), None, "2026-03-02T10:00:05Z", false),
-        ("cron next time passed", "*/5 * * * * ?", Some("2026-03-02T10:00:01Z"), None, "2026-03-02T10:00:05.001Z", true),
-        ("hourly cron", "0 0 * * * ?", Some("2026-03-02T10:00:00Z"), None, "2026-03-02T10:59:00Z", false),
-        ("hourly cron passed", "0 0 * * * ?", Some("2026-03-02T10:00:00Z"), None, "2026-03-02T11:00:01Z", true),
+        (
+            "interval not yet",
+            "1h",
+            Some(T0),
+            None,
+            "2026-03-02T10:59:59Z",
+            false,
+        ),
+        (
+            "interval exactly",
+            "1h",
+            Some(T0),
+            None,
+            "2026-03-02T11:00:00Z",
+            false,
+        ),
+        (
+            "interval past",
+            "1h",
+            Some(T0),
+            None,
+            "2026-03-02T11:00:01Z",
+            true,
+        ),
+        (
+            "never triggered: from the record's since",
+            "1h",
+            None,
+            None,
+            "2026-03-02T11:00:01Z",
+            true,
+        ),
+        (
+            "never triggered, early",
+            "1h",
+            None,
+            None,
+            "2026-03-02T10:30:00Z",
+            false,
+        ),
+        (
+            "cron next time not reached",
+            "*/5 * * * * ?",
+            Some("2026-03-02T10:00:01Z"),
+            None,
+            "2026-03-02T10:00:05Z",
+            false,
+        ),
+        (
+            "cron next time passed",
+            "*/5 * * * * ?",
+            Some("2026-03-02T10:00:01Z"),
+            None,
+            "2026-03-02T10:00:05.001Z",
+            true,
+        ),
+        (
+            "hourly cron",
+            "0 0 * * * ?",
+            Some("2026-03-02T10:00:00Z"),
+            None,
+            "2026-03-02T10:59:00Z",
+            false,
+        ),
+        (
+            "hourly cron passed",
+            "0 0 * * * ?",
+            Some("2026-03-02T10:00:00Z"),
+            None,
+            "2026-03-02T11:00:01Z",
+            true,
+        ),
         // After a failure the backoff rules, not the schedule: 10 s, 20 s, 40 s ...
-        ("failed once, backoff not over", "*/5 * * * * ?", Some(T0), Some((1, "2026-03-02T10:00:02Z")), "2026-03-02T10:00:11Z", false),
-        ("failed once, backoff over", "*/5 * * * * ?", Some(T0), Some((1, "2026-03-02T10:00:02Z")), "2026-03-02T10:00:12Z", true),
-        ("failed three times: 40 s", "*/5 * * * * ?", Some(T0), Some((3, "2026-03-02T10:00:02Z")), "2026-03-02T10:00:41Z", false),
-        ("failed three times, over", "*/5 * * * * ?", Some(T0), Some((3, "2026-03-02T10:00:02Z")), "2026-03-02T10:00:42Z", true),
-        ("a long schedule is tried again after the backoff", "6h", Some(T0), Some((1, "2026-03-02T10:00:00Z")), "2026-03-02T10:00:10Z", true),
+        (
+            "failed once, backoff not over",
+            "*/5 * * * * ?",
+            Some(T0),
+            Some((1, "2026-03-02T10:00:02Z")),
+            "2026-03-02T10:00:11Z",
+            false,
+        ),
+        (
+            "failed once, backoff over",
+            "*/5 * * * * ?",
+            Some(T0),
+            Some((1, "2026-03-02T10:00:02Z")),
+            "2026-03-02T10:00:12Z",
+            true,
+        ),
+        (
+            "failed three times: 40 s",
+            "*/5 * * * * ?",
+            Some(T0),
+            Some((3, "2026-03-02T10:00:02Z")),
+            "2026-03-02T10:00:41Z",
+            false,
+        ),
+        (
+            "failed three times, over",
+            "*/5 * * * * ?",
+            Some(T0),
+            Some((3, "2026-03-02T10:00:02Z")),
+            "2026-03-02T10:00:42Z",
+            true,
+        ),
+        (
+            "a long schedule is tried again after the backoff",
+            "6h",
+            Some(T0),
+            Some((1, "2026-03-02T10:00:00Z")),
+            "2026-03-02T10:00:10Z",
+            true,
+        ),
     ];
     for (why, sched, last, failure, now, want) in rows {
         let s = Schedule::parse(sched).expect("valid").expect("on");
@@ -124,7 +225,10 @@ fn a_periodic_trigger_needs_a_job_and_a_schedule() {
             ..
         })
     ));
-    let cp = spec(&[("kubernetes.operator.periodic.checkpoint.interval", "0 0 * * * ?")]);
+    let cp = spec(&[(
+        "kubernetes.operator.periodic.checkpoint.interval",
+        "0 0 * * * ?",
+    )]);
     assert!(matches!(
         periodic_trigger(&cp, &record(), &job, later, "t"),
         Some(Step::TriggerSnapshot {
@@ -133,7 +237,10 @@ fn a_periodic_trigger_needs_a_job_and_a_schedule() {
             ..
         })
     ));
-    let bad = spec(&[("kubernetes.operator.periodic.savepoint.interval", "0 0 * * * *")]);
+    let bad = spec(&[(
+        "kubernetes.operator.periodic.savepoint.interval",
+        "0 0 * * * *",
+    )]);
     assert_eq!(
         periodic_trigger(&bad, &record(), &job, later, "t"),
         None,
@@ -172,19 +279,117 @@ fn the_disposal_rule() {
     );
     let day = 24 * 3600;
     let rows: Vec<Row> = vec![
-        ("within bounds", vec![(1, Periodic, NEW), (2, Periodic, NEW)], None, 2, day, vec![], vec![], vec![]),
-        ("count: oldest first", vec![(1, Periodic, NEW), (2, Periodic, NEW), (3, Periodic, NEW), (4, Periodic, NEW)], None, 2, day, vec![], vec![1, 2], vec![]),
-        ("the restore point stays", vec![(1, Upgrade, NEW), (2, Periodic, NEW), (3, Periodic, NEW)], Some(1), 1, day, vec![], vec![2], vec![]),
-        ("the newest stays even when too old", vec![(1, Periodic, OLD), (2, Periodic, OLD)], None, 10, day, vec![], vec![1], vec![]),
-        ("age", vec![(1, Periodic, OLD), (2, Periodic, NEW), (3, Periodic, NEW)], None, 10, day, vec![], vec![1], vec![]),
-        ("manual and final savepoints are the user's", vec![(1, Manual, OLD), (2, Suspend, OLD), (3, Delete, OLD), (4, Periodic, NEW)], None, 1, day, vec![], vec![], vec![]),
-        ("checkpoints are forgotten, never disposed", vec![(1, Checkpoint, NEW), (2, Checkpoint, NEW), (3, Periodic, NEW)], None, 1, day, vec![], vec![], vec![1]),
-        ("disposals in flight count as gone", vec![(1, Periodic, NEW), (2, Periodic, NEW), (3, Periodic, NEW)], None, 2, day, vec![1], vec![], vec![]),
-        ("max count below 1 reads as 1", vec![(1, Periodic, NEW), (2, Periodic, NEW)], None, 0, day, vec![], vec![1], vec![]),
+        (
+            "within bounds",
+            vec![(1, Periodic, NEW), (2, Periodic, NEW)],
+            None,
+            2,
+            day,
+            vec![],
+            vec![],
+            vec![],
+        ),
+        (
+            "count: oldest first",
+            vec![
+                (1, Periodic, NEW),
+                (2, Periodic, NEW),
+                (3, Periodic, NEW),
+                (4, Periodic, NEW),
+            ],
+            None,
+            2,
+            day,
+            vec![],
+            vec![1, 2],
+            vec![],
+        ),
+        (
+            "the restore point stays",
+            vec![(1, Upgrade, NEW), (2, Periodic, NEW), (3, Periodic, NEW)],
+            Some(1),
+            1,
+            day,
+            vec![],
+            vec![2],
+            vec![],
+        ),
+        (
+            "the newest stays even when too old",
+            vec![(1, Periodic, OLD), (2, Periodic, OLD)],
+            None,
+            10,
+            day,
+            vec![],
+            vec![1],
+            vec![],
+        ),
+        (
+            "age",
+            vec![(1, Periodic, OLD), (2, Periodic, NEW), (3, Periodic, NEW)],
+            None,
+            10,
+            day,
+            vec![],
+            vec![1],
+            vec![],
+        ),
+        (
+            "manual and final savepoints are the user's",
+            vec![
+                (1, Manual, OLD),
+                (2, Suspend, OLD),
+                (3, Delete, OLD),
+                (4, Periodic, NEW),
+            ],
+            None,
+            1,
+            day,
+            vec![],
+            vec![],
+            vec![],
+        ),
+        (
+            "checkpoints are forgotten, never disposed",
+            vec![
+                (1, Checkpoint, NEW),
+                (2, Checkpoint, NEW),
+                (3, Periodic, NEW),
+            ],
+            None,
+            1,
+            day,
+            vec![],
+            vec![],
+            vec![1],
+        ),
+        (
+            "disposals in flight count as gone",
+            vec![(1, Periodic, NEW), (2, Periodic, NEW), (3, Periodic, NEW)],
+            None,
+            2,
+            day,
+            vec![1],
+            vec![],
+            vec![],
+        ),
+        (
+            "max count below 1 reads as 1",
+            vec![(1, Periodic, NEW), (2, Periodic, NEW)],
+            None,
+            0,
+            day,
+            vec![],
+            vec![1],
+            vec![],
+        ),
     ];
     for (why, history, restore, count, age, in_flight, disposed, forgotten) in rows {
         let mut r = record();
-        r.savepoints = history.iter().map(|(n, t, time)| sp(*n, *t, time)).collect();
+        r.savepoints = history
+            .iter()
+            .map(|(n, t, time)| sp(*n, *t, time))
+            .collect();
         r.restore_path = restore.map(|n| format!("file:/sp/{n}"));
         r.snapshots.disposals = in_flight
             .iter()
@@ -198,11 +403,21 @@ fn the_disposal_rule() {
             })
             .collect();
         let policy = HistoryPolicy::of(&spec(&[
-            ("kubernetes.operator.savepoint.history.max.count", &count.to_string()),
-            ("kubernetes.operator.savepoint.history.max.age", &format!("{age}s")),
+            (
+                "kubernetes.operator.savepoint.history.max.count",
+                &count.to_string(),
+            ),
+            (
+                "kubernetes.operator.savepoint.history.max.age",
+                &format!("{age}s"),
+            ),
         ]));
         let got = cleanup(&r, &policy, ms(T0));
-        let names = |v: &[u32]| v.iter().map(|n| format!("file:/sp/{n}")).collect::<Vec<_>>();
+        let names = |v: &[u32]| {
+            v.iter()
+                .map(|n| format!("file:/sp/{n}"))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(got.dispose, names(&disposed), "{why}: disposed");
         assert_eq!(got.forget, names(&forgotten), "{why}: forgotten");
     }
@@ -234,7 +449,11 @@ fn a_disposal_is_an_intent_until_flink_says_the_files_are_gone() {
         forget: vec![],
     };
     let intent = start_cleanup(&r, &c, T0).expect("changes");
-    assert_eq!(intent.savepoints.len(), 2, "still in the history until done");
+    assert_eq!(
+        intent.savepoints.len(),
+        2,
+        "still in the history until done"
+    );
     assert_eq!(intent.snapshots.disposals.len(), 1);
     let d = &intent.snapshots.disposals[0];
     assert!(disposal_ready(d, ms(T0)));
@@ -244,7 +463,10 @@ fn a_disposal_is_an_intent_until_flink_says_the_files_are_gone() {
     assert!(!disposal_ready(d, ms(T0) + 9_000), "backoff");
     assert!(disposal_ready(d, ms(T0) + 10_000));
     let sent = disposal_sent(&failed, "file:/sp/1", "tid");
-    assert!(disposal_ready(&sent.snapshots.disposals[0], ms(T0)), "polled");
+    assert!(
+        disposal_ready(&sent.snapshots.disposals[0], ms(T0)),
+        "polled"
+    );
     let done = disposal_done(&sent, "file:/sp/1");
     assert!(done.snapshots.disposals.is_empty());
     assert_eq!(done.savepoints.len(), 1);
@@ -274,7 +496,10 @@ fn trigger_results_are_recorded_with_flinks_cause_and_retried() {
     let mut r = snapshotting(true, false);
     finish(&mut r, Some(&"file:/sp/9".to_string()), None, now);
     assert_eq!(r.in_flight, None);
-    assert_eq!(r.savepoints.last().map(|s| s.trigger), Some(SnapshotTrigger::Periodic));
+    assert_eq!(
+        r.savepoints.last().map(|s| s.trigger),
+        Some(SnapshotTrigger::Periodic)
+    );
     assert_eq!(
         r.snapshots.last_periodic_savepoint.as_deref(),
         Some("2026-03-02T10:00:05Z")
@@ -282,17 +507,32 @@ fn trigger_results_are_recorded_with_flinks_cause_and_retried() {
     assert!(r.nonces.is_empty(), "no nonce for a periodic one");
     // It fails: reported with the cause, counted, the schedule waits for the backoff.
     let mut r = snapshotting(true, false);
-    finish(&mut r, None, Some(&"java.io.IOException: Permission denied".to_string()), now);
+    finish(
+        &mut r,
+        None,
+        Some(&"java.io.IOException: Permission denied".to_string()),
+        now,
+    );
     let e = r.last_error.clone().expect("reported");
     assert_eq!(e.reason, reason::SAVEPOINT_FAILED);
-    assert!(e.message.contains("Permission denied") && e.message.contains("try 1"), "{}", e.message);
+    assert!(
+        e.message.contains("Permission denied") && e.message.contains("try 1"),
+        "{}",
+        e.message
+    );
     assert!(!may_trigger(&r, false, ms(now) + 9_000));
     assert!(may_trigger(&r, false, ms(now) + 10_000));
-    assert!(may_trigger(&r, true, ms(now)), "checkpoints are not held back");
+    assert!(
+        may_trigger(&r, true, ms(now)),
+        "checkpoints are not held back"
+    );
     // Again: try 2; then a success clears the failure and the error.
     r.in_flight = snapshotting(true, false).in_flight;
     finish(&mut r, None, Some(&"boom".to_string()), now);
-    assert_eq!(r.snapshots.savepoint_failure.as_ref().map(|f| f.attempts), Some(2));
+    assert_eq!(
+        r.snapshots.savepoint_failure.as_ref().map(|f| f.attempts),
+        Some(2)
+    );
     r.in_flight = snapshotting(true, false).in_flight;
     finish(&mut r, Some(&"file:/sp/10".to_string()), None, now);
     assert_eq!(r.snapshots.savepoint_failure, None);
@@ -303,7 +543,10 @@ fn trigger_results_are_recorded_with_flinks_cause_and_retried() {
     let cp = r.snapshots.last_checkpoint.clone().expect("recorded");
     assert_eq!(cp.location.as_deref(), Some("file:/cp/chk-4"));
     assert_eq!(cp.nonce, Some(7));
-    assert_eq!(r.nonces.get(super::super::decide::CHECKPOINT_NONCE), Some(&7));
+    assert_eq!(
+        r.nonces.get(super::super::decide::CHECKPOINT_NONCE),
+        Some(&7)
+    );
     assert!(r.savepoints.is_empty(), "a checkpoint is no savepoint");
     // A manual savepoint that keeps failing is given up after the last try.
     let mut r = snapshotting(false, false);
@@ -311,12 +554,26 @@ fn trigger_results_are_recorded_with_flinks_cause_and_retried() {
         r.in_flight = snapshotting(false, false).in_flight;
         finish(&mut r, None, Some(&"denied".to_string()), now);
         let given_up = r.nonces.get(super::super::decide::SAVEPOINT_NONCE) == Some(&7);
-        assert_eq!(given_up, attempt == config::DEFAULT_MANUAL_SNAPSHOT_ATTEMPTS, "try {attempt}");
+        assert_eq!(
+            given_up,
+            attempt == config::DEFAULT_MANUAL_SNAPSHOT_ATTEMPTS,
+            "try {attempt}"
+        );
     }
     // A trigger Flink refused outright is the same failure.
     let mut r = snapshotting(true, true);
-    refused(&mut r, true, true, 0, "400 Bad Request: checkpointing disabled", now);
+    refused(
+        &mut r,
+        true,
+        true,
+        0,
+        "400 Bad Request: checkpointing disabled",
+        now,
+    );
     assert_eq!(r.in_flight, None);
-    assert_eq!(r.last_error.map(|e| e.reason), Some(reason::CHECKPOINT_FAILED.to_string()));
+    assert_eq!(
+        r.last_error.map(|e| e.reason),
+        Some(reason::CHECKPOINT_FAILED.to_string())
+    );
     assert!(r.snapshots.last_periodic_checkpoint.is_some());
 }

@@ -227,11 +227,13 @@ impl FromStr for QuartzCron {
         }
         for (i, f) in fields.iter().enumerate() {
             if i != 3 && i != 5 && f.contains('?') {
-                return Err(
-                    "`?` is allowed only in day-of-month and day-of-week".to_string(),
-                );
+                return Err("`?` is allowed only in day-of-month and day-of-week".to_string());
             }
-            if f.contains(['L', 'W', '#']) && !f.chars().all(|c| c.is_ascii_alphabetic() || ",-/".contains(c)) {
+            if f.contains(['L', 'W', '#'])
+                && !f
+                    .chars()
+                    .all(|c| c.is_ascii_alphabetic() || ",-/".contains(c))
+            {
                 return Err(format!("{f:?}: L, W and # are allowed only in day-of-month (L, L-n, LW, nW) and day-of-week (L, nL, n#k)"));
             }
         }
@@ -295,7 +297,7 @@ impl QuartzCron {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
     Interval(Duration),
-    Cron(QuartzCron),
+    Cron(Box<QuartzCron>),
 }
 
 impl Schedule {
@@ -319,7 +321,7 @@ impl Schedule {
             ));
         }
         v.parse::<QuartzCron>()
-            .map(|c| Some(Schedule::Cron(c)))
+            .map(|c| Some(Schedule::Cron(Box::new(c))))
             .map_err(|why| format!("{why}; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"))
     }
 
@@ -368,29 +370,89 @@ mod tests {
     #[test]
     fn next_times_follow_quartz() {
         let rows: &[(&str, &str, &str)] = &[
-            ("*/5 * * * * ?", "2026-03-02T10:00:01Z", "2026-03-02T10:00:05+00:00"),
-            ("0 0 * * * ?", "2026-03-02T10:00:00Z", "2026-03-02T11:00:00+00:00"),
-            ("0 15 10 ? * MON-FRI", "2026-03-07T00:00:00Z", "2026-03-09T10:15:00+00:00"),
-            ("0 0 12 1/5 * ?", "2026-03-02T00:00:00Z", "2026-03-06T12:00:00+00:00"),
-            ("0 0 12 ? * WED", "2026-03-02T00:00:00Z", "2026-03-04T12:00:00+00:00"),
+            (
+                "*/5 * * * * ?",
+                "2026-03-02T10:00:01Z",
+                "2026-03-02T10:00:05+00:00",
+            ),
+            (
+                "0 0 * * * ?",
+                "2026-03-02T10:00:00Z",
+                "2026-03-02T11:00:00+00:00",
+            ),
+            (
+                "0 15 10 ? * MON-FRI",
+                "2026-03-07T00:00:00Z",
+                "2026-03-09T10:15:00+00:00",
+            ),
+            (
+                "0 0 12 1/5 * ?",
+                "2026-03-02T00:00:00Z",
+                "2026-03-06T12:00:00+00:00",
+            ),
+            (
+                "0 0 12 ? * WED",
+                "2026-03-02T00:00:00Z",
+                "2026-03-04T12:00:00+00:00",
+            ),
             // L in day-of-month: the last day (2028 is a leap year).
-            ("0 15 10 L * ?", "2028-02-01T00:00:00Z", "2028-02-29T10:15:00+00:00"),
-            ("0 15 10 L-2 * ?", "2026-04-01T00:00:00Z", "2026-04-28T10:15:00+00:00"),
+            (
+                "0 15 10 L * ?",
+                "2028-02-01T00:00:00Z",
+                "2028-02-29T10:15:00+00:00",
+            ),
+            (
+                "0 15 10 L-2 * ?",
+                "2026-04-01T00:00:00Z",
+                "2026-04-28T10:15:00+00:00",
+            ),
             // LW: the last weekday; 2026-05-31 is a Sunday.
-            ("0 0 8 LW * ?", "2026-05-01T00:00:00Z", "2026-05-29T08:00:00+00:00"),
+            (
+                "0 0 8 LW * ?",
+                "2026-05-01T00:00:00Z",
+                "2026-05-29T08:00:00+00:00",
+            ),
             // 15W: 2026-03-15 is a Sunday, so Monday the 16th.
-            ("0 0 8 15W * ?", "2026-03-01T00:00:00Z", "2026-03-16T08:00:00+00:00"),
+            (
+                "0 0 8 15W * ?",
+                "2026-03-01T00:00:00Z",
+                "2026-03-16T08:00:00+00:00",
+            ),
             // 1W: 2026-08-01 is a Saturday; Quartz does not leave the month: Monday the 3rd.
-            ("0 0 8 1W * ?", "2026-07-31T00:00:00Z", "2026-08-03T08:00:00+00:00"),
+            (
+                "0 0 8 1W * ?",
+                "2026-07-31T00:00:00Z",
+                "2026-08-03T08:00:00+00:00",
+            ),
             // 6L: the last Friday of the month.
-            ("0 15 10 ? * 6L", "2026-03-01T00:00:00Z", "2026-03-27T10:15:00+00:00"),
+            (
+                "0 15 10 ? * 6L",
+                "2026-03-01T00:00:00Z",
+                "2026-03-27T10:15:00+00:00",
+            ),
             // 6#3: the third Friday.
-            ("0 15 10 ? * 6#3", "2026-03-01T00:00:00Z", "2026-03-20T10:15:00+00:00"),
+            (
+                "0 15 10 ? * 6#3",
+                "2026-03-01T00:00:00Z",
+                "2026-03-20T10:15:00+00:00",
+            ),
             // L alone in day-of-week: Saturday.
-            ("0 0 0 ? * L", "2026-03-02T00:00:00Z", "2026-03-07T00:00:00+00:00"),
+            (
+                "0 0 0 ? * L",
+                "2026-03-02T00:00:00Z",
+                "2026-03-07T00:00:00+00:00",
+            ),
             // The optional year field.
-            ("0 0 0 1 1 ? 2030", "2026-03-02T00:00:00Z", "2030-01-01T00:00:00+00:00"),
-            ("0 0 0 1 jan ? 2030", "2026-03-02T00:00:00Z", "2030-01-01T00:00:00+00:00"),
+            (
+                "0 0 0 1 1 ? 2030",
+                "2026-03-02T00:00:00Z",
+                "2030-01-01T00:00:00+00:00",
+            ),
+            (
+                "0 0 0 1 jan ? 2030",
+                "2026-03-02T00:00:00Z",
+                "2030-01-01T00:00:00+00:00",
+            ),
         ];
         for (expr, after, want) in rows {
             let c: QuartzCron = expr.parse().unwrap_or_else(|e| panic!("{expr}: {e}"));
@@ -398,7 +460,11 @@ mod tests {
             assert_eq!(got.as_deref(), Some(*want), "{expr} after {after}");
         }
         let once: QuartzCron = "0 0 0 1 1 ? 2020".parse().expect("parses");
-        assert_eq!(once.next_after(ms("2026-01-01T00:00:00Z")), None, "a past year");
+        assert_eq!(
+            once.next_after(ms("2026-01-01T00:00:00Z")),
+            None,
+            "a past year"
+        );
         let every5: QuartzCron = "*/5 * * * * ?".parse().expect("parses");
         assert_eq!(every5.upcoming(ms("2026-03-02T10:00:00Z"), 3).len(), 3);
     }
@@ -411,7 +477,10 @@ mod tests {
             ("0 0 * * * * * *", "6 or 7 fields"),
             // Quartz (QUARTZ-621): both day fields set, or both `?`.
             ("0 0 * * * *", "exactly one of day-of-month and day-of-week"),
-            ("0 0 12 ? * ?", "exactly one of day-of-month and day-of-week"),
+            (
+                "0 0 12 ? * ?",
+                "exactly one of day-of-month and day-of-week",
+            ),
             ("? 0 12 * * ?", "only in day-of-month and day-of-week"),
             ("0 0 12 L,15 * ?", "stand alone in day-of-month"),
             ("0 0 12 ? * 6#7", "k from 1 to 5"),

@@ -31,15 +31,32 @@ fn savepoint_mode_needs_both_dirs_under_either_name() {
 
 #[test]
 fn a_periodic_schedule_is_checked_at_its_file_and_line() {
-    let cfg = |v: &str| format!("{APP}  flinkConfiguration:\n    kubernetes.operator.periodic.checkpoint.interval: \"{v}\"\n");
-    for ok in ["6h", "*/5 * * * * ?", "0 15 10 ? * 6L", "0 0 8 LW * ? 2030", "0"] {
-        assert!(!set(&cfg(ok)).has_errors(), "{ok}: {:#?}", set(&cfg(ok)).diagnostics);
+    let cfg = |v: &str| {
+        format!("{APP}  flinkConfiguration:\n    kubernetes.operator.periodic.checkpoint.interval: \"{v}\"\n")
+    };
+    for ok in [
+        "6h",
+        "*/5 * * * * ?",
+        "0 15 10 ? * 6L",
+        "0 0 8 LW * ? 2030",
+        "0",
+    ] {
+        assert!(
+            !set(&cfg(ok)).has_errors(),
+            "{ok}: {:#?}",
+            set(&cfg(ok)).diagnostics
+        );
     }
     let s = set(&cfg("0 0 * * * *"));
     let d: Vec<_> = s.errors().collect();
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!((d[0].file.as_str(), d[0].line), ("t.yaml", 14));
-    assert!(d[0].message.contains("`?` in exactly one of day-of-month and day-of-week"), "{}", d[0].message);
+    assert!(
+        d[0].message
+            .contains("`?` in exactly one of day-of-month and day-of-week"),
+        "{}",
+        d[0].message
+    );
 }
 
 fn errors(s: &ManifestSet) -> Vec<(u32, String, String)> {
