@@ -6,6 +6,7 @@ mod harness;
 mod agent_app;
 mod agent_engine;
 mod agent_session;
+mod agent_snapshots;
 mod corpus;
 mod engine_faults;
 mod engine_scenarios;
