@@ -15,6 +15,7 @@ use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles}
 use crate::repo_settings::{RepoSettings, SettingsRead};
 
 mod agent;
+mod history;
 
 /// Exit code: everything valid / no changes.
 pub const EXIT_OK: u8 = 0;
@@ -68,6 +69,12 @@ pub enum Command {
     Status(agent::StatusArgs),
     /// Stop every Flink cluster of the local runtime (checkpoints and savepoints stay).
     Down(agent::DownArgs),
+    /// A resource's deployed revisions, from the status branch: each with its lifecycle
+    /// outcome, jobs and savepoints.
+    History(history::HistoryArgs),
+    /// Commit and push to the manifests branch the manifest one resource had at an earlier
+    /// revision (its document only); the agent applies it like any change.
+    Rollback(history::RollbackArgs),
 }
 
 /// Where to read manifests from Git, and how.
@@ -195,6 +202,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => agent::cmd_run(args),
         Command::Status(args) => agent::cmd_status(args),
         Command::Down(args) => agent::cmd_down(args),
+        Command::History(args) => history::cmd_history(args),
+        Command::Rollback(args) => history::cmd_rollback(args),
     };
     ExitCode::from(code)
 }

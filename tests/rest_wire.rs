@@ -783,3 +783,54 @@ async fn rest_unreadable_jar_and_bad_answers_are_permanent() {
     assert_eq!(e.metric_label(), "bad_response", "{e:?}");
     script.finish();
 }
+
+#[tokio::test]
+async fn rest_savepoint_disposal_posts_the_path_and_polls_by_trigger_id() {
+    let location = "file:/data/savepoints/savepoint-012345-976d0081aa6c";
+    let status = format!("/savepoint-disposal/{TRIGGER}");
+    let script = Script::start(vec![
+        step("POST", "/savepoint-disposal")
+            .json(json!({"savepoint-path": location}))
+            .reply(202, format!(r#"{{"request-id":"{TRIGGER}"}}"#)),
+        step("GET", status.clone()).reply(200, r#"{"status":{"id":"IN_PROGRESS"},"operation":null}"#),
+        step("GET", status.clone()).reply(200, r#"{"status":{"id":"COMPLETED"},"operation":{}}"#),
+        step("GET", status.clone()).reply(
+            200,
+            json!({"status": {"id": "COMPLETED"}, "operation": {"failure-cause": {
+                "class": "org.apache.flink.util.FlinkException",
+                "stack-trace": format!("org.apache.flink.util.FlinkException: Could not dispose savepoint {location}.\nCaused by: java.io.FileNotFoundException: Cannot find checkpoint or savepoint file/directory '{location}' on file system 'file'.\n")
+            }}})
+            .to_string(),
+        ),
+        step("GET", status.clone()).reply(404, r#"{"errors":["Operation not found under key: x"]}"#),
+    ])
+    .await;
+    let client = script.client();
+    use flink_gitops::flink::rest::DisposalStatus;
+    let trigger = client.dispose_savepoint(location).await.unwrap();
+    assert_eq!(trigger, TriggerId::new(TRIGGER));
+    assert_eq!(
+        client.disposal_status(&trigger).await.unwrap(),
+        DisposalStatus::InProgress
+    );
+    assert_eq!(
+        client.disposal_status(&trigger).await.unwrap(),
+        DisposalStatus::Completed
+    );
+    match client.disposal_status(&trigger).await.unwrap() {
+        DisposalStatus::Failed { cause } => {
+            assert!(
+                cause.stack_trace.contains("FileNotFoundException"),
+                "{cause:?}"
+            )
+        }
+        other => panic!("a failed disposal: {other:?}"),
+    }
+    let unknown = client.disposal_status(&trigger).await.unwrap_err();
+    assert!(
+        matches!(unknown, RestError::HttpStatus { status: 404, .. }),
+        "{unknown:?}"
+    );
+    let requests = script.finish();
+    assert_eq!(requests.len(), 5);
+}

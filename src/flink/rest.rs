@@ -868,6 +868,12 @@ impl FlinkApi for FlinkRestClient {
     ) -> Result<std::collections::BTreeMap<String, String>, RestError> {
         FlinkRestClient::job_metrics(self, job, names).await
     }
+    async fn dispose_savepoint(&self, path: &str) -> Result<TriggerId, RestError> {
+        FlinkRestClient::dispose_savepoint(self, path).await
+    }
+    async fn disposal_status(&self, trigger: &TriggerId) -> Result<DisposalStatus, RestError> {
+        FlinkRestClient::disposal_status(self, trigger).await
+    }
     async fn upload_jar(&self, path: &Path) -> Result<JarId, RestError> {
         FlinkRestClient::upload_jar(self, path).await
     }

@@ -126,6 +126,10 @@ pub enum Call {
     ResourceRequirements,
     /// `GET /jobs/:id/metrics`.
     JobMetrics,
+    /// `POST /savepoint-disposal`.
+    DisposeSavepoint,
+    /// `GET /savepoint-disposal/:trigger`.
+    DisposalStatus,
     /// REST endpoints outside [`FlinkApi`] that the HTTP server also answers (`/config`,
     /// `/jobs/:id/status`).
     OtherRest,
@@ -145,6 +149,7 @@ impl Call {
                 | Call::UploadJar
                 | Call::RunJar
                 | Call::SetParallelism
+                | Call::DisposeSavepoint
         )
     }
 
@@ -430,6 +435,7 @@ struct SnapshotPlan {
     hold: bool,
     fail_savepoints: u32,
     fail_checkpoints: u32,
+    fail_disposals: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -470,6 +476,8 @@ pub(super) struct State {
     clock_ms: i64,
     counter: u64,
     incarnations: u64,
+    /// Savepoint disposals by trigger id: `None` done, `Some` failed with that cause.
+    disposals: BTreeMap<String, Option<Cause>>,
 }
 
 /// What a call failed with, before it becomes a [`RestError`] (in memory) or an HTTP
@@ -991,6 +999,7 @@ impl State {
             clock_ms: CLOCK_START_MS,
             counter: 0,
             incarnations: 0,
+            disposals: BTreeMap::new(),
         }
     }
 
@@ -1002,6 +1011,36 @@ impl State {
     fn next(&mut self) -> u64 {
         self.counter += 1;
         self.counter
+    }
+
+    /// `POST /savepoint-disposal`: done at once; a savepoint that is not there fails as
+    /// Flink's does (`FileNotFoundException`), and so do the next injected failures.
+    fn dispose(&mut self, cluster: &ClusterKey, location: &str) -> Result<String, Failure> {
+        if !self.clusters.contains_key(cluster) {
+            return Err(Failure::NoAnswer);
+        }
+        let trigger = format!("{:032x}", 0xd150_0000_0000_0000_u64 + self.next());
+        let plan = self.plans.entry(cluster.clone()).or_default();
+        let result = if plan.fail_disposals > 0 {
+            plan.fail_disposals -= 1;
+            Some(Cause {
+                class: "org.apache.flink.util.FlinkException".into(),
+                stack_trace: format!("org.apache.flink.util.FlinkException: Could not dispose savepoint {location}.\nCaused by: java.io.IOException: injected disposal failure\n"),
+            })
+        } else {
+            match self.snapshots.get_mut(&normalize_location(location)) {
+                Some(s) if !s.deleted => {
+                    s.deleted = true;
+                    None
+                }
+                _ => Some(Cause {
+                    class: "org.apache.flink.util.FlinkException".into(),
+                    stack_trace: format!("org.apache.flink.util.FlinkException: Could not dispose savepoint {location}.\nCaused by: java.io.FileNotFoundException: Cannot find checkpoint or savepoint file/directory '{location}' on file system 'file'.\n"),
+                }),
+            }
+        };
+        self.disposals.insert(trigger.clone(), result);
+        Ok(trigger)
     }
 
     fn reachable(&self, cluster: &ClusterKey) -> bool {
@@ -2149,6 +2188,15 @@ impl FakeFlink {
             .fail_savepoints = n;
     }
 
+    /// The next `n` savepoint disposals asked of `cluster` fail.
+    pub fn fail_next_disposals(&self, cluster: &ResourceKey, n: u32) {
+        self.lock()
+            .plans
+            .entry(ck(cluster))
+            .or_default()
+            .fail_disposals = n;
+    }
+
     /// The next `n` checkpoints triggered on `cluster` fail.
     pub fn fail_next_checkpoints(&self, cluster: &ResourceKey, n: u32) {
         self.lock()
@@ -2948,6 +2996,48 @@ fn format_name(f: SavepointFormat) -> &'static str {
 }
 
 impl FlinkApi for FakeApi {
+    async fn dispose_savepoint(&self, path: &str) -> Result<TriggerId, RestError> {
+        let location = path.to_string();
+        self.call(
+            Method::POST,
+            "/savepoint-disposal".into(),
+            Call::DisposeSavepoint,
+            None,
+            format!("path={path}"),
+            move |st, c| st.dispose(c, &location),
+        )
+        .await
+        .map(TriggerId::new)
+    }
+
+    async fn disposal_status(
+        &self,
+        trigger: &TriggerId,
+    ) -> Result<flink_gitops::flink::rest::DisposalStatus, RestError> {
+        use flink_gitops::flink::rest::DisposalStatus;
+        let t = trigger.as_str().to_string();
+        let result = self
+            .call(
+                Method::GET,
+                format!("/savepoint-disposal/{t}"),
+                Call::DisposalStatus,
+                None,
+                String::new(),
+                move |st, _| {
+                    st.disposals.get(&t).cloned().ok_or_else(|| {
+                        Failure::BadRequest(format!("Operation not found under key: {t}"))
+                    })
+                },
+            )
+            .await?;
+        Ok(match result {
+            None => DisposalStatus::Completed,
+            Some(cause) => DisposalStatus::Failed {
+                cause: failure_cause(&cause),
+            },
+        })
+    }
+
     async fn cluster_overview(&self) -> Result<ClusterOverview, RestError> {
         let v = self
             .call(

@@ -18,6 +18,7 @@
 
 mod act;
 mod controller;
+mod dispose;
 pub mod error;
 mod hooks;
 mod observe;
@@ -557,6 +558,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                             _ => "reachable again".to_string(),
                         };
                         self.persist(next, msg).await?;
+                    }
+                    if matches!(step, Step::Nothing) {
+                        self.tidy_history(key, &observed).await?;
                     }
                     return match step {
                         Step::Wait { what } => {

@@ -253,8 +253,15 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
         (Some((trigger, true)), Some(jid), Some(client)) => {
             match client.checkpoint_status(jid, trigger).await {
                 Ok(CheckpointStatus::InProgress) => Evidence::present(TriggerResult::InProgress),
-                Ok(CheckpointStatus::Completed { .. }) => {
-                    Evidence::present(TriggerResult::Completed { location: None })
+                Ok(CheckpointStatus::Completed { checkpoint_id }) => {
+                    // Where it was written, while Flink's checkpoint list still names it.
+                    let location = client.checkpoints(jid).await.ok().and_then(|stats| {
+                        stats
+                            .latest_completed
+                            .filter(|c| c.id == checkpoint_id && !c.discarded)
+                            .and_then(|c| c.external_path)
+                    });
+                    Evidence::present(TriggerResult::Completed { location })
                 }
                 Ok(CheckpointStatus::Failed { cause }) => {
                     Evidence::present(TriggerResult::Failed {

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::health::{self, Health};
 use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
 use super::record::{reason, InFlight, Record, RollbackState, StopMode, StopPurpose};
+use super::snapshots;
 use super::spec_diff::classify;
 use super::{can_rescale_in_place, parallelism_overrides, takes_final_savepoint, DiffType};
 use crate::config;
@@ -150,15 +151,18 @@ pub enum Step {
         job_id: String,
         parallelism: BTreeMap<String, u32>,
     },
-    /// Trigger a manual savepoint or checkpoint for a nonce.
+    /// Trigger a savepoint or checkpoint: for a nonce, or on the periodic schedule
+    /// (`periodic`, nonce 0; see [`super::snapshots`]).
     TriggerSnapshot {
         job_id: String,
         trigger_id: String,
         nonce: i64,
         checkpoint: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        periodic: bool,
         format: SavepointFormat,
     },
-    /// A manual snapshot finished (or failed, then `location` is none and `error` says why).
+    /// A snapshot finished (or failed, then `location` is none and `error` says why).
     FinishSnapshot {
         location: Option<String>,
         error: Option<String>,
@@ -737,6 +741,11 @@ fn steady(
             if let Some(step) = nonce_trigger(spec, rec, job, ctx) {
                 return step;
             }
+            if let Some(step) =
+                snapshots::periodic_trigger(spec, rec, job, ctx.now_ms, &ctx.fresh_trigger_id)
+            {
+                return step;
+            }
             if rec.last_stable_hash.as_ref() != Some(hash)
                 || rec.job_state != Some(JobStatus::Running)
                 || rec.unreachable.is_some()
@@ -981,15 +990,21 @@ fn nonce_trigger(spec: &Spec, rec: &Record, job: &ObservedJob, ctx: &Context) ->
         trigger_id: ctx.fresh_trigger_id.clone(),
         nonce,
         checkpoint,
+        periodic: false,
         format: savepoint_format(spec),
     };
+    // A failed try of the same kind waits for its backoff (snapshots::may_trigger).
     if let Some(n) = j.savepoint_trigger_nonce {
-        if rec.nonces.get(SAVEPOINT_NONCE) != Some(&n) {
+        if rec.nonces.get(SAVEPOINT_NONCE) != Some(&n)
+            && snapshots::may_trigger(rec, false, ctx.now_ms)
+        {
             return Some(snapshot(n, false));
         }
     }
     if let Some(n) = j.checkpoint_trigger_nonce {
-        if rec.nonces.get(CHECKPOINT_NONCE) != Some(&n) {
+        if rec.nonces.get(CHECKPOINT_NONCE) != Some(&n)
+            && snapshots::may_trigger(rec, true, ctx.now_ms)
+        {
             return Some(snapshot(n, true));
         }
     }
@@ -1161,6 +1176,7 @@ fn continue_in_flight(
             trigger_id,
             nonce,
             checkpoint,
+            periodic,
             ..
         } => match &observed.trigger {
             Evidence::Present {
@@ -1189,6 +1205,7 @@ fn continue_in_flight(
                     trigger_id: trigger_id.clone(),
                     nonce: *nonce,
                     checkpoint: *checkpoint,
+                    periodic: *periodic,
                     format: savepoint_format(applied),
                 },
                 Ok(false) => Step::FinishSnapshot {

@@ -712,6 +712,7 @@ fn steps_in_flight() {
         trigger_id: "t9".into(),
         nonce: 4,
         checkpoint: false,
+        periodic: false,
         since: String::new(),
     });
     snap.last_stable_hash = snap.last_reconciled_hash.clone();

@@ -8,6 +8,7 @@ pub mod health;
 pub mod observe;
 pub mod record;
 pub mod simulate;
+pub mod snapshots;
 pub mod spec_diff;
 pub mod transition;
 

@@ -558,9 +558,18 @@ pub fn describe(step: &Step) -> String {
                 .join(",")
         ),
         Step::TriggerSnapshot {
-            checkpoint: true, ..
-        } => "trigger a checkpoint".to_string(),
-        Step::TriggerSnapshot { .. } => "trigger a savepoint".to_string(),
+            checkpoint,
+            periodic,
+            ..
+        } => format!(
+            "trigger a {}{}",
+            if *periodic { "periodic " } else { "" },
+            if *checkpoint {
+                "checkpoint"
+            } else {
+                "savepoint"
+            }
+        ),
         Step::FinishSnapshot { .. } => "record the snapshot".to_string(),
         Step::ReportUnhealthy { message } => {
             format!("restart the unhealthy job from its newest state: {message}")

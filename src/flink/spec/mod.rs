@@ -5,6 +5,7 @@
 //! diagnostic names the file, line, field path, what was found and what is allowed. One
 //! bad document never hides the others: parsing goes on after an error and collects all.
 
+pub mod cron;
 pub mod model;
 pub mod operator;
 pub mod parse;

@@ -20,6 +20,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::cron;
 use super::quantity::{self, DURATION_ALLOWED, MEMORY_ALLOWED};
 use super::*;
 use crate::config::{self, FlinkOption, ValueKind};
@@ -1084,6 +1085,20 @@ fn check_config_values(
         }
         for name in present {
             let value = cfg.get(name).map(String::as_str).unwrap_or_default();
+            if opt.kind == ValueKind::DurationOrCron {
+                // The operator reads it on every reconcile and, when it is neither, logs a
+                // warning and never takes the snapshots (SnapshotUtils.shouldTriggerAutomaticSnapshot).
+                if let Err(why) = cron::Schedule::parse(value) {
+                    out.push(stricter(
+                        m,
+                        options,
+                        &config_field(name),
+                        format!("found {value:?}: {why}"),
+                        "it accepts the manifest, logs a warning and never takes the periodic snapshots",
+                    ));
+                }
+                continue;
+            }
             if let Some(allowed) = check_value(opt.kind, value) {
                 out.push(stricter(
                     m,
