@@ -225,7 +225,7 @@ impl LocalRuntime {
             {
                 continue;
             }
-            set(&mut cfg, &canonical_key(k), v.clone());
+            set(&mut cfg, config::canonical_key(k), v.clone());
         }
         // Memory from the resource section, as the operator maps it.
         let jm_mem = spec
@@ -381,18 +381,6 @@ impl LocalRuntime {
     }
 }
 
-/// A key under the name Flink 2.x reads (old names are translated).
-fn canonical_key(key: &str) -> String {
-    for opt in config::CHECKED_OPTIONS
-        .iter()
-        .chain([&config::HA_TYPE, &config::RESTART_STRATEGY])
-    {
-        if opt.legacy.contains(&key) {
-            return opt.key.to_string();
-        }
-    }
-    key.to_string()
-}
 
 pub(crate) fn uri_to_path(uri: &str) -> Option<PathBuf> {
     let rest = uri

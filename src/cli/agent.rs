@@ -13,6 +13,7 @@ use crate::apply::local::{LocalRuntime, LocalSettings};
 use crate::apply::runtime::Runtime;
 use crate::apply::storage::FileSnapshotStorage;
 use crate::config;
+use crate::flink::lifecycle::drift::{Drift, DriftPolicy};
 use crate::flink::lifecycle::record::Record;
 use crate::flink::rest::HttpFlink;
 use crate::flink::spec::{Kind, ResourceKey};
@@ -78,6 +79,16 @@ pub struct RunArgs {
     /// Time between observations of Flink while a step is in flight.
     #[arg(long, env = "FLINK_GITOPS_FAST_POLL", default_value_t = config::DEFAULT_FAST_POLL.into())]
     pub fast_poll: humantime::Duration,
+    /// What to do when a resource's live state drifts from Git (a job cancelled or rescaled
+    /// by hand, a changed cluster): report (record it on the status branch), heal (put it
+    /// back) or ignore. The annotation flink-gitops.io/drift on a manifest wins.
+    #[arg(long, env = config::ENV_DRIFT_POLICY, value_name = "report|heal|ignore", default_value = "report", value_parser = parse_drift_policy)]
+    pub drift: DriftPolicy,
+}
+
+/// `report`, `heal` or `ignore`.
+pub(super) fn parse_drift_policy(s: &str) -> Result<DriftPolicy, String> {
+    DriftPolicy::parse(s).ok_or_else(|| format!("found {s:?}; allowed: report, heal, ignore"))
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +175,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         prune: !args.no_prune,
         max_concurrent_actions: args.max_concurrent,
         git_timeout: args.git.git_timeout.into(),
+        drift: args.drift,
         ..AgentSettings::default()
     };
     // Validation takes the runtime's per-resource defaults (checkpoint and savepoint
@@ -251,6 +263,9 @@ struct StatusEntry<'a> {
     /// Set while Flink or the runtime does not answer.
     unreachable: Option<&'a crate::flink::lifecycle::record::LastError>,
     deleted: bool,
+    /// Set while the live state drifts from Git.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<&'a Drift>,
 }
 
 impl<'a> From<&'a Record> for StatusEntry<'a> {
@@ -269,6 +284,7 @@ impl<'a> From<&'a Record> for StatusEntry<'a> {
             last_error: r.last_error.as_ref(),
             unreachable: r.unreachable.as_ref(),
             deleted: r.deleted,
+            drift: r.drift.as_ref(),
         }
     }
 }
@@ -340,6 +356,16 @@ fn render_status(records: &[Record]) -> String {
                 e.reason,
                 e.message.lines().next().unwrap_or("")
             ));
+        }
+        if let Some(d) = &rec.drift {
+            let rev = d.revision.get(..7).unwrap_or(&d.revision);
+            out.push_str(&format!(
+                "    drift ({}) since {} at {rev}:\n",
+                d.policy, d.since
+            ));
+            for item in &d.items {
+                out.push_str(&format!("      {item}\n"));
+            }
         }
     }
     out

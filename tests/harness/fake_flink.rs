@@ -124,6 +124,8 @@ pub enum Call {
     /// `GET /jobs/:id/resource-requirements` (read by the real client's `set_parallelism`
     /// before its `PUT`, and by the in-memory one the same way).
     ResourceRequirements,
+    /// `GET /jobmanager/config` (drift detection reads it every cycle for resting clusters).
+    JobManagerConfig,
     /// REST endpoints outside [`FlinkApi`] that the HTTP server also answers (`/config`,
     /// `/jobs/:id/status`).
     OtherRest,
@@ -1506,6 +1508,18 @@ impl State {
         Ok(ExceptionsView(j.exception.clone().map(|e| (e, vertex))))
     }
 
+    /// `GET /jobmanager/config`: the configuration the cluster was deployed with (as
+    /// changed by [`FakeFlink::set_cluster_config`]), as `[{"key", "value"}]`.
+    fn jobmanager_config(&self, cluster: &ClusterKey) -> Result<Value, Failure> {
+        let c = self.clusters.get(cluster).ok_or(Failure::NoAnswer)?;
+        Ok(Value::Array(
+            c.config
+                .iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect(),
+        ))
+    }
+
     fn cancel(&mut self, cluster: &ClusterKey, job: &JobId) -> Result<(), Failure> {
         let i = self
             .listed(cluster, job)
@@ -2256,6 +2270,48 @@ impl FakeFlink {
         }
     }
 
+    /// Someone changed the running cluster's configuration behind the agent's back (a
+    /// JobManager restarted by hand with other options): `GET /jobmanager/config` shows
+    /// `value` for `key` (removed when `None`).
+    pub fn set_cluster_config(&self, cluster: &ResourceKey, key: &str, value: Option<&str>) {
+        let mut st = self.lock();
+        if let Some(c) = st.clusters.get_mut(&ck(cluster)) {
+            match value {
+                Some(v) => c.config.insert(key.to_string(), v.to_string()),
+                None => c.config.remove(key),
+            };
+        }
+    }
+
+    /// TaskManagers registered with the cluster's JobManager from now on (one was killed
+    /// by hand, or one more was started).
+    pub fn set_task_managers(&self, cluster: &ResourceKey, n: u32) {
+        let mut st = self.lock();
+        if let Some(c) = st.clusters.get_mut(&ck(cluster)) {
+            c.task_managers = n;
+        }
+    }
+
+    /// A job submitted by hand to a cluster (not through the agent): it runs until
+    /// cancelled. Returns its id.
+    pub fn submit_by_hand(&self, cluster: &ResourceKey, name: &str, parallelism: u32) -> JobId {
+        let mut st = self.lock();
+        let n = st.next();
+        let id = JobId::derived(&format!("by-hand-{name}-{n}"));
+        let start = JobStart {
+            id: id.clone(),
+            name: name.to_string(),
+            parallelism,
+            restore: None,
+            config: BTreeMap::new(),
+            args: Vec::new(),
+            entry_class: None,
+            jar: None,
+        };
+        let _ = st.start_job(&ck(cluster), start);
+        id
+    }
+
     /// [`Runtime::fetch_jar`] of `uri` fails as a missing file would (not transient).
     pub fn missing_jar(&self, uri: &str) {
         self.lock().missing_jars.insert(uri.to_string());
@@ -2471,6 +2527,9 @@ impl State {
     }
     pub(super) fn http_jobs_overview(&mut self, c: &ClusterKey) -> Value {
         self.jobs_overview(c)
+    }
+    pub(super) fn http_jobmanager_config(&self, c: &ClusterKey) -> Result<Value, Failure> {
+        self.jobmanager_config(c)
     }
     pub(super) fn http_job_details(
         &mut self,
@@ -2976,6 +3035,32 @@ impl FlinkApi for FakeApi {
             )
             .await?;
         self.decode(&path, v)
+    }
+
+    async fn jobmanager_config(&self) -> Result<BTreeMap<String, String>, RestError> {
+        let v = self
+            .call(
+                Method::GET,
+                "/jobmanager/config".into(),
+                Call::JobManagerConfig,
+                None,
+                String::new(),
+                |st, c| st.jobmanager_config(c),
+            )
+            .await?;
+        let entries: Vec<Value> = match v {
+            Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.get("key")?.as_str()?.to_string(),
+                    e.get("value")?.as_str()?.to_string(),
+                ))
+            })
+            .collect())
     }
 
     async fn job_exceptions(&self, job: &JobId) -> Result<Option<JobExceptions>, RestError> {

@@ -18,6 +18,7 @@
 
 mod act;
 mod controller;
+mod drift;
 pub mod error;
 mod observe;
 mod parts;
@@ -37,6 +38,7 @@ pub use store::{GitStatusStore, MemoryStatusStore, StatusError, StatusStore};
 use super::runtime::{Runtime, SnapshotStorage};
 use crate::config;
 use crate::flink::lifecycle::decide::{decide, session_context, Context, Desired, Step};
+use crate::flink::lifecycle::drift::DriftPolicy;
 use crate::flink::lifecycle::record::{LifecycleState, Record};
 use crate::flink::lifecycle::simulate::describe;
 use crate::flink::lifecycle::transition::{after, before, returned_to_git, Outcome};
@@ -62,6 +64,9 @@ pub struct AgentSettings {
     pub max_steps_per_reconcile: usize,
     /// Longest `run --once` waits for in-flight steps.
     pub once_deadline: Duration,
+    /// What to do about drift of a resource whose manifest names no policy
+    /// (`--drift`, annotation `flink-gitops.io/drift`).
+    pub drift: DriftPolicy,
 }
 
 impl Default for AgentSettings {
@@ -74,6 +79,7 @@ impl Default for AgentSettings {
             git_timeout: config::DEFAULT_GIT_TIMEOUT,
             max_steps_per_reconcile: config::DEFAULT_MAX_STEPS_PER_RECONCILE,
             once_deadline: config::DEFAULT_ONCE_DEADLINE,
+            drift: DriftPolicy::default(),
         }
     }
 }
@@ -307,6 +313,10 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         })
         .await??;
         tracing::info!(resource = %key, "{title}");
+        let drift_before = previous.and_then(|p| p.drift);
+        if drift_before != rec.drift {
+            drift::drift_changed(&key, drift_before.as_ref(), rec.drift.as_ref());
+        }
         if let Ok(mut records) = self.records.lock() {
             records.insert(key, rec);
         }
@@ -357,9 +367,19 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         };
         // Read under the lock: copying every record for every reconcile was the largest
         // cost of a steady cycle over many resources (benches/engine_fake.rs).
-        let (session_jobs, cluster_redeploy_pending) = match self.records.lock() {
-            Ok(records) => session_context(key, &records, wanted),
-            Err(_) => (Vec::new(), false),
+        let manifest = desired.set.get(key);
+        let ((session_jobs, cluster_redeploy_pending), drift) = match self.records.lock() {
+            Ok(records) => (
+                session_context(key, &records, wanted),
+                drift::context(
+                    key,
+                    manifest,
+                    self.settings.drift,
+                    &desired.set.drift_ignore,
+                    &records,
+                ),
+            ),
+            Err(_) => ((Vec::new(), false), Default::default()),
         };
         Context {
             prune: self.settings.prune,
@@ -368,7 +388,17 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             fresh_trigger_id: self.env.new_id(),
             session_jobs,
             cluster_redeploy_pending,
+            drift,
         }
+    }
+
+    /// Whether drift is looked for on a resource (its policy is not `ignore`).
+    fn looks_for_drift(&self, manifest: Option<&crate::flink::spec::Manifest>) -> bool {
+        let policy = manifest
+            .and_then(|m| m.annotations.get(config::ANNOTATION_DRIFT))
+            .and_then(|v| DriftPolicy::parse(v))
+            .unwrap_or(self.settings.drift);
+        policy != DriftPolicy::Ignore
     }
 
     /// Reconciles one resource: observe, decide and act until it waits, rests or fails.
@@ -446,6 +476,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                         key,
                         record.as_ref(),
                         manifest.map(|m| &m.spec),
+                        self.looks_for_drift(manifest),
                     )
                     .await
                 }

@@ -63,6 +63,9 @@ pub struct Context {
     /// For a session job: its session cluster waits to be redeployed, so the job must stop
     /// (and must not start on the old cluster).
     pub cluster_redeploy_pending: bool,
+    /// The resource's drift policy and ignore rules, and what drift detection needs from
+    /// the other records ([`super::drift`]).
+    pub drift: super::drift::DriftContext,
 }
 
 /// What to start: a spec, with everything the runtime and REST API need.
@@ -167,6 +170,16 @@ pub enum Step {
     KeepUnmanaged,
     /// Removed from Git and nothing runs any more: mark the record deleted.
     MarkDeleted,
+    /// The live state drifted from Git (or stopped drifting, `items` empty): record it
+    /// ([`super::drift`]). `revision`: the Git revision the agent is at.
+    RecordDrift {
+        items: Vec<super::drift::DriftItem>,
+        policy: super::drift::DriftPolicy,
+        revision: String,
+    },
+    /// Cancel jobs on a session cluster that no manifest owns (drift policy `heal` with
+    /// `flink-gitops.io/drift-unmanaged-jobs: cancel`).
+    CancelUnmanaged { job_ids: Vec<String> },
 }
 
 impl Step {
@@ -177,7 +190,8 @@ impl Step {
             Step::Deploy(_)
             | Step::Stop(_)
             | Step::Rescale { .. }
-            | Step::TriggerSnapshot { .. } => true,
+            | Step::TriggerSnapshot { .. }
+            | Step::CancelUnmanaged { .. } => true,
             Step::Settle { delete_cluster, .. } => *delete_cluster,
             _ => false,
         }
@@ -235,7 +249,7 @@ fn drain_on_delete(spec: &Spec) -> bool {
     )
 }
 
-fn stop_step(
+pub(super) fn stop_step(
     purpose: StopPurpose,
     mode: StopMode,
     spec: &Spec,
@@ -294,7 +308,12 @@ fn job_alive(observed: &Observed) -> Result<bool, Step> {
     }
 }
 
-fn deploy(spec: &Spec, revision: Option<&str>, restore: Option<String>, ctx: &Context) -> Step {
+pub(super) fn deploy(
+    spec: &Spec,
+    revision: Option<&str>,
+    restore: Option<String>,
+    ctx: &Context,
+) -> Step {
     Step::Deploy(Box::new(DeployStep {
         spec: spec.clone(),
         hash: spec.hash(),
@@ -568,6 +587,10 @@ fn steady(
         }
         _ => {}
     }
+    // Drift of a resource at rest: recorded, and put back under the `heal` policy.
+    if let Some(step) = super::drift::at_rest(spec, revision, rec, observed, ctx) {
+        return step;
+    }
     if session_cluster {
         return match observed.cluster.get() {
             Some(ClusterState::Ready)
@@ -835,7 +858,11 @@ fn stop_mode_for_change(purpose: StopPurpose, old: &Spec, new: &Spec) -> StopMod
 /// Where a stateful job that is not running restarts from: its newest retained checkpoint,
 /// else the recorded restore point; a stateless one starts empty. `Err` when the newest
 /// checkpoint could not be asked for: restoring an older state would lose progress.
-fn newest_state(spec: &Spec, rec: &Record, observed: &Observed) -> Result<Option<String>, Step> {
+pub(super) fn newest_state(
+    spec: &Spec,
+    rec: &Record,
+    observed: &Observed,
+) -> Result<Option<String>, Step> {
     if !spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
         return Ok(None);
     }

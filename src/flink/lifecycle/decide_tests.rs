@@ -63,6 +63,7 @@ fn running() -> Observed {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::Absent,
         deployed_generation: None,
+        live: None,
     }
 }
 
@@ -85,7 +86,15 @@ fn ctx() -> Context {
         fresh_trigger_id: "newtrig".into(),
         session_jobs: vec![],
         cluster_redeploy_pending: false,
+        drift: Default::default(),
     }
+}
+
+/// [`ctx`] with the drift policy `heal`.
+fn heal_ctx() -> Context {
+    let mut c = ctx();
+    c.drift.settings.policy = crate::flink::lifecycle::drift::DriftPolicy::Heal;
+    c
 }
 
 fn valid(spec: &Spec) -> Desired<'_> {
@@ -173,6 +182,15 @@ fn show(step: &Step) -> String {
         Step::Fail { reason, .. } => format!("fail {reason}"),
         Step::KeepUnmanaged => "keep-unmanaged".into(),
         Step::MarkDeleted => "mark-deleted".into(),
+        Step::RecordDrift { items, policy, .. } => format!(
+            "record-drift {policy} {}",
+            items
+                .iter()
+                .map(|i| i.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Step::CancelUnmanaged { job_ids } => format!("cancel-unmanaged {}", job_ids.join(",")),
     }
 }
 
@@ -323,6 +341,7 @@ fn unknown_is_never_absent() {
         trigger: Evidence::unknown(timeout()),
         latest_checkpoint: Evidence::unknown(timeout()),
         deployed_generation: None,
+        live: None,
     };
     let jobs_silent = Observed {
         job: Evidence::unknown(timeout()),
@@ -359,6 +378,7 @@ fn unknown_is_never_absent() {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::unknown("storage: permission denied"),
         deployed_generation: None,
+        live: None,
     };
     let ls_spec = stopped_ls.last_reconciled_spec.clone().expect("spec");
     check(vec![
@@ -477,11 +497,30 @@ fn steady_state() {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
         deployed_generation: None,
+        live: None,
     };
     let missing = Observed {
         cluster: Evidence::Absent,
         ..gone.clone()
     };
+    let drifted = |policy| {
+        let mut r = lost.clone();
+        r.drift = Some(crate::flink::lifecycle::drift::Drift {
+            since: "t".into(),
+            revision: "rev2".into(),
+            policy,
+            items: vec![crate::flink::lifecycle::drift::DriftItem {
+                kind: crate::flink::lifecycle::drift::DriftKind::JobState,
+                path: "job.state".into(),
+                subject: r.job_id.clone(),
+                expected: "RUNNING".into(),
+                found: "not listed by the cluster".into(),
+            }],
+        });
+        r
+    };
+    let lost_recorded = drifted(crate::flink::lifecycle::drift::DriftPolicy::Report);
+    let lost_recorded_heal = drifted(crate::flink::lifecycle::drift::DriftPolicy::Heal);
     let job_not_listed = Observed {
         job: Evidence::Absent,
         latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
@@ -570,11 +609,27 @@ fn steady_state() {
             "deploy job=newjob restore=file:/cp/chk-9",
         ),
         (
-            "cluster answers without the job: start again",
+            "cluster answers without the job: drift, recorded (report)",
             valid(&lost_spec),
             Some(&lost),
-            job_not_listed,
+            job_not_listed.clone(),
             ctx(),
+            "record-drift report job state",
+        ),
+        (
+            "cluster answers without the job, drift recorded: nothing (report)",
+            valid(&lost_spec),
+            Some(&lost_recorded),
+            job_not_listed.clone(),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "cluster answers without the job: start again (heal)",
+            valid(&lost_spec),
+            Some(&lost_recorded_heal),
+            job_not_listed,
+            heal_ctx(),
             "deploy job=newjob restore=file:/cp/chk-9",
         ),
     ]);
@@ -669,6 +724,7 @@ fn steps_in_flight() {
         trigger: t,
         latest_checkpoint: Evidence::present("file:/cp/chk-3".to_string()),
         deployed_generation: None,
+        live: None,
     };
     let completed = Evidence::present(TriggerResult::Completed {
         location: Some("file:/sp/1".into()),
@@ -705,6 +761,7 @@ fn steps_in_flight() {
         trigger: Evidence::Absent,
         latest_checkpoint: Evidence::Absent,
         deployed_generation: None,
+        live: None,
     };
     check(vec![
         (

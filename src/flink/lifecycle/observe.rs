@@ -126,6 +126,9 @@ pub struct Observed {
     /// The deployment attempt the resource's own cluster runs (FlinkDeployments), when the
     /// runtime records it.
     pub deployed_generation: Option<u64>,
+    /// What drift detection reads besides the above, for a resource at rest; `None` when
+    /// not gathered (drift policy `ignore`, a step in flight, `plan`'s predicted world).
+    pub live: Option<super::drift::Live>,
 }
 
 impl Observed {
@@ -137,6 +140,7 @@ impl Observed {
             trigger: Evidence::Absent,
             latest_checkpoint: Evidence::Absent,
             deployed_generation: None,
+            live: None,
         }
     }
 }

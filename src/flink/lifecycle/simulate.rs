@@ -155,6 +155,7 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
             _ => Evidence::present(PREDICTED_CHECKPOINT.to_string()),
         },
         deployed_generation: None,
+        live: None,
     }
 }
 
@@ -252,6 +253,7 @@ pub fn predict_with(
             })
             .collect(),
         cluster_redeploy_pending,
+        drift: Default::default(),
     };
     let mut steps = Vec::new();
     for _ in 0..MAX_STEPS {
@@ -554,5 +556,17 @@ pub fn describe(step: &Step) -> String {
         Step::Fail { message, .. } => format!("fail: {message}"),
         Step::KeepUnmanaged => "leave it running, unmanaged".to_string(),
         Step::MarkDeleted => "mark it deleted".to_string(),
+        Step::RecordDrift { items, .. } if items.is_empty() => "drift gone".to_string(),
+        Step::RecordDrift { items, policy, .. } => format!(
+            "drift ({policy}): {}",
+            items
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Step::CancelUnmanaged { job_ids } => {
+            format!("cancel unmanaged jobs {}", job_ids.join(", "))
+        }
     }
 }
