@@ -120,7 +120,7 @@ pub struct DownArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
-fn state_dir(flag: Option<&PathBuf>, cache: &std::path::Path) -> PathBuf {
+pub(super) fn state_dir(flag: Option<&PathBuf>, cache: &std::path::Path) -> PathBuf {
     flag.cloned().unwrap_or_else(|| cache.join("local"))
 }
 

@@ -3,15 +3,15 @@
 //! a resource's recorded drift changed ([`drift_changed`]). The comparison and the policy
 //! are pure: [`crate::flink::lifecycle::drift`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::flink::lifecycle::drift::{
-    Drift, DriftContext, DriftPolicy, DriftSettings, Live, LiveJob, LiveVertex,
+    owned_jobs, Drift, DriftContext, DriftPolicy, DriftSettings, Live, LiveJob, LiveVertex,
 };
 use crate::flink::lifecycle::observe::Evidence;
-use crate::flink::lifecycle::record::{InFlight, Record};
+use crate::flink::lifecycle::record::Record;
 use crate::flink::rest::{FlinkApi, JobOverview};
-use crate::flink::spec::{Kind, Manifest, ResourceKey, Spec};
+use crate::flink::spec::{Kind, Manifest, ResourceKey};
 
 /// The live facts of a resource at rest, from what the observation already asked
 /// (`listed`: the cluster's job list; `vertices`: the recorded job's vertices; the
@@ -82,30 +82,7 @@ pub(super) fn context(
             ..DriftSettings::default()
         },
     };
-    let mut owned_jobs = BTreeSet::new();
-    if key.kind == Kind::FlinkDeployment {
-        for r in records.values().filter(|r| {
-            r.kind == Kind::FlinkSessionJob && r.namespace == key.namespace && !r.deleted
-        }) {
-            let on_it = [&r.last_reconciled_spec, &r.last_stable_spec]
-                .into_iter()
-                .flatten()
-                .any(|s| matches!(s, Spec::SessionJob(sj) if sj.deployment_name.as_deref() == Some(key.name.as_str())));
-            if !on_it {
-                continue;
-            }
-            owned_jobs.extend(r.job_id.clone());
-            if let Some(
-                InFlight::Starting { job_id, .. }
-                | InFlight::Stopping { job_id, .. }
-                | InFlight::Rescaling { job_id, .. }
-                | InFlight::Snapshotting { job_id, .. },
-            ) = &r.in_flight
-            {
-                owned_jobs.insert(job_id.clone());
-            }
-        }
-    }
+    let owned_jobs = owned_jobs(key, records);
     DriftContext {
         settings,
         owned_jobs,

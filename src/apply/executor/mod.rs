@@ -31,7 +31,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::sync::{watch, Semaphore};
 
 pub use error::{ErrorClass, ReconcileError};
-pub use observe::cluster_of;
+pub use observe::{cluster_of, observe};
 pub use parts::{Environment, GitManifests, ManifestSource, SystemEnvironment};
 pub use store::{GitStatusStore, MemoryStatusStore, StatusError, StatusStore};
 

@@ -35,12 +35,12 @@ use serde::{Deserialize, Serialize};
 
 use super::decide::{self, Context, Step};
 use super::observe::{Evidence, Observed};
-use super::record::{Record, StopPurpose};
+use super::record::{InFlight, Record, StopPurpose};
 use super::spec_diff::class_of;
 use super::{parallelism_overrides, DiffType};
 use crate::config;
 use crate::flink::rest::JobStatus;
-use crate::flink::spec::{DeploymentMode, FlinkVersion, Kind, Spec};
+use crate::flink::spec::{DeploymentMode, FlinkVersion, Kind, ResourceKey, Spec};
 
 /// What the agent does about drift of a resource.
 #[derive(
@@ -162,6 +162,42 @@ pub struct DriftContext {
     /// For a session cluster: the job ids its session jobs' records name (running or in
     /// flight), read after the cluster's jobs were listed. Any other job it runs is unmanaged.
     pub owned_jobs: BTreeSet<String>,
+}
+
+/// For a session cluster `key`: the job ids its session jobs' records name (running, or in
+/// flight: a submit writes its job id before it sends it, so a job the cluster lists is in a
+/// record read after the list). Empty for any other resource.
+pub fn owned_jobs(key: &ResourceKey, records: &BTreeMap<ResourceKey, Record>) -> BTreeSet<String> {
+    let mut owned = BTreeSet::new();
+    if key.kind != Kind::FlinkDeployment {
+        return owned;
+    }
+    for r in records
+        .values()
+        .filter(|r| r.kind == Kind::FlinkSessionJob && r.namespace == key.namespace && !r.deleted)
+    {
+        let on_it = [&r.last_reconciled_spec, &r.last_stable_spec]
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                matches!(s, Spec::SessionJob(sj)
+                    if sj.deployment_name.as_deref() == Some(key.name.as_str()))
+            });
+        if !on_it {
+            continue;
+        }
+        owned.extend(r.job_id.clone());
+        if let Some(
+            InFlight::Starting { job_id, .. }
+            | InFlight::Stopping { job_id, .. }
+            | InFlight::Rescaling { job_id, .. }
+            | InFlight::Snapshotting { job_id, .. },
+        ) = &r.in_flight
+        {
+            owned.insert(job_id.clone());
+        }
+    }
+    owned
 }
 
 /// One vertex of a running job.
