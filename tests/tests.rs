@@ -7,6 +7,7 @@ mod agent_app;
 mod agent_engine;
 mod agent_session;
 mod corpus;
+mod engine_drift;
 mod engine_faults;
 mod engine_scenarios;
 mod fake_flink_selftest;

@@ -403,6 +403,9 @@ struct Cluster {
     generation: u64,
     config: BTreeMap<String, String>,
     task_managers: u32,
+    /// TaskManagers registered with the JobManager when not all that were started are
+    /// ([`FakeFlink::set_task_managers`]).
+    registered: Option<u32>,
     exited: Option<String>,
     /// Indices into [`State::jobs`].
     jobs: Vec<usize>,
@@ -1394,7 +1397,7 @@ impl State {
             .map(|j| j.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0))
             .sum();
         json!({
-            "taskmanagers": c.task_managers, "slots-total": total,
+            "taskmanagers": c.registered.unwrap_or(c.task_managers), "slots-total": total,
             "slots-available": total.saturating_sub(used),
             "jobs-running": count(JobStatus::Running), "jobs-finished": count(JobStatus::Finished),
             "jobs-cancelled": count(JobStatus::Canceled), "jobs-failed": count(JobStatus::Failed),
@@ -2284,11 +2287,12 @@ impl FakeFlink {
     }
 
     /// TaskManagers registered with the cluster's JobManager from now on (one was killed
-    /// by hand, or one more was started).
+    /// by hand, or one more was started), while the runtime still says it started the
+    /// number it deployed. A redeploy registers them all again.
     pub fn set_task_managers(&self, cluster: &ResourceKey, n: u32) {
         let mut st = self.lock();
         if let Some(c) = st.clusters.get_mut(&ck(cluster)) {
-            c.task_managers = n;
+            c.registered = Some(n);
         }
     }
 
@@ -2708,6 +2712,7 @@ impl State {
                 generation: request.generation,
                 config: cfg.clone(),
                 task_managers: u32::try_from(task_managers).unwrap_or(u32::MAX),
+                registered: None,
                 exited: None,
                 jobs: Vec::new(),
                 jars: BTreeMap::new(),

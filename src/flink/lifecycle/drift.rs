@@ -724,6 +724,11 @@ pub(super) fn at_rest(
     if !heal || items.is_empty() {
         return None;
     }
+    // Not gathered (the observation of a step that just finished, reused): only what the
+    // observation itself shows (the job) is acted on; the rest waits for a fresh look.
+    if observed.live.is_none() && !job_down_healable {
+        return None;
+    }
     heal_step(spec, rec, observed, ctx, &items)
 }
 
