@@ -417,7 +417,10 @@ mod tests {
             settings("drift:\n  ignore:\n    - job.parallelism\n    - flinkConfiguration.a\n")
                 .drift
                 .ignore,
-            vec!["job.parallelism".to_string(), "flinkConfiguration.a".to_string()]
+            vec![
+                "job.parallelism".to_string(),
+                "flinkConfiguration.a".to_string()
+            ]
         );
         let (_, warnings) = parse("drift:\n  ignores: [x]\n").expect("valid");
         assert!(

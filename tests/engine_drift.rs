@@ -63,14 +63,22 @@ async fn drift_of_an_application_report_heal_ignore() {
     assert_eq!(drift.revision, w.head());
     assert_eq!(drift.items[0].kind, DriftKind::JobState);
     assert_eq!(drift.items[0].found, "CANCELED");
-    assert_eq!(w.effective(Call::DeployCluster, steps), 0, "report restarted it");
+    assert_eq!(
+        w.effective(Call::DeployCluster, steps),
+        0,
+        "report restarted it"
+    );
     assert!(w.running(&key).is_empty());
 
     // ignore: the drift record goes, still nothing restarts.
     let ignore = agent_with(&mut w, DriftPolicy::Ignore).await;
     w.settle(&ignore).await;
     assert_eq!(w.record(&key).drift, None);
-    assert_eq!(w.effective(Call::DeployCluster, steps), 0, "ignore restarted it");
+    assert_eq!(
+        w.effective(Call::DeployCluster, steps),
+        0,
+        "ignore restarted it"
+    );
 
     // heal: started again from the newest checkpoint of the cancelled job; counts continue.
     let heal = agent_with(&mut w, DriftPolicy::Heal).await;
@@ -81,7 +89,11 @@ async fn drift_of_an_application_report_heal_ignore() {
     let cancelled = w.fake.job(&first.id).expect("the cancelled job");
     assert_eq!(restored.value, cancelled.value, "counts continue");
     assert!(cancelled.value > 0);
-    assert_eq!(w.record(&key).drift, None, "healed: the drift record is cleared");
+    assert_eq!(
+        w.record(&key).drift,
+        None,
+        "healed: the drift record is cleared"
+    );
     w.pass_time();
 
     // Rescaled through the REST API (resource requirements): old and new parallelism.
@@ -97,10 +109,13 @@ async fn drift_of_an_application_report_heal_ignore() {
     w.settle(&report).await;
     let drift = w.record(&key).drift.expect("rescale recorded");
     assert!(!drift.items.is_empty(), "{drift:#?}");
-    assert!(drift
-        .items
-        .iter()
-        .all(|i| i.kind == DriftKind::Parallelism && i.expected == "2" && i.found == "1"), "{drift:#?}");
+    assert!(
+        drift
+            .items
+            .iter()
+            .all(|i| i.kind == DriftKind::Parallelism && i.expected == "2" && i.found == "1"),
+        "{drift:#?}"
+    );
     assert_eq!(w.fake.steps(), steps, "report changed something");
     let heal = agent_with(&mut w, DriftPolicy::Heal).await;
     w.settle(&heal).await;
@@ -112,7 +127,8 @@ async fn drift_of_an_application_report_heal_ignore() {
 
     // The cluster's configuration changed: reported, then redeployed with the upgrade mode
     // (last-state: from the newest checkpoint).
-    w.fake.set_cluster_config(&key, "taskmanager.numberOfTaskSlots", Some("4"));
+    w.fake
+        .set_cluster_config(&key, "taskmanager.numberOfTaskSlots", Some("4"));
     let report = agent_with(&mut w, DriftPolicy::Report).await;
     w.settle(&report).await;
     assert_eq!(kinds(&w, &key), vec![DriftKind::Configuration]);
@@ -147,7 +163,8 @@ async fn an_ignore_rule_and_a_lost_taskmanager() {
     w.assert_running(&key);
     let steps = w.fake.steps();
     // Under an ignore rule: no drift, nothing healed.
-    w.fake.set_cluster_config(&key, "taskmanager.numberOfTaskSlots", Some("4"));
+    w.fake
+        .set_cluster_config(&key, "taskmanager.numberOfTaskSlots", Some("4"));
     w.settle(&agent).await;
     assert_eq!(w.record(&key).drift, None);
     assert_eq!(w.fake.steps(), steps);
@@ -158,7 +175,8 @@ async fn an_ignore_rule_and_a_lost_taskmanager() {
     assert_eq!(
         job.restored_from.clone().map(|r| r.is_savepoint),
         Some(true),
-        "redeployed from the stop's savepoint: {job:#?} {:#?}", w.fake.calls()
+        "redeployed from the stop's savepoint: {job:#?} {:#?}",
+        w.fake.calls()
     );
     assert_eq!(w.effective(Call::Stop, steps), 1);
 }

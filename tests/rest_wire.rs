@@ -808,5 +808,7 @@ async fn rest_jobmanager_config_reads_key_value_pairs_and_a_bad_body_is_an_error
     let down = client.jobmanager_config().await.unwrap_err();
     assert!(down.is_transient(), "{down:?}");
     let requests = script.finish();
-    assert!(requests.iter().all(|r| r.method == "GET" && r.body.is_empty()));
+    assert!(requests
+        .iter()
+        .all(|r| r.method == "GET" && r.body.is_empty()));
 }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod agent_app;
+mod agent_drift;
 mod agent_engine;
 mod agent_session;
 mod corpus;

@@ -115,10 +115,7 @@ pub async fn report<R: Runtime, F: FlinkApiFactory>(
                         r.ignored = d.ignored;
                         // A failed job is the agent's failure handling, but Git wants it
                         // running: say so.
-                        if let Some(j) = observed
-                            .job
-                            .get()
-                            .filter(|j| j.state == JobStatus::Failed)
+                        if let Some(j) = observed.job.get().filter(|j| j.state == JobStatus::Failed)
                         {
                             r.items.push(DriftItem {
                                 kind: DriftKind::JobState,

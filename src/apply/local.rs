@@ -419,7 +419,6 @@ impl LocalRuntime {
     }
 }
 
-
 pub(crate) fn uri_to_path(uri: &str) -> Option<PathBuf> {
     let rest = uri
         .strip_prefix("file://")

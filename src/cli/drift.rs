@@ -60,7 +60,12 @@ pub fn cmd_diff(args: DiffArgs) -> u8 {
     let loaded = open_repo(&args.repo, &args.git).and_then(|(source, repo)| {
         let revision = source.resolve(&repo, &args.revision)?;
         let (mut set, settings) = source.load(&repo, &revision, args.git.path.as_deref())?;
-        Ok((source, revision, set_validated(&mut set, &settings, &args), set))
+        Ok((
+            source,
+            revision,
+            set_validated(&mut set, &settings, &args),
+            set,
+        ))
     });
     let (source, revision, (), set) = match loaded {
         Ok(l) => l,

@@ -227,7 +227,8 @@ impl DriftReport {
         if !shown.is_empty() {
             out.push_str("| Resource | Status | Details |\n|---|---|---|\n");
             for r in &shown {
-                let mut details: Vec<String> = r.items.iter().map(|i| cell(&i.to_string())).collect();
+                let mut details: Vec<String> =
+                    r.items.iter().map(|i| cell(&i.to_string())).collect();
                 if let Some(n) = &r.note {
                     details.push(cell(n));
                 }
@@ -250,7 +251,9 @@ impl DriftReport {
             .collect();
         if !drifted.is_empty() {
             out.push_str("<details><summary>Drifted fields</summary>\n\n");
-            out.push_str("| Resource | Field | Expected (Git) | Found (live) |\n|---|---|---|---|\n");
+            out.push_str(
+                "| Resource | Field | Expected (Git) | Found (live) |\n|---|---|---|---|\n",
+            );
             for r in drifted {
                 for i in &r.items {
                     let field = match &i.subject {
@@ -329,7 +332,12 @@ mod tests {
             ("one drifted", &[InSync, Drifted], 0, 1),
             ("pending counts as a difference", &[Pending], 0, 1),
             ("an orphan cluster", &[InSync], 1, 1),
-            ("unknown beside in sync: reported, not drift", &[InSync, Unknown], 0, 0),
+            (
+                "unknown beside in sync: reported, not drift",
+                &[InSync, Unknown],
+                0,
+                0,
+            ),
             ("drift beside unknown", &[Drifted, Unknown], 0, 1),
             ("nothing could be checked", &[Unknown, Unknown], 0, 2),
             ("ignored only", &[Ignored], 0, 0),
@@ -364,14 +372,31 @@ mod tests {
             vec![],
         );
         let text = report.text();
-        assert!(text.contains("~ FlinkDeployment default/payments  (apps/payments.yaml)"), "{text}");
-        assert!(text.contains("job state j1: expected RUNNING, found CANCELED"), "{text}");
+        assert!(
+            text.contains("~ FlinkDeployment default/payments  (apps/payments.yaml)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("job state j1: expected RUNNING, found CANCELED"),
+            "{text}"
+        );
         assert!(text.contains("1 drifted, 0 pending, 1 in sync"), "{text}");
         let md = report.markdown();
         assert!(md.contains("**Live state differs from Git**"), "{md}");
-        assert!(md.contains("| `FlinkDeployment default/payments` | drifted (policy `report`) |"), "{md}");
-        assert!(!md.contains("default/clicks"), "rows only for what is not in sync: {md}");
-        assert!(md.contains("| `FlinkDeployment default/payments` | `job.state` j1 | RUNNING | CANCELED |"), "{md}");
+        assert!(
+            md.contains("| `FlinkDeployment default/payments` | drifted (policy `report`) |"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("default/clicks"),
+            "rows only for what is not in sync: {md}"
+        );
+        assert!(
+            md.contains(
+                "| `FlinkDeployment default/payments` | `job.state` j1 | RUNNING | CANCELED |"
+            ),
+            "{md}"
+        );
         let json: serde_json::Value = serde_json::from_str(&report.json()).expect("json");
         assert_eq!(json["schemaVersion"], 1);
         assert_eq!(json["summary"]["drifted"], 1);

@@ -56,8 +56,8 @@ pub use model::{
 use error::{bad_response, classify, innermost, Subject};
 use model::{
     parse_checkpoints, parse_exceptions, parse_execution_result, parse_job_status,
-    parse_jobmanager_config, parse_jobs_overview, parse_json, parse_operation, parse_run, parse_trigger, parse_upload,
-    Operation,
+    parse_jobmanager_config, parse_jobs_overview, parse_json, parse_operation, parse_run,
+    parse_trigger, parse_upload, Operation,
 };
 
 // ---------------------------------------------------------------------------------------

@@ -239,9 +239,13 @@ async fn route(fake: &FakeFlink, req: &Request) -> Reply {
         }
         ("GET", ["jobmanager", "config"]) => {
             let r = fake
-                .exec(&cluster, Call::JobManagerConfig, None, String::new(), |st| {
-                    st.http_jobmanager_config(&cluster)
-                })
+                .exec(
+                    &cluster,
+                    Call::JobManagerConfig,
+                    None,
+                    String::new(),
+                    |st| st.http_jobmanager_config(&cluster),
+                )
                 .await;
             answer(200, r, |v| v)
         }

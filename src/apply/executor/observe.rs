@@ -183,7 +183,12 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
         ),
         (Some(jid), Some(client)) => match client.jobs_overview().await {
             Err(e) => Evidence::unknown(e.to_string()),
-            Ok(jobs) => match listed.insert(Ok(jobs)).as_ref().ok().and_then(|jobs| jobs.iter().find(|j| &j.jid == jid)) {
+            Ok(jobs) => match listed
+                .insert(Ok(jobs))
+                .as_ref()
+                .ok()
+                .and_then(|jobs| jobs.iter().find(|j| &j.jid == jid))
+            {
                 None => Evidence::Absent,
                 Some(j) => {
                     let mut job = ObservedJob {

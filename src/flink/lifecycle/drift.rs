@@ -387,7 +387,11 @@ pub fn expected_configuration(spec: &Spec) -> BTreeMap<String, String> {
 fn key_change_is_ignored(spec: &Spec, key: &str) -> bool {
     let standalone =
         matches!(spec, Spec::Deployment(d) if d.effective_mode() == DeploymentMode::Standalone);
-    class_of(&format!("spec.flinkConfiguration[{key}]"), false, standalone) == DiffType::Ignore
+    class_of(
+        &format!("spec.flinkConfiguration[{key}]"),
+        false,
+        standalone,
+    ) == DiffType::Ignore
 }
 
 /// Whether a configured value and a live one mean the same: equal as text (ignoring case,
@@ -477,9 +481,11 @@ pub fn detect(
             }
             (Evidence::Absent, Some(id)) => {
                 // Only when the cluster answered: a cluster that is gone is recovered, not drift.
-                if observed.cluster.get().is_some_and(|c| {
-                    !matches!(c, super::observe::ClusterState::Exited { .. })
-                }) {
+                if observed
+                    .cluster
+                    .get()
+                    .is_some_and(|c| !matches!(c, super::observe::ClusterState::Exited { .. }))
+                {
                     out.checked = true;
                     let other = live.and_then(|l| l.jobs.get()).and_then(|jobs| {
                         jobs.iter().find(|j| {
@@ -764,7 +770,17 @@ fn heal_step(
         }
         return None;
     }
-    let job_running = observed.job.get().is_some_and(|j| j.is_running());
+    // RUNNING is enough: at a parallelism the job's sources cannot use, some subtasks
+    // finish (a source with fewer splits than subtasks) and never all tasks run again.
+    let job_running = observed
+        .job
+        .get()
+        .is_some_and(|j| j.state == JobStatus::Running);
+    if has(DriftKind::Parallelism) && rescales_in_place(spec) && !job_running {
+        // The adaptive scheduler is restarting the job at another parallelism: look again
+        // once it runs (redeploying now would throw the rescale away for nothing).
+        return None;
+    }
     if has(DriftKind::Parallelism) && job_running {
         if let (Some(job_id), true) = (&rec.job_id, rescales_in_place(spec)) {
             let parallelism: BTreeMap<String, u32> = items

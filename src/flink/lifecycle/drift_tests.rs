@@ -17,8 +17,10 @@ fn app(f: impl FnOnce(&mut DeploymentSpec)) -> Spec {
     };
     d.flink_configuration
         .insert("execution.checkpointing.interval".into(), "10s".into());
-    d.flink_configuration
-        .insert("kubernetes.operator.periodic.savepoint.interval".into(), "1h".into());
+    d.flink_configuration.insert(
+        "kubernetes.operator.periodic.savepoint.interval".into(),
+        "1h".into(),
+    );
     f(&mut d);
     Spec::Deployment(d)
 }
@@ -115,10 +117,8 @@ fn show(items: &[DriftItem]) -> Vec<String> {
 fn detection_table() {
     let base = app(|_| {});
     let overrides = app(|d| {
-        d.flink_configuration.insert(
-            config::PARALLELISM_OVERRIDES.key.into(),
-            "v1:3".into(),
-        );
+        d.flink_configuration
+            .insert(config::PARALLELISM_OVERRIDES.key.into(), "v1:3".into());
     });
     let empty: &[&str] = &[];
     let rows: Vec<(&str, Spec, Evidence<ObservedJob>, Live, &[&str], Vec<&str>)> = vec![
@@ -259,7 +259,14 @@ fn detection_table() {
             ignore: ignore.iter().map(|r| normalize_rule(r)).collect(),
             ..DriftSettings::default()
         };
-        let got = detect(&spec, &rec, &observed(job), Some(&live), &settings, &BTreeSet::new());
+        let got = detect(
+            &spec,
+            &rec,
+            &observed(job),
+            Some(&live),
+            &settings,
+            &BTreeSet::new(),
+        );
         assert_eq!(show(&got.items), want, "{why}");
         assert!(got.checked, "{why}");
     }
@@ -319,11 +326,10 @@ fn values_are_compared_as_flink_reads_them() {
     }
     // Operator keys, runtime keys and IGNORE-class keys never reach the JobManager.
     let spec = app(|d| {
-        d.flink_configuration.insert("rest.port".into(), "8081".into());
-        d.flink_configuration.insert(
-            config::PARALLELISM_OVERRIDES.key.into(),
-            "v1:3".into(),
-        );
+        d.flink_configuration
+            .insert("rest.port".into(), "8081".into());
+        d.flink_configuration
+            .insert(config::PARALLELISM_OVERRIDES.key.into(), "v1:3".into());
         d.flink_configuration
             .insert("job.autoscaler.enabled".into(), "true".into());
     });
@@ -354,7 +360,10 @@ fn settings_from_annotations() {
     assert!(s.cancel_unmanaged);
     assert!(s.ignores("flinkConfiguration.a"));
     assert!(s.ignores("job.parallelism"));
-    assert!(!s.ignores("flinkConfiguration.ab"), "a rule covers whole segments");
+    assert!(
+        !s.ignores("flinkConfiguration.ab"),
+        "a rule covers whole segments"
+    );
     let bad = BTreeMap::from([(config::ANNOTATION_DRIFT.to_string(), "fix".to_string())]);
     let (s, warning) = DriftSettings::of_manifest(DriftPolicy::Ignore, &bad, &[]);
     assert_eq!(s.policy, DriftPolicy::Ignore);
@@ -448,7 +457,14 @@ fn policies_in_decide() {
             value.insert("jobmanager.scheduler".into(), "adaptive".into());
         }
     };
-    let rows: Vec<(&str, DriftPolicy, Spec, Evidence<ObservedJob>, Live, Vec<&str>)> = vec![
+    let rows: Vec<(
+        &str,
+        DriftPolicy,
+        Spec,
+        Evidence<ObservedJob>,
+        Live,
+        Vec<&str>,
+    )> = vec![
         (
             "report: recorded, nothing restarts",
             DriftPolicy::Report,
@@ -557,7 +573,10 @@ fn unmanaged_jobs_are_cancelled_only_when_the_manifest_says_so() {
         }])
     }));
     let heal = ctx(DriftPolicy::Heal);
-    assert_eq!(run(&spec, &rec, &obs, &heal), vec!["record heal 1", "nothing"]);
+    assert_eq!(
+        run(&spec, &rec, &obs, &heal),
+        vec!["record heal 1", "nothing"]
+    );
     let mut cancel = heal.clone();
     cancel.drift.settings.cancel_unmanaged = true;
     assert_eq!(

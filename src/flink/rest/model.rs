@@ -649,12 +649,8 @@ pub(super) fn parse_jobmanager_config(body: &[u8]) -> Result<BTreeMap<String, St
         key: String,
         value: String,
     }
-    parse_json::<Vec<Entry>>(body).map(|entries| {
-        entries
-            .into_iter()
-            .map(|e| (e.key, e.value))
-            .collect()
-    })
+    parse_json::<Vec<Entry>>(body)
+        .map(|entries| entries.into_iter().map(|e| (e.key, e.value)).collect())
 }
 
 /// `{"status":"RUNNING"}` of `GET /jobs/:id/status`.
