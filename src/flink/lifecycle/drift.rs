@@ -839,7 +839,7 @@ fn rescales_in_place(spec: &Spec) -> bool {
         &config::OP_INPLACE_SCALING,
         config::DEFAULT_INPLACE_SCALING,
     ) && d.effective_mode() == DeploymentMode::Native
-        && !d.flink_version.is_some_and(|v| v < FlinkVersion::V1_18)
+        && d.flink_version.is_none_or(|v| v >= FlinkVersion::V1_18)
         && config::lookup(cfg, &config::SCHEDULER)
             .is_some_and(|(_, v)| v.eq_ignore_ascii_case("adaptive"))
 }

@@ -121,7 +121,15 @@ fn detection_table() {
             .insert(config::PARALLELISM_OVERRIDES.key.into(), "v1:3".into());
     });
     let empty: &[&str] = &[];
-    let rows: Vec<(&str, Spec, Evidence<ObservedJob>, Live, &[&str], Vec<&str>)> = vec![
+    type Row<'a> = (
+        &'a str,
+        Spec,
+        Evidence<ObservedJob>,
+        Live,
+        &'a [&'a str],
+        Vec<&'a str>,
+    );
+    let rows: Vec<Row> = vec![
         ("nothing drifts", base.clone(), job(JobStatus::Running), live(|_| {}), empty, vec![]),
         (
             "cancelled through the REST API",
@@ -457,14 +465,15 @@ fn policies_in_decide() {
             value.insert("jobmanager.scheduler".into(), "adaptive".into());
         }
     };
-    let rows: Vec<(
-        &str,
+    type Row<'a> = (
+        &'a str,
         DriftPolicy,
         Spec,
         Evidence<ObservedJob>,
         Live,
-        Vec<&str>,
-    )> = vec![
+        Vec<&'a str>,
+    );
+    let rows: Vec<Row> = vec![
         (
             "report: recorded, nothing restarts",
             DriftPolicy::Report,
