@@ -22,6 +22,9 @@
 //!   counts are checked against the fake's counters) made directly with one
 //!   `FlinkRestClient` per cluster, sequentially or all at once. Min / median / max and the
 //!   ratio of medians.
+//! * **(a') the drift check's cost**: the same sequential steady cycle with drift checking
+//!   on (policy report, the default) and off (ignore), two agents on the same records,
+//!   interleaved: the calls each makes, and the ratio of their wall and CPU medians.
 //! * **(b) memory**: this process's RSS before the agent starts (fake, HTTP server, parsed
 //!   manifests in place) and its peak RSS in each phase (`VmHWM`, reset with
 //!   `/proc/self/clear_refs` at the start of each phase); the agent's peak is the largest.
@@ -613,6 +616,7 @@ const REST_CALLS: &[Call] = &[
     Call::RunJar,
     Call::SetParallelism,
     Call::ResourceRequirements,
+    Call::JobManagerConfig,
     Call::OtherRest,
 ];
 
@@ -637,6 +641,7 @@ const ALL_CALLS: &[Call] = &[
     Call::RunJar,
     Call::SetParallelism,
     Call::ResourceRequirements,
+    Call::JobManagerConfig,
     Call::OtherRest,
 ];
 
@@ -1122,7 +1127,7 @@ fn main() {
         );
 
 
-        // ------------------------------------------------------------ (b) drift check cost
+        // ------------------------------------------------------------ (a') drift check cost
         // The same steady cycle with drift checking on (the default policy, report) and off
         // (ignore), two agents on the same records and fake, interleaved in the same run.
         let no_drift: Arc<BenchAgent> = Agent::start(
