@@ -15,6 +15,7 @@ use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles}
 use crate::repo_settings::{RepoSettings, SettingsRead};
 
 mod agent;
+mod drift;
 mod history;
 
 /// Exit code: everything valid / no changes.
@@ -67,6 +68,13 @@ pub enum Command {
     Run(agent::RunArgs),
     /// Show what the agent recorded: lifecycle state, job state, revision, newest savepoint.
     Status(agent::StatusArgs),
+    /// Compare the live state with Git: job state and id, per-vertex parallelism, cluster
+    /// configuration, TaskManagers, jobs no manifest owns, clusters no manifest wants.
+    ///
+    /// Exit codes as kubectl diff: 0 no drift, 1 drift (or Git wants something not applied
+    /// yet, or an orphan cluster), 2 error or nothing could be checked. A cluster that does
+    /// not answer is reported unknown, never drift.
+    Diff(drift::DiffArgs),
     /// Stop every Flink cluster of the local runtime (checkpoints and savepoints stay).
     Down(agent::DownArgs),
     /// A resource's deployed revisions, from the status branch: each with its lifecycle
@@ -201,6 +209,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => cmd_plan(args),
         Command::Run(args) => agent::cmd_run(args),
         Command::Status(args) => agent::cmd_status(args),
+        Command::Diff(args) => drift::cmd_diff(args),
         Command::Down(args) => agent::cmd_down(args),
         Command::History(args) => history::cmd_history(args),
         Command::Rollback(args) => history::cmd_rollback(args),

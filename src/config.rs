@@ -99,6 +99,26 @@ pub const API_VERSION: &str = "flink.apache.org/v1beta1";
 pub const CANARY_LABEL: &str = "flink.apache.org/canary";
 
 // ---------------------------------------------------------------------------------------
+// Drift (live state against Git)
+// ---------------------------------------------------------------------------------------
+
+/// Environment variable of `run --drift`: what the agent does about drift of a resource
+/// whose manifest names no policy (`report`, `heal` or `ignore`).
+pub const ENV_DRIFT_POLICY: &str = "FLINK_GITOPS_DRIFT";
+/// Annotation on a manifest's `metadata` naming its drift policy: `report` (record it on
+/// the status branch, like Argo CD without selfHeal), `heal` (put it back, like Flux) or
+/// `ignore` (do not look). Wins over `--drift`.
+pub const ANNOTATION_DRIFT: &str = "flink-gitops.io/drift";
+/// Annotation on a manifest's `metadata`: comma-separated spec paths whose live drift is
+/// not reported nor healed (Argo CD's `ignoreDifferences`, Flux's `driftIgnoreRules`), e.g.
+/// `flinkConfiguration.pipeline.jobvertex-parallelism-overrides, job.parallelism`.
+pub const ANNOTATION_DRIFT_IGNORE: &str = "flink-gitops.io/drift-ignore";
+/// Annotation on a session cluster's manifest: `cancel` lets a `heal` policy cancel jobs
+/// that run on it and that no manifest owns; anything else (the default, `report`) only
+/// reports them.
+pub const ANNOTATION_DRIFT_UNMANAGED_JOBS: &str = "flink-gitops.io/drift-unmanaged-jobs";
+
+// ---------------------------------------------------------------------------------------
 // Rendering (kustomize and Helm)
 // ---------------------------------------------------------------------------------------
 
@@ -815,6 +835,18 @@ pub fn lookup<'a>(
             .get_key_value(name)
             .map(|(k, v)| (k.as_str(), v.as_str()))
     })
+}
+
+/// The name Flink 2.x reads for a key written under an older name (the options this crate
+/// knows); any other key as it is. The local runtime writes keys under this name, and drift
+/// detection looks live configuration up under it.
+pub fn canonical_key(key: &str) -> &str {
+    CHECKED_OPTIONS
+        .iter()
+        .chain([&HA_TYPE, &RESTART_STRATEGY])
+        .find(|opt| opt.legacy.contains(&key))
+        .map(|opt| opt.key)
+        .unwrap_or(key)
 }
 
 /// Reads a boolean option, with the given default when absent or unreadable.

@@ -834,3 +834,32 @@ async fn rest_savepoint_disposal_posts_the_path_and_polls_by_trigger_id() {
     let requests = script.finish();
     assert_eq!(requests.len(), 5);
 }
+
+#[tokio::test]
+async fn rest_jobmanager_config_reads_key_value_pairs_and_a_bad_body_is_an_error() {
+    let script = Script::start(vec![
+        step("GET", "/jobmanager/config").reply(
+            200,
+            r#"[{"key":"execution.checkpointing.interval","value":"10 s"},{"key":"s3.secret-key","value":"******"},{"key":"rest.port","value":"31000"}]"#,
+        ),
+        step("GET", "/jobmanager/config").reply(200, r#"{"key":"not a list"}"#),
+        step("GET", "/jobmanager/config").reply(503, flink_errors(&["starting"])),
+    ])
+    .await;
+    let client = script.client();
+    let cfg = client.jobmanager_config().await.unwrap();
+    assert_eq!(cfg.len(), 3);
+    assert_eq!(cfg["execution.checkpointing.interval"], "10 s");
+    assert_eq!(cfg["s3.secret-key"], "******");
+    let bad = client.jobmanager_config().await.unwrap_err();
+    assert!(
+        !matches!(bad, RestError::JobNotFound { .. }),
+        "a bad body is not absence: {bad:?}"
+    );
+    let down = client.jobmanager_config().await.unwrap_err();
+    assert!(down.is_transient(), "{down:?}");
+    let requests = script.finish();
+    assert!(requests
+        .iter()
+        .all(|r| r.method == "GET" && r.body.is_empty()));
+}

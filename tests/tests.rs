@@ -4,11 +4,13 @@
 mod harness;
 
 mod agent_app;
+mod agent_drift;
 mod agent_engine;
 mod agent_recovery;
 mod agent_session;
 mod agent_snapshots;
 mod corpus;
+mod engine_drift;
 mod engine_faults;
 mod engine_rollback;
 mod engine_scenarios;

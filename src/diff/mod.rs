@@ -5,6 +5,7 @@
 //! them. [`plan`] is pure: two manifest sets in, a [`Plan`] out. [`render`] turns a plan
 //! into text, JSON or Markdown.
 
+pub mod drift_report;
 pub mod load;
 pub mod render;
 

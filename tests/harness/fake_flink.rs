@@ -130,6 +130,8 @@ pub enum Call {
     DisposeSavepoint,
     /// `GET /savepoint-disposal/:trigger`.
     DisposalStatus,
+    /// `GET /jobmanager/config` (drift detection reads it every cycle for resting clusters).
+    JobManagerConfig,
     /// REST endpoints outside [`FlinkApi`] that the HTTP server also answers (`/config`,
     /// `/jobs/:id/status`).
     OtherRest,
@@ -410,6 +412,9 @@ struct Cluster {
     generation: u64,
     config: BTreeMap<String, String>,
     task_managers: u32,
+    /// TaskManagers registered with the JobManager when not all that were started are
+    /// ([`FakeFlink::set_task_managers`]).
+    registered: Option<u32>,
     exited: Option<String>,
     /// Indices into [`State::jobs`].
     jobs: Vec<usize>,
@@ -1436,7 +1441,7 @@ impl State {
             .map(|j| j.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0))
             .sum();
         json!({
-            "taskmanagers": c.task_managers, "slots-total": total,
+            "taskmanagers": c.registered.unwrap_or(c.task_managers), "slots-total": total,
             "slots-available": total.saturating_sub(used),
             "jobs-running": count(JobStatus::Running), "jobs-finished": count(JobStatus::Finished),
             "jobs-cancelled": count(JobStatus::Canceled), "jobs-failed": count(JobStatus::Failed),
@@ -1548,6 +1553,18 @@ impl State {
             .map(|v| v.name.clone())
             .unwrap_or_default();
         Ok(ExceptionsView(j.exception.clone().map(|e| (e, vertex))))
+    }
+
+    /// `GET /jobmanager/config`: the configuration the cluster was deployed with (as
+    /// changed by [`FakeFlink::set_cluster_config`]), as `[{"key", "value"}]`.
+    fn jobmanager_config(&self, cluster: &ClusterKey) -> Result<Value, Failure> {
+        let c = self.clusters.get(cluster).ok_or(Failure::NoAnswer)?;
+        Ok(Value::Array(
+            c.config
+                .iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect(),
+        ))
     }
 
     fn cancel(&mut self, cluster: &ClusterKey, job: &JobId) -> Result<(), Failure> {
@@ -2318,6 +2335,49 @@ impl FakeFlink {
         }
     }
 
+    /// Someone changed the running cluster's configuration behind the agent's back (a
+    /// JobManager restarted by hand with other options): `GET /jobmanager/config` shows
+    /// `value` for `key` (removed when `None`).
+    pub fn set_cluster_config(&self, cluster: &ResourceKey, key: &str, value: Option<&str>) {
+        let mut st = self.lock();
+        if let Some(c) = st.clusters.get_mut(&ck(cluster)) {
+            match value {
+                Some(v) => c.config.insert(key.to_string(), v.to_string()),
+                None => c.config.remove(key),
+            };
+        }
+    }
+
+    /// TaskManagers registered with the cluster's JobManager from now on (one was killed
+    /// by hand, or one more was started), while the runtime still says it started the
+    /// number it deployed. A redeploy registers them all again.
+    pub fn set_task_managers(&self, cluster: &ResourceKey, n: u32) {
+        let mut st = self.lock();
+        if let Some(c) = st.clusters.get_mut(&ck(cluster)) {
+            c.registered = Some(n);
+        }
+    }
+
+    /// A job submitted by hand to a cluster (not through the agent): it runs until
+    /// cancelled. Returns its id.
+    pub fn submit_by_hand(&self, cluster: &ResourceKey, name: &str, parallelism: u32) -> JobId {
+        let mut st = self.lock();
+        let n = st.next();
+        let id = JobId::derived(&format!("by-hand-{name}-{n}"));
+        let start = JobStart {
+            id: id.clone(),
+            name: name.to_string(),
+            parallelism,
+            restore: None,
+            config: BTreeMap::new(),
+            args: Vec::new(),
+            entry_class: None,
+            jar: None,
+        };
+        let _ = st.start_job(&ck(cluster), start);
+        id
+    }
+
     /// [`Runtime::fetch_jar`] of `uri` fails as a missing file would (not transient).
     pub fn missing_jar(&self, uri: &str) {
         self.lock().missing_jars.insert(uri.to_string());
@@ -2534,6 +2594,9 @@ impl State {
     pub(super) fn http_jobs_overview(&mut self, c: &ClusterKey) -> Value {
         self.jobs_overview(c)
     }
+    pub(super) fn http_jobmanager_config(&self, c: &ClusterKey) -> Result<Value, Failure> {
+        self.jobmanager_config(c)
+    }
     pub(super) fn http_job_details(
         &mut self,
         c: &ClusterKey,
@@ -2711,6 +2774,7 @@ impl State {
                 generation: request.generation,
                 config: cfg.clone(),
                 task_managers: u32::try_from(task_managers).unwrap_or(u32::MAX),
+                registered: None,
                 exited: None,
                 jobs: Vec::new(),
                 jars: BTreeMap::new(),
@@ -3080,6 +3144,32 @@ impl FlinkApi for FakeApi {
             )
             .await?;
         self.decode(&path, v)
+    }
+
+    async fn jobmanager_config(&self) -> Result<BTreeMap<String, String>, RestError> {
+        let v = self
+            .call(
+                Method::GET,
+                "/jobmanager/config".into(),
+                Call::JobManagerConfig,
+                None,
+                String::new(),
+                |st, c| st.jobmanager_config(c),
+            )
+            .await?;
+        let entries: Vec<Value> = match v {
+            Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.get("key")?.as_str()?.to_string(),
+                    e.get("value")?.as_str()?.to_string(),
+                ))
+            })
+            .collect())
     }
 
     async fn job_exceptions(&self, job: &JobId) -> Result<Option<JobExceptions>, RestError> {

@@ -19,6 +19,7 @@
 mod act;
 mod controller;
 mod dispose;
+mod drift;
 pub mod error;
 mod hooks;
 mod observe;
@@ -33,13 +34,14 @@ use tokio::sync::{watch, Semaphore};
 
 pub use error::{ErrorClass, ReconcileError};
 pub use hooks::{AgentHooks, FetchTrigger};
-pub use observe::cluster_of;
+pub use observe::{cluster_of, observe};
 pub use parts::{Environment, GitManifests, ManifestSource, SystemEnvironment};
 pub use store::{GitStatusStore, MemoryStatusStore, StatusError, StatusStore};
 
 use super::runtime::{Runtime, SnapshotStorage};
 use crate::config;
 use crate::flink::lifecycle::decide::{decide, session_context, Context, Desired, Step};
+use crate::flink::lifecycle::drift::DriftPolicy;
 use crate::flink::lifecycle::health;
 use crate::flink::lifecycle::observe::{HealthSample, Observed};
 use crate::flink::lifecycle::record::{LifecycleState, Record};
@@ -73,6 +75,9 @@ pub struct AgentSettings {
     /// After a fetch request ([`FetchTrigger`], a webhook), how long the fetch loop waits
     /// for more before it fetches once.
     pub fetch_debounce: Duration,
+    /// What to do about drift of a resource whose manifest names no policy
+    /// (`--drift`, annotation `flink-gitops.io/drift`).
+    pub drift: DriftPolicy,
 }
 
 impl Default for AgentSettings {
@@ -87,6 +92,7 @@ impl Default for AgentSettings {
             once_deadline: config::DEFAULT_ONCE_DEADLINE,
             stability_window: config::DEFAULT_STABILITY_WINDOW,
             fetch_debounce: config::DEFAULT_FETCH_DEBOUNCE,
+            drift: DriftPolicy::default(),
         }
     }
 }
@@ -345,6 +351,16 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         tracing::info!(resource = %key, "{title}");
         self.hooks
             .after_write(previous.as_ref(), &rec, self.env.now_ms());
+        let drift_before = previous.and_then(|p| p.drift);
+        if drift_before != rec.drift {
+            drift::drift_changed(
+                &self.hooks,
+                &rec,
+                drift_before.as_ref(),
+                rec.drift.as_ref(),
+                &rfc3339(self.env.now_ms()),
+            );
+        }
         if let Ok(mut records) = self.records.lock() {
             records.insert(key, rec);
         }
@@ -395,9 +411,19 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         };
         // Read under the lock: copying every record for every reconcile was the largest
         // cost of a steady cycle over many resources (benches/engine_fake.rs).
-        let (session_jobs, cluster_redeploy_pending) = match self.records.lock() {
-            Ok(records) => session_context(key, &records, wanted),
-            Err(_) => (Vec::new(), false),
+        let manifest = desired.set.get(key);
+        let ((session_jobs, cluster_redeploy_pending), drift) = match self.records.lock() {
+            Ok(records) => (
+                session_context(key, &records, wanted),
+                drift::context(
+                    key,
+                    manifest,
+                    self.settings.drift,
+                    &desired.set.drift_ignore,
+                    &records,
+                ),
+            ),
+            Err(_) => ((Vec::new(), false), Default::default()),
         };
         Context {
             prune: self.settings.prune,
@@ -407,6 +433,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             session_jobs,
             cluster_redeploy_pending,
             stability_window_ms: self.settings.stability_window.as_millis() as u64,
+            drift,
         }
     }
 
@@ -454,6 +481,15 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             .1
             .retain(|s| now_ms.saturating_sub(s.time_ms) <= horizon);
         observed.health = entry.1.clone();
+    }
+
+    /// Whether drift is looked for on a resource (its policy is not `ignore`).
+    fn looks_for_drift(&self, manifest: Option<&crate::flink::spec::Manifest>) -> bool {
+        let policy = manifest
+            .and_then(|m| m.annotations.get(config::ANNOTATION_DRIFT))
+            .and_then(|v| DriftPolicy::parse(v))
+            .unwrap_or(self.settings.drift);
+        policy != DriftPolicy::Ignore
     }
 
     /// Reconciles one resource: observe, decide and act until it waits, rests or fails.
@@ -531,6 +567,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                         key,
                         record.as_ref(),
                         manifest.map(|m| &m.spec),
+                        self.looks_for_drift(manifest),
                     )
                     .await
                 }

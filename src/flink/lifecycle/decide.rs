@@ -69,6 +69,9 @@ pub struct Context {
     /// in milliseconds, unless the spec sets [`config::STABILITY_WINDOW`] (the agent's
     /// `--stability-window`).
     pub stability_window_ms: u64,
+    /// The resource's drift policy and ignore rules, and what drift detection needs from
+    /// the other records ([`super::drift`]).
+    pub drift: super::drift::DriftContext,
 }
 
 /// What to start: a spec, with everything the runtime and REST API need.
@@ -185,6 +188,16 @@ pub enum Step {
     KeepUnmanaged,
     /// Removed from Git and nothing runs any more: mark the record deleted.
     MarkDeleted,
+    /// The live state drifted from Git (or stopped drifting, `items` empty): record it
+    /// ([`super::drift`]). `revision`: the Git revision the agent is at.
+    RecordDrift {
+        items: Vec<super::drift::DriftItem>,
+        policy: super::drift::DriftPolicy,
+        revision: String,
+    },
+    /// Cancel jobs on a session cluster that no manifest owns (drift policy `heal` with
+    /// `flink-gitops.io/drift-unmanaged-jobs: cancel`).
+    CancelUnmanaged { job_ids: Vec<String> },
 }
 
 impl Step {
@@ -195,7 +208,8 @@ impl Step {
             Step::Deploy(_)
             | Step::Stop(_)
             | Step::Rescale { .. }
-            | Step::TriggerSnapshot { .. } => true,
+            | Step::TriggerSnapshot { .. }
+            | Step::CancelUnmanaged { .. } => true,
             Step::Settle { delete_cluster, .. } => *delete_cluster,
             _ => false,
         }
@@ -259,7 +273,7 @@ fn drain_on_delete(spec: &Spec) -> bool {
     )
 }
 
-fn stop_step(
+pub(super) fn stop_step(
     purpose: StopPurpose,
     mode: StopMode,
     spec: &Spec,
@@ -353,7 +367,12 @@ fn job_alive(observed: &Observed) -> Result<bool, Step> {
     }
 }
 
-fn deploy(spec: &Spec, revision: Option<&str>, restore: Option<String>, ctx: &Context) -> Step {
+pub(super) fn deploy(
+    spec: &Spec,
+    revision: Option<&str>,
+    restore: Option<String>,
+    ctx: &Context,
+) -> Step {
     Step::Deploy(Box::new(DeployStep {
         spec: spec.clone(),
         hash: spec.hash(),
@@ -677,6 +696,10 @@ fn steady(
         }
         _ => {}
     }
+    // Drift of a resource at rest: recorded, and put back under the `heal` policy.
+    if let Some(step) = super::drift::at_rest(spec, revision, rec, observed, ctx) {
+        return step;
+    }
     if session_cluster {
         return match observed.cluster.get() {
             Some(ClusterState::Ready)
@@ -972,7 +995,11 @@ fn stop_mode_for_change(purpose: StopPurpose, old: &Spec, new: &Spec) -> StopMod
 /// Where a stateful job that is not running restarts from: its newest retained checkpoint,
 /// else the recorded restore point; a stateless one starts empty. `Err` when the newest
 /// checkpoint could not be asked for: restoring an older state would lose progress.
-fn newest_state(spec: &Spec, rec: &Record, observed: &Observed) -> Result<Option<String>, Step> {
+pub(super) fn newest_state(
+    spec: &Spec,
+    rec: &Record,
+    observed: &Observed,
+) -> Result<Option<String>, Step> {
     if !spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
         return Ok(None);
     }

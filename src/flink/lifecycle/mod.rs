@@ -4,6 +4,7 @@
 //! the steps as an [`Action`]. Nothing here does I/O or reads the clock.
 
 pub mod decide;
+pub mod drift;
 pub mod health;
 pub mod observe;
 pub mod record;

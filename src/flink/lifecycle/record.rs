@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::drift::Drift;
 pub use super::snapshots::Snapshots;
 use crate::flink::rest::JobStatus;
 use crate::flink::spec::{JobState, Kind, ResourceKey, Spec, SpecHash, UpgradeMode};
@@ -231,6 +232,9 @@ pub struct Record {
     pub generation: u64,
     /// RFC 3339 time the lifecycle state last changed.
     pub since: String,
+    /// Set while the live state drifts from Git: what, since when, first seen at which
+    /// revision ([`super::drift`]); cleared when nothing drifts any more.
+    pub drift: Option<Drift>,
 }
 
 /// [`Record`] as it is written to the status branch: the specs as canonical JSON values.
@@ -310,6 +314,8 @@ pub struct RecordDoc {
     pub generation: u64,
     #[serde(default)]
     pub since: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
 }
 
 /// Older files wrote `READY` for a session cluster; anything Flink does not name is none.
@@ -366,6 +372,7 @@ impl From<&Record> for RecordDoc {
             rollback_cause: r.rollback_cause.clone(),
             generation: r.generation,
             since: r.since.clone(),
+            drift: r.drift.clone(),
         }
     }
 }
@@ -409,6 +416,7 @@ impl TryFrom<RecordDoc> for Record {
             rollback_cause: d.rollback_cause,
             generation: d.generation,
             since: d.since,
+            drift: d.drift,
         })
     }
 }
@@ -450,6 +458,7 @@ impl Record {
             rollback_cause: None,
             generation: 0,
             since: String::new(),
+            drift: None,
         }
     }
 

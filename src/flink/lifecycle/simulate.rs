@@ -159,6 +159,7 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
         deployed_generation: None,
         checkpoints_completed: Evidence::Absent,
         health: Vec::new(),
+        live: None,
     }
 }
 
@@ -261,6 +262,7 @@ pub fn predict_with(
         // The plan predicts the way it goes when the new job proves itself: it runs
         // through the stability window and checkpoints (see `effect`).
         stability_window_ms: 0,
+        drift: Default::default(),
     };
     let mut steps = Vec::new();
     for _ in 0..MAX_STEPS {
@@ -580,5 +582,17 @@ pub fn describe(step: &Step) -> String {
         Step::Fail { message, .. } => format!("fail: {message}"),
         Step::KeepUnmanaged => "leave it running, unmanaged".to_string(),
         Step::MarkDeleted => "mark it deleted".to_string(),
+        Step::RecordDrift { items, .. } if items.is_empty() => "drift gone".to_string(),
+        Step::RecordDrift { items, policy, .. } => format!(
+            "drift ({policy}): {}",
+            items
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Step::CancelUnmanaged { job_ids } => {
+            format!("cancel unmanaged jobs {}", job_ids.join(", "))
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! the trigger id or the restore point it needs.
 
 use super::decide::Step;
+use super::drift::Drift;
 use super::observe::Observed;
 use super::record::{
     reason, InFlight, LastError, Record, RollbackState, Savepoint, SnapshotTrigger, StopPurpose,
@@ -328,6 +329,28 @@ pub fn after(
             r.last_error = Some(error(why, message, now));
         }
         Step::KeepUnmanaged => r.removed_from_git = true,
+        Step::RecordDrift {
+            items,
+            policy,
+            revision,
+        } => {
+            r.drift = (!items.is_empty()).then(|| Drift {
+                since: rec
+                    .drift
+                    .as_ref()
+                    .map(|d| d.since.clone())
+                    .unwrap_or_else(|| now.to_string()),
+                revision: rec
+                    .drift
+                    .as_ref()
+                    .map(|d| d.revision.clone())
+                    .unwrap_or_else(|| revision.clone()),
+                policy: *policy,
+                items: items.clone(),
+            });
+        }
+        // Nothing to remember: the next look finds the jobs ended (or not).
+        Step::CancelUnmanaged { .. } => {}
         Step::MarkDeleted => {
             r.deleted = true;
             r.in_flight = None;

@@ -28,6 +28,10 @@ pub trait FlinkApi: Clone + Send + Sync + 'static {
         &self,
         job: &JobId,
     ) -> impl Future<Output = Result<JobDetails, RestError>> + Send;
+    /// `GET /jobmanager/config`: the JobManager's effective configuration, key to value.
+    fn jobmanager_config(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, RestError>> + Send;
     /// `GET /jobs/:id/exceptions`.
     fn job_exceptions(
         &self,
