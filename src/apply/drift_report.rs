@@ -63,6 +63,12 @@ pub async fn report<R: Runtime, F: FlinkApiFactory>(
             Some(rec) if rec.last_reconciled_spec.is_none() => {
                 pending(&mut r, "not deployed yet".into())
             }
+            // Rolled back: Git's spec is not the one that runs, on purpose; say why.
+            Some(rec) if rec.rollback.is_some() => pending(
+                &mut r,
+                rec.rollback_summary()
+                    .unwrap_or_else(|| "rolled back to the last stable spec".into()),
+            ),
             Some(rec) if rec.last_reconciled_hash != Some(m.spec.hash()) => pending(
                 &mut r,
                 format!(
