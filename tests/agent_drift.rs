@@ -245,3 +245,218 @@ fn drift_of_an_application_on_real_flink() {
         },
     );
 }
+
+/// curl against a named local cluster's REST API.
+fn curl_on(state: &Path, cluster: &str, args: &[&str], path: &str) -> Option<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(state.join(format!("clusters/default/{cluster}/cluster.json")))
+            .ok()?;
+    let file: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let port = file["restPort"].as_u64()?;
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-m", "30"])
+        .args(args)
+        .arg(format!("http://localhost:{port}{path}"))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+}
+
+/// A job submitted by hand to a session cluster is reported as unmanaged and left running;
+/// a rescale of a session job whose parallelism is under an ignore rule is no drift.
+#[test]
+fn unmanaged_jobs_and_ignore_rules_on_a_real_session_cluster() {
+    let _slot = Slot::take();
+    let remote = Remote::new();
+    let state = remote.scratch("agent");
+    let out = remote.scratch("out").join("tracked.out");
+    let by_hand_out = remote.scratch("out").join("adhoc.out");
+    remote.write(
+        "session/pool.yaml",
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: pool
+spec:
+  flinkVersion: v2_3
+  serviceAccount: flink
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "4"
+    jobmanager.scheduler: adaptive
+  jobManager:
+    resource: {memory: 1g, cpu: 1}
+  taskManager:
+    replicas: 1
+    resource: {memory: 1g, cpu: 1}
+"#,
+    );
+    remote.write(
+        "session/tracked.yaml",
+        &format!(
+            r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: tracked
+  annotations:
+    flink-gitops.io/drift-ignore: "job.parallelism"
+spec:
+  deploymentName: pool
+  job:
+    jarURI: file://{jar}
+    entryClass: lab.StatefulCounterJob
+    parallelism: 1
+    upgradeMode: stateless
+    args: ["--version", "t1", "--out", "{out}", "--rate", "20"]
+"#,
+            jar = flink_env().job_jar(),
+            out = out.display()
+        ),
+    );
+    let c1 = remote.push("a session cluster and a session job");
+    let agent = AgentProcess::start(&remote.url(), &state, &[]);
+    let pool = "default/FlinkDeployment/pool.yaml";
+    let tracked = "default/FlinkSessionJob/tracked.yaml";
+    state_at(&remote, &agent, pool, &c1, "STABLE");
+    let s1 = state_at(&remote, &agent, tracked, &c1, "STABLE");
+    wait_lines(&agent, &out, "t1", 0);
+    let tracked_job = field(&s1, "jobId").expect("job id").to_string();
+
+    // Submitted by hand: upload the jar and run it.
+    let jar = format!("jarfile=@{}", flink_env().job_jar());
+    let uploaded =
+        curl_on(&state, "pool", &["-X", "POST", "-F", &jar], "/jars/upload").expect("jar upload");
+    let jar_id = uploaded["filename"]
+        .as_str()
+        .and_then(|f| f.rsplit('/').next())
+        .expect("uploaded jar id")
+        .to_string();
+    let body = serde_json::json!({
+        "entryClass": "lab.StatefulCounterJob",
+        "programArgsList": ["--version", "adhoc", "--out", by_hand_out.display().to_string(), "--rate", "5"],
+        "parallelism": 1
+    })
+    .to_string();
+    let ran = curl_on(
+        &state,
+        "pool",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ],
+        &format!("/jars/{jar_id}/run"),
+    )
+    .expect("run by hand");
+    let by_hand = ran["jobid"].as_str().expect("job id").to_string();
+
+    // Reported on the session cluster's record as unmanaged, named by its job id.
+    let items = wait_for(
+        Duration::from_secs(90),
+        "the unmanaged job on the status branch",
+        &agent,
+        || {
+            remote
+                .status(pool)
+                .and_then(|s| s["drift"]["items"].as_sequence().cloned())
+                .filter(|i| !i.is_empty())
+        },
+    );
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(
+        field(&items[0], "subject").is_some_and(|s| s.contains(&by_hand)),
+        "{items:?}"
+    );
+    assert!(
+        field(&items[0], "kind").is_some_and(|k| k.contains("unmanaged")),
+        "{items:?}"
+    );
+    // `diff` says so too, and exits 1.
+    let (code, report) = diff(&remote, &state);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(report.to_string().contains(&by_hand), "{report:#}");
+    // Left running, by the default policy; the managed job too.
+    std::thread::sleep(Duration::from_secs(3));
+    let jobs = curl_on(&state, "pool", &[], "/jobs/overview").expect("jobs");
+    let state_of = |id: &str| {
+        jobs["jobs"]
+            .as_array()
+            .and_then(|js| js.iter().find(|j| j["jid"] == id))
+            .and_then(|j| j["state"].as_str().map(str::to_string))
+    };
+    assert_eq!(state_of(&by_hand).as_deref(), Some("RUNNING"));
+    assert_eq!(state_of(&tracked_job).as_deref(), Some("RUNNING"));
+    assert!(remote
+        .status(tracked)
+        .is_some_and(|s| s.get("drift").is_none()));
+
+    // The managed job rescaled by hand: its parallelism is under an ignore rule, so no
+    // drift is recorded and nothing is rescaled back.
+    let vertices: Vec<String> = curl_on(&state, "pool", &[], &format!("/jobs/{tracked_job}"))
+        .and_then(|v| v["vertices"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(!vertices.is_empty());
+    let body = serde_json::Value::Object(
+        vertices
+            .iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    serde_json::json!({"parallelism": {"lowerBound": 1, "upperBound": 2}}),
+                )
+            })
+            .collect(),
+    )
+    .to_string();
+    curl_on(
+        &state,
+        "pool",
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ],
+        &format!("/jobs/{tracked_job}/resource-requirements"),
+    )
+    .expect("PUT resource-requirements");
+    wait_for(
+        Duration::from_secs(120),
+        "the session job running at parallelism 2",
+        &agent,
+        || {
+            let v = curl_on(&state, "pool", &[], &format!("/jobs/{tracked_job}"))?;
+            let all_two = v["vertices"]
+                .as_array()?
+                .iter()
+                .any(|x| x["parallelism"].as_u64() == Some(2));
+            (all_two && v["state"] == "RUNNING").then_some(())
+        },
+    );
+    // Several agent cycles (1 s interval) later: still no drift on the session job, and
+    // it still runs at 2.
+    std::thread::sleep(Duration::from_secs(8));
+    let s = remote.status(tracked).expect("status");
+    assert!(s.get("drift").is_none(), "{s:?}");
+    let v = curl_on(&state, "pool", &[], &format!("/jobs/{tracked_job}")).expect("job");
+    assert!(
+        v["vertices"]
+            .as_array()
+            .is_some_and(|vs| vs.iter().any(|x| x["parallelism"].as_u64() == Some(2))),
+        "not rescaled back: {v:#}"
+    );
+    assert!(remote
+        .status_log()
+        .iter()
+        .all(|m| !m.starts_with("tracked:") || !m.contains("drift")));
+}
