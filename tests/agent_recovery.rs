@@ -142,6 +142,7 @@ fn rollback_restart_of_failed_jobs_and_jobmanager_recovery_on_real_flink() {
         remote.work().as_path(),
         &["status", "--repo", &remote.url()],
     );
+    eprintln!("status after the rollback:\n{}", status.stdout);
     assert!(
         status.stdout.contains("Git wants revision")
             && status.stdout.contains(&c2[..12])
