@@ -78,7 +78,7 @@ fn source(r: &ResourceArgs) -> GitSource {
 
 /// The resource NAME means: `--kind` if given, else the one kind the status branch knows
 /// under that name (FlinkDeployment when it knows none).
-fn key_of(r: &ResourceArgs, records: &[Record]) -> Result<ResourceKey, String> {
+fn key_of(r: &ResourceArgs, records: &[Record]) -> Result<ResourceKey, AmbiguousName> {
     let make = |kind| ResourceKey::new(r.namespace.clone(), kind, r.name.clone());
     if let Some(k) = r.kind {
         return Ok(make(match k {
@@ -94,11 +94,19 @@ fn key_of(r: &ResourceArgs, records: &[Record]) -> Result<ResourceKey, String> {
     match kinds.as_slice() {
         [] => Ok(make(Kind::FlinkDeployment)),
         [k] => Ok(make(*k)),
-        _ => Err(format!(
-            "both a FlinkDeployment and a FlinkSessionJob are named {:?} in namespace {:?}: say which with --kind",
-            r.name, r.namespace
-        )),
+        _ => Err(AmbiguousName {
+            name: r.name.clone(),
+            namespace: r.namespace.clone(),
+        }),
     }
+}
+
+/// A name both a FlinkDeployment and a FlinkSessionJob have.
+#[derive(Debug, thiserror::Error)]
+#[error("both a FlinkDeployment and a FlinkSessionJob are named {name:?} in namespace {namespace:?}: say which with --kind")]
+pub struct AmbiguousName {
+    name: String,
+    namespace: String,
 }
 
 fn status_records(r: &ResourceArgs) -> Vec<Record> {
@@ -192,7 +200,12 @@ pub fn cmd_history(args: HistoryArgs) -> u8 {
         }
         ValidateFormat::Text => print!("{}", render(&key, &revisions)),
     }
-    EXIT_OK
+    // Nothing recorded for that name (a typo, another namespace): not a success.
+    if revisions.is_empty() {
+        EXIT_INVALID
+    } else {
+        EXIT_OK
+    }
 }
 
 pub fn cmd_rollback(args: RollbackArgs) -> u8 {

@@ -27,7 +27,8 @@ pub struct DeployedRevision {
     pub last_seen: String,
     /// Lifecycle states in the order they were recorded (repeats folded).
     pub states: Vec<LifecycleState>,
-    /// The last state recorded while it was the reconciled revision.
+    /// The last settled state recorded while it was the reconciled revision (STABLE,
+    /// ROLLED_BACK, FAILED, SUSPENDED, DELETED; a transitional one only if it never settled).
     pub outcome: LifecycleState,
     /// For a rollback: the revision that ran instead (`lastStableRevision`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,14 +144,28 @@ pub fn deployed_revisions(records: &[(i64, Record)]) -> Vec<DeployedRevision> {
         if e.states.last() != Some(&state) {
             e.states.push(state);
         }
-        e.outcome = state;
+        // The outcome is the last settled state: the next change's first step (UPGRADING)
+        // is often recorded while this revision is still the reconciled one.
+        let transitional = matches!(
+            state,
+            LifecycleState::Upgrading | LifecycleState::Created | LifecycleState::Deployed
+        );
+        let settled = !matches!(
+            e.outcome,
+            LifecycleState::Upgrading | LifecycleState::Created | LifecycleState::Deployed
+        );
+        if !(transitional && settled) {
+            e.outcome = state;
+        }
         e.running_revision = r
             .rollback
             .is_some()
             .then(|| r.last_stable_revision.clone())
             .flatten();
         if let Some(j) = &r.job_id {
-            if r.rollback.is_none() && !e.job_ids.contains(j) {
+            // While rolled back the job runs the stable spec for this revision: listed
+            // too (`runningRevision` says which spec it ran).
+            if !e.job_ids.contains(j) {
                 e.job_ids.push(j.clone());
             }
         }
@@ -252,5 +267,34 @@ mod tests {
         assert_eq!(h[1].outcome, LifecycleState::Stable);
         assert_eq!(h[1].job_ids, vec!["j2".to_string()]);
         assert!(h[1].savepoints[0].kept);
+    }
+
+    #[test]
+    fn the_outcome_is_the_last_settled_state_not_the_next_upgrades_first_step() {
+        let mut upgrading = rec("r1", true, "j1", &[]);
+        upgrading.in_flight = Some(crate::flink::lifecycle::record::InFlight::Stopping {
+            purpose: crate::flink::lifecycle::record::StopPurpose::Upgrade,
+            mode: crate::flink::lifecycle::record::StopMode::Savepoint,
+            job_id: "j1".into(),
+            trigger_id: None,
+            since: String::new(),
+        });
+        let records = vec![
+            (10, rec("r1", false, "j1", &[])),
+            (11, rec("r1", true, "j1", &[])),
+            (12, upgrading),
+            (13, rec("r2", false, "j2", &[])),
+        ];
+        let h = deployed_revisions(&records);
+        assert_eq!(
+            h[0].states,
+            vec![
+                LifecycleState::Deployed,
+                LifecycleState::Stable,
+                LifecycleState::Upgrading
+            ]
+        );
+        assert_eq!(h[0].outcome, LifecycleState::Stable);
+        assert_eq!(h[1].outcome, LifecycleState::Deployed, "never settled");
     }
 }

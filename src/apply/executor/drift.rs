@@ -23,7 +23,7 @@ pub(super) async fn gather<A: FlinkApi>(
     api: Option<&A>,
     rec: &Record,
     own_cluster: bool,
-    listed: Option<Result<Vec<JobOverview>, String>>,
+    listed: Option<Evidence<Vec<JobOverview>>>,
     vertices: Option<Evidence<Vec<LiveVertex>>>,
     task_managers: Option<(u32, u32)>,
 ) -> Live {
@@ -38,8 +38,9 @@ pub(super) async fn gather<A: FlinkApi>(
     };
     let jobs = match listed {
         None => Evidence::unknown("not asked"),
-        Some(Err(e)) => Evidence::unknown(e),
-        Some(Ok(jobs)) => Evidence::present(
+        Some(Evidence::Unknown { error }) => Evidence::unknown(error),
+        Some(Evidence::Absent) => Evidence::Absent,
+        Some(Evidence::Present { value: jobs }) => Evidence::present(
             jobs.iter()
                 .map(|j| LiveJob {
                     job_id: j.jid.to_string(),

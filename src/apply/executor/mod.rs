@@ -43,7 +43,7 @@ use crate::config;
 use crate::flink::lifecycle::decide::{decide, session_context, Context, Desired, Step};
 use crate::flink::lifecycle::drift::DriftPolicy;
 use crate::flink::lifecycle::health;
-use crate::flink::lifecycle::observe::{HealthSample, Observed};
+use crate::flink::lifecycle::observe::{ClusterState, Evidence, HealthSample, Observed};
 use crate::flink::lifecycle::record::{LifecycleState, Record};
 use crate::flink::lifecycle::simulate::describe;
 use crate::flink::lifecycle::transition::{after, before, returned_to_git, Outcome};
@@ -348,7 +348,19 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             status.write(&to_write, &body)
         })
         .await??;
-        tracing::info!(resource = %key, "{title}");
+        // A failure, a rollback or a new error is something an operator must see.
+        let new_error = rec.last_error.is_some()
+            && previous.as_ref().and_then(|p| p.last_error.as_ref()) != rec.last_error.as_ref();
+        if new_error
+            || matches!(
+                state,
+                LifecycleState::Failed | LifecycleState::RollingBack | LifecycleState::RolledBack
+            ) && previous.as_ref().map(|p| p.lifecycle_state) != Some(state)
+        {
+            tracing::warn!(resource = %key, "{title}");
+        } else {
+            tracing::info!(resource = %key, "{title}");
+        }
         self.hooks
             .after_write(previous.as_ref(), &rec, self.env.now_ms());
         let drift_before = previous.and_then(|p| p.drift);
@@ -617,10 +629,30 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 }
                 _ => {}
             }
+            // A redeploy because the cluster is gone is a recovery: say so.
+            let lost = match (&step, &observed.cluster) {
+                (Step::Deploy(d), Evidence::Absent) if !d.retry && d.revision.is_none() => {
+                    Some("the JobManager is missing".to_string())
+                }
+                (
+                    Step::Deploy(d),
+                    Evidence::Present {
+                        value: ClusterState::Exited { reason },
+                    },
+                ) if !d.retry && d.revision.is_none() => Some(reason.clone()),
+                _ => None,
+            }
+            .filter(|_| record.as_ref().is_some_and(|r| r.in_flight.is_none()));
+            if let Some(why) = &lost {
+                tracing::warn!(resource = %key, reason = %why, "the cluster is gone; recovering it from its newest state (kubernetes.operator.jm-deployment-recovery.enabled)");
+            }
             // Write-ahead: the facts the step's I/O depends on.
             let written = match before(&current, &step, &now) {
                 Some(r) => {
-                    let msg = Self::message(record.as_ref(), &r, &step, Some(&revision.commit));
+                    let mut msg = Self::message(record.as_ref(), &r, &step, Some(&revision.commit));
+                    if let Some(why) = &lost {
+                        msg = format!("{msg} (recovery: {why})");
+                    }
                     self.persist(r.clone(), msg).await?;
                     r
                 }

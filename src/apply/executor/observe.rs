@@ -147,7 +147,7 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
                 && r.last_reconciled_hash.is_some()
                 && desired.map(Spec::hash) == r.last_reconciled_hash
         });
-    let mut listed: Option<Result<Vec<JobOverview>, String>> = None;
+    let mut listed: Option<Evidence<Vec<JobOverview>>> = None;
     let mut vertices: Option<Evidence<Vec<LiveVertex>>> = None;
 
     let Some(rec) = record else {
@@ -171,7 +171,10 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
     observed.job = match (&jid, &api) {
         (None, _) => {
             if let (true, Some(client)) = (at_rest, &api) {
-                listed = Some(client.jobs_overview().await.map_err(|e| e.to_string()));
+                listed = Some(match client.jobs_overview().await {
+                    Ok(jobs) => Evidence::present(jobs),
+                    Err(e) => Evidence::unknown(e.to_string()),
+                });
             }
             Evidence::Absent
         }
@@ -186,9 +189,8 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
         (Some(jid), Some(client)) => match client.jobs_overview().await {
             Err(e) => Evidence::unknown(e.to_string()),
             Ok(jobs) => match listed
-                .insert(Ok(jobs))
-                .as_ref()
-                .ok()
+                .insert(Evidence::present(jobs))
+                .get()
                 .and_then(|jobs| jobs.iter().find(|j| &j.jid == jid))
             {
                 None => Evidence::Absent,

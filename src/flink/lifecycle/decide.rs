@@ -1503,7 +1503,7 @@ fn starting(
             _ => {
                 if timed_out {
                     let message = format!(
-                        "the job did not run within kubernetes.operator.deployment.readiness.timeout ({} s)",
+                        "not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout ({} s)",
                         readiness_timeout_ms(applied) / 1000
                     );
                     if let Some(step) =
@@ -1520,7 +1520,7 @@ fn starting(
         Evidence::Present { .. } => {
             if timed_out {
                 let message = format!(
-                    "the job did not run within kubernetes.operator.deployment.readiness.timeout ({} s)",
+                    "not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout ({} s)",
                     readiness_timeout_ms(applied) / 1000
                 );
                 if let Some(step) =

@@ -1000,7 +1000,7 @@ fn rollback_of_an_upgrade_that_never_becomes_stable() {
             Some(&rec),
             with_job(JobStatus::Restarting, false),
             ctx(),
-            "begin-rollback ReadinessTimeout: the job did not run within kubernetes.operator.deployment.readiness.timeout (60 s)",
+            "begin-rollback ReadinessTimeout: not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout (60 s)",
         ),
         (
             "within the timeout: keep waiting",

@@ -82,8 +82,9 @@ pub fn predicted_record(
         return known.filter(|r| r.deleted).cloned();
     };
     if let Some(k) = known.filter(|k| !k.deleted && k.last_reconciled_spec.is_some()) {
-        // Rolled back: the stable spec runs, whatever base says.
-        if k.last_reconciled_hash.as_ref() != Some(&base.hash()) || k.rollback.is_some() {
+        // Rolled back: the stable spec runs, whatever base says. Failed: nothing runs.
+        let failed = k.job_state == Some(JobStatus::Failed) && k.last_error.is_some();
+        if k.last_reconciled_hash.as_ref() != Some(&base.hash()) || k.rollback.is_some() || failed {
             return Some(k.clone());
         }
     }
@@ -141,8 +142,12 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
         job: match (&r.job_id, suspended) {
             (Some(id), false) => Evidence::present(ObservedJob {
                 job_id: id.clone(),
-                state: JobStatus::Running,
-                all_tasks_running: true,
+                // A job the status branch records as FAILED is not running.
+                state: match r.job_state {
+                    Some(JobStatus::Failed) if r.last_error.is_some() => JobStatus::Failed,
+                    _ => JobStatus::Running,
+                },
+                all_tasks_running: r.job_state != Some(JobStatus::Failed),
                 failure: None,
                 vertex_parallelism: None,
                 running_since_ms: None,

@@ -41,11 +41,11 @@ fn schedules_read_as_the_operator_reads_them() {
     ));
     let e = Schedule::parse("0 0 * * * *").expect_err("both day fields");
     assert!(
-        e.contains("exactly one of day-of-month") && e.contains("allowed:"),
+        e.0.contains("exactly one of day-of-month") && e.0.contains("allowed:"),
         "{e}"
     );
     let e = Schedule::parse("hourly").expect_err("a word");
-    assert!(e.contains("not a duration"), "{e}");
+    assert!(e.0.contains("not a duration"), "{e}");
     assert_eq!(
         Schedule::parse("6h").expect("ok").expect("on").to_string(),
         "every 6h"

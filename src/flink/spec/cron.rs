@@ -24,6 +24,25 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc, Weekday};
 
 use super::quantity::{parse_duration, DURATION_ALLOWED};
 
+/// Why an interval or cron expression cannot be read: one sentence saying what is wrong
+/// and what is allowed (the first line of the cron crate's own message, when it has one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSchedule(pub String);
+
+impl From<String> for InvalidSchedule {
+    fn from(s: String) -> Self {
+        // The cron crate's messages carry a second line with a caret: keep the first.
+        InvalidSchedule(s.lines().next().unwrap_or("").trim_end().to_string())
+    }
+}
+
+impl From<&str> for InvalidSchedule {
+    fn from(s: &str) -> Self {
+        InvalidSchedule::from(s.to_string())
+    }
+}
+
 /// What a cron expression may look like, for error messages.
 pub const CRON_ALLOWED: &str = "a Quartz cron expression of 6 or 7 fields (second minute hour day-of-month month day-of-week [year]) with `?` in exactly one of day-of-month and day-of-week, such as \"0 0 * * * ?\" or \"*/5 * * * * ?\"";
 
@@ -71,13 +90,13 @@ fn day_of_week_number(s: &str) -> Option<u32> {
 }
 
 /// Day-of-month special forms: the range handed to the crate and the date rule.
-fn day_of_month_rule(field: &str) -> Result<Option<(String, DayRule)>, String> {
+fn day_of_month_rule(field: &str) -> Result<Option<(String, DayRule)>, InvalidSchedule> {
     if !field.contains(['L', 'W']) {
         return Ok(None);
     }
     let alone = "L, L-n, LW and nW stand alone in day-of-month (no lists, ranges or steps)";
     if field.contains([',', '/', '*']) {
-        return Err(alone.to_string());
+        return Err(InvalidSchedule::from(alone.to_string()));
     }
     if field == "L" {
         return Ok(Some(("28-31".into(), DayRule::LastDay { offset: 0 })));
@@ -110,11 +129,11 @@ fn day_of_month_rule(field: &str) -> Result<Option<(String, DayRule)>, String> {
             DayRule::NearestWeekday { day },
         )));
     }
-    Err(alone.to_string())
+    Err(InvalidSchedule::from(alone.to_string()))
 }
 
 /// Day-of-week special forms: the field handed to the crate and the date rule.
-fn day_of_week_rule(field: &str) -> Result<(String, Option<DayRule>), String> {
+fn day_of_week_rule(field: &str) -> Result<(String, Option<DayRule>), InvalidSchedule> {
     if field == "L" {
         // Quartz: L alone in day-of-week means the last day of the week, Saturday.
         return Ok(("7".into(), None));
@@ -124,7 +143,7 @@ fn day_of_week_rule(field: &str) -> Result<(String, Option<DayRule>), String> {
     }
     let alone = "nL and n#k stand alone in day-of-week (no lists, ranges or steps)";
     if field.contains([',', '/', '*', '-']) {
-        return Err(alone.to_string());
+        return Err(InvalidSchedule::from(alone.to_string()));
     }
     if let Some((day, k)) = field.split_once('#') {
         let n = day_of_week_number(day)
@@ -141,7 +160,7 @@ fn day_of_week_rule(field: &str) -> Result<(String, Option<DayRule>), String> {
             .ok_or_else(|| format!("nL needs a day of week 1-7 or SUN-SAT, found {day:?}"))?;
         return Ok((n.to_string(), Some(DayRule::LastOfWeekday)));
     }
-    Err(alone.to_string())
+    Err(InvalidSchedule::from(alone.to_string()))
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
@@ -194,25 +213,25 @@ impl DayRule {
 }
 
 impl FromStr for QuartzCron {
-    type Err = String;
+    type Err = InvalidSchedule;
 
     /// # Errors
     /// A sentence saying what is wrong and what is allowed.
-    fn from_str(expression: &str) -> Result<QuartzCron, String> {
+    fn from_str(expression: &str) -> Result<QuartzCron, InvalidSchedule> {
         let upper = expression.trim().to_ascii_uppercase();
         let mut fields: Vec<String> = upper.split_whitespace().map(str::to_string).collect();
         if !(6..=7).contains(&fields.len()) {
-            return Err(format!(
+            return Err(InvalidSchedule::from(format!(
                 "a Quartz cron expression has 6 or 7 fields, found {}",
                 fields.len()
-            ));
+            )));
         }
         let (dom_any, dow_any) = (fields[3] == "?", fields[5] == "?");
         if dom_any == dow_any {
-            return Err(
+            return Err(InvalidSchedule::from(
                 "Quartz needs `?` in exactly one of day-of-month and day-of-week (the operator refuses both set or both `?`)"
                     .to_string(),
-            );
+            ));
         }
         let mut rule = None;
         if !dom_any {
@@ -227,18 +246,20 @@ impl FromStr for QuartzCron {
         }
         for (i, f) in fields.iter().enumerate() {
             if i != 3 && i != 5 && f.contains('?') {
-                return Err("`?` is allowed only in day-of-month and day-of-week".to_string());
+                return Err(InvalidSchedule::from(
+                    "`?` is allowed only in day-of-month and day-of-week".to_string(),
+                ));
             }
             if f.contains(['L', 'W', '#'])
                 && !f
                     .chars()
                     .all(|c| c.is_ascii_alphabetic() || ",-/".contains(c))
             {
-                return Err(format!("{f:?}: L, W and # are allowed only in day-of-month (L, L-n, LW, nW) and day-of-week (L, nL, n#k)"));
+                return Err(InvalidSchedule::from(format!("{f:?}: L, W and # are allowed only in day-of-month (L, L-n, LW, nW) and day-of-week (L, nL, n#k)")));
             }
         }
         let schedule = cron::Schedule::from_str(&fields.join(" "))
-            .map_err(|e| format!("not a cron expression: {e}"))?;
+            .map_err(|e| InvalidSchedule::from(format!("not a cron expression: {e}")))?;
         Ok(QuartzCron {
             schedule,
             rule,
@@ -307,7 +328,7 @@ impl Schedule {
     /// # Errors
     /// A sentence saying why the value is neither a duration nor a cron expression the
     /// operator accepts, and what is allowed.
-    pub fn parse(value: &str) -> Result<Option<Schedule>, String> {
+    pub fn parse(value: &str) -> Result<Option<Schedule>, InvalidSchedule> {
         let v = value.trim();
         if v.is_empty() {
             return Ok(None);
@@ -316,13 +337,17 @@ impl Schedule {
             return Ok((!d.is_zero()).then_some(Schedule::Interval(d)));
         }
         if !v.contains(char::is_whitespace) {
-            return Err(format!(
+            return Err(InvalidSchedule::from(format!(
                 "not a duration; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"
-            ));
+            )));
         }
         v.parse::<QuartzCron>()
             .map(|c| Some(Schedule::Cron(Box::new(c))))
-            .map_err(|why| format!("{why}; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"))
+            .map_err(|why| {
+                InvalidSchedule(format!(
+                    "{why}; allowed: {DURATION_ALLOWED}, or {CRON_ALLOWED}"
+                ))
+            })
     }
 
     /// Whether a snapshot last triggered at `last_ms` is due again at `now_ms`.
@@ -493,7 +518,7 @@ mod tests {
         for (expr, words) in rows {
             match expr.parse::<QuartzCron>() {
                 Ok(_) => panic!("{expr} should be refused"),
-                Err(e) => assert!(e.contains(words), "{expr}: {e}"),
+                Err(e) => assert!(e.0.contains(words), "{expr}: {e}"),
             }
         }
     }

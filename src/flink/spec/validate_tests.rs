@@ -732,3 +732,27 @@ fn rollback_without_ha_is_a_warning() {
         assert!(of(&s, Severity::Error).iter().all(|d| d.field != field));
     }
 }
+
+#[test]
+fn flink_gitops_keys_are_checked_and_typos_warned() {
+    let typo = set(&app()
+        .cfg("flink-gitops.deployment.stability.windw", "10 s")
+        .yaml());
+    assert!(of(&typo, Severity::Warning).iter().any(|d| {
+        d.field == "spec.flinkConfiguration[flink-gitops.deployment.stability.windw]"
+            && d.message
+                .contains("flink-gitops.deployment.stability.window")
+    }));
+    let bad = set(&app()
+        .cfg("flink-gitops.deployment.stability.window", "abc")
+        .yaml());
+    assert!(of(&bad, Severity::Error).iter().any(|d| {
+        d.field == "spec.flinkConfiguration[flink-gitops.deployment.stability.window]"
+            && !d.message.contains("Flink or the operator")
+    }));
+    let good = set(&app()
+        .cfg("flink-gitops.deployment.stability.window", "10 s")
+        .yaml());
+    assert!(!good.has_errors());
+    assert!(of(&good, Severity::Warning).is_empty());
+}
