@@ -696,10 +696,17 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 Outcome::Stalled { .. } => return Ok(Requeue::Idle),
                 Outcome::Done => {}
             }
-            // A failure is decided on again at once: `job.restart.failed` restarts the job in
-            // the same pass, as the operator does after observing it FAILED.
             if matches!(step, Step::Hold { .. } | Step::MarkDeleted) {
                 return Ok(Requeue::Idle);
+            }
+            // A failure is looked at again after the resource's backoff (1 s doubling):
+            // soon enough for `job.restart.failed`, never a loop at the poll rate when the
+            // same failure repeats (a stop that Flink refuses on every try).
+            if let Step::Fail { reason, message } = &step {
+                return Err(ReconcileError::Failed {
+                    reason,
+                    message: message.lines().next().unwrap_or("").to_string(),
+                });
             }
             // After a step that only changed the record, Flink has not moved: decide again
             // on the same observation (it shortens upgrades).
