@@ -48,19 +48,7 @@ spec:
 
 /// curl against the cluster's REST API (a frozen JobManager cannot hang the test).
 fn curl(state: &Path, args: &[&str], path: &str) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(state.join("clusters/default/drifty/cluster.json")).ok()?;
-    let file: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let port = file["restPort"].as_u64()?;
-    let out = std::process::Command::new("curl")
-        .args(["-sf", "-m", "5"])
-        .args(args)
-        .arg(format!("http://localhost:{port}{path}"))
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+    curl_on(state, "drifty", args, path)
 }
 
 fn vertices(state: &Path, job: &str) -> Vec<(String, u64)> {
