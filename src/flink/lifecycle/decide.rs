@@ -1441,9 +1441,7 @@ fn starting(
                             "not stable within kubernetes.operator.deployment.readiness.timeout ({} s): waiting for {what}",
                             readiness_timeout_ms(applied) / 1000
                         );
-                        if let Some(step) =
-                            rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
-                        {
+                        if let Some(step) = rollback_step(rec, reason::READINESS_TIMEOUT, message) {
                             return step;
                         }
                     }
@@ -1457,9 +1455,7 @@ fn starting(
                 .clone()
                 .unwrap_or_else(|| format!("the job ended {:?}", job.state));
             // A job that fails before it is stable is rolled back at once.
-            if let Some(step) =
-                rollback_step(rec, observed, ctx, reason::JOB_FAILED, message.clone())
-            {
+            if let Some(step) = rollback_step(rec, reason::JOB_FAILED, message.clone()) {
                 return step;
             }
             Step::Fail {
@@ -1483,9 +1479,7 @@ fn starting(
             Evidence::Present {
                 value: ClusterState::Exited { reason: why },
             } => {
-                if let Some(step) =
-                    rollback_step(rec, observed, ctx, reason::DEPLOY_FAILED, why.clone())
-                {
+                if let Some(step) = rollback_step(rec, reason::DEPLOY_FAILED, why.clone()) {
                     return step;
                 }
                 Step::Fail {
@@ -1506,9 +1500,7 @@ fn starting(
                         "not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout ({} s)",
                         readiness_timeout_ms(applied) / 1000
                     );
-                    if let Some(step) =
-                        rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
-                    {
+                    if let Some(step) = rollback_step(rec, reason::READINESS_TIMEOUT, message) {
                         return step;
                     }
                 }
@@ -1523,9 +1515,7 @@ fn starting(
                     "not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout ({} s)",
                     readiness_timeout_ms(applied) / 1000
                 );
-                if let Some(step) =
-                    rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
-                {
+                if let Some(step) = rollback_step(rec, reason::READINESS_TIMEOUT, message) {
                     return step;
                 }
             }
@@ -1589,13 +1579,7 @@ fn stability(spec: &Spec, job: &ObservedJob, observed: &Observed, ctx: &Context)
 /// the same Flink version (the operator's AbstractFlinkResourceReconciler.shouldRollBack,
 /// without its HA requirement: the state comes from the savepoint or checkpoint recorded
 /// before the failed spec ran). Returns the first step, [`Step::BeginRollback`].
-fn rollback_step(
-    rec: &Record,
-    _observed: &Observed,
-    _ctx: &Context,
-    why: &'static str,
-    message: String,
-) -> Option<Step> {
+fn rollback_step(rec: &Record, why: &'static str, message: String) -> Option<Step> {
     let applied = rec.last_reconciled_spec.as_ref()?;
     if !rollback_enabled(applied) || rec.rollback.is_some() {
         return None;
