@@ -22,6 +22,9 @@
 //!   counts are checked against the fake's counters) made directly with one
 //!   `FlinkRestClient` per cluster, sequentially or all at once. Min / median / max and the
 //!   ratio of medians.
+//! * **(a') the drift check's cost**: the same sequential steady cycle with drift checking
+//!   on (policy report, the default) and off (ignore), two agents on the same records,
+//!   interleaved: the calls each makes, and the ratio of their wall and CPU medians.
 //! * **(b) memory**: this process's RSS before the agent starts (fake, HTTP server, parsed
 //!   manifests in place) and its peak RSS in each phase (`VmHWM`, reset with
 //!   `/proc/self/clear_refs` at the start of each phase); the agent's peak is the largest.
@@ -62,6 +65,7 @@ use flink_gitops::apply::executor::{
     Agent, AgentParts, AgentSettings, ManifestSource, MemoryStatusStore, Requeue, SystemEnvironment,
 };
 use flink_gitops::apply::runtime::Runtime;
+use flink_gitops::flink::lifecycle::drift::DriftPolicy;
 use flink_gitops::flink::lifecycle::record::LifecycleState;
 use flink_gitops::flink::rest::{FlinkRestClient, HttpFlink};
 use flink_gitops::flink::spec::{validate, Kind, ManifestSet, ResourceKey};
@@ -612,6 +616,7 @@ const REST_CALLS: &[Call] = &[
     Call::RunJar,
     Call::SetParallelism,
     Call::ResourceRequirements,
+    Call::JobManagerConfig,
     Call::OtherRest,
 ];
 
@@ -636,6 +641,7 @@ const ALL_CALLS: &[Call] = &[
     Call::RunJar,
     Call::SetParallelism,
     Call::ResourceRequirements,
+    Call::JobManagerConfig,
     Call::OtherRest,
 ];
 
@@ -1121,6 +1127,73 @@ fn main() {
             copies.cpu.as_secs_f64() * 1e6 / n_copies as f64
         );
 
+
+        // ------------------------------------------------------------ (a') drift check cost
+        // The same steady cycle with drift checking on (the default policy, report) and off
+        // (ignore), two agents on the same records and fake, interleaved in the same run.
+        let no_drift: Arc<BenchAgent> = Agent::start(
+            AgentParts {
+                runtime: Arc::new(fake.clone()),
+                flink: HttpFlink::default(),
+                storage: Arc::new(fake.clone()),
+                manifests: branch.clone(),
+                status: Arc::new(store.clone()),
+                env: Arc::new(SystemEnvironment::default()),
+            },
+            AgentSettings {
+                interval,
+                fast_poll,
+                git_timeout: Duration::from_secs(60),
+                drift: DriftPolicy::Ignore,
+                ..AgentSettings::default()
+            },
+        )
+        .await
+        .expect("the agent starts");
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        let (mut calls_on, mut calls_off) = (BTreeMap::new(), BTreeMap::new());
+        for i in 0..cycles {
+            let c0 = counts(&fake);
+            let (s, results) = bench.measure(|| agent.run_once()).await;
+            assert!(results.expect("run_once").values().all(|r| matches!(r, Ok(Requeue::Idle))));
+            on.push(s);
+            let c1 = counts(&fake);
+            let (s, results) = bench.measure(|| no_drift.run_once()).await;
+            assert!(results.expect("run_once").values().all(|r| matches!(r, Ok(Requeue::Idle))));
+            off.push(s);
+            if i == 0 {
+                calls_on = delta(&c1, &c0);
+                calls_off = delta(&counts(&fake), &c1);
+            }
+        }
+        assert_eq!(fake.steps(), steps_before, "drift checks made external steps");
+        let (w_on, w_off): (Vec<Duration>, Vec<Duration>) =
+            (on.iter().map(|s| s.wall).collect(), off.iter().map(|s| s.wall).collect());
+        let (c_on, c_off): (Vec<Duration>, Vec<Duration>) =
+            (on.iter().map(|s| s.cpu).collect(), off.iter().map(|s| s.cpu).collect());
+        let (k_on, k_off): (Vec<Duration>, Vec<Duration>) = (
+            on.iter().map(Sample::client).collect(),
+            off.iter().map(Sample::client).collect(),
+        );
+        let show = |m: &BTreeMap<Call, u64>| {
+            m.iter()
+                .map(|(c, n)| format!("{c:?} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("drift check, steady cycle (run_once) over {total} resources, {cycles} cycles interleaved, drift on (report) vs off (ignore):");
+        println!("  calls with drift on: {}", show(&calls_on));
+        println!("  calls with drift off: {}", show(&calls_off));
+        println!("  wall on: {}", spread(&w_on));
+        println!("  wall off: {}", spread(&w_off));
+        println!("  ratio on / off, wall (medians): {:.2}", ratio(median(&w_on), median(&w_off)));
+        println!("  ratio on / off, CPU (process, medians): {:.2}", ratio(median(&c_on), median(&c_off)));
+        println!(
+            "  ratio on / off, CPU outside the fake server (medians): {:.2}; drift check per resource: {:.1} µs CPU",
+            ratio(median(&k_on), median(&k_off)),
+            (median(&k_on).as_secs_f64() - median(&k_off).as_secs_f64()) * 1e6 / total as f64
+        );
+        drop(no_drift);
 
         // ------------------------------------------------------------ (c) push to action
         peaks.start();

@@ -15,6 +15,8 @@ use crate::git::source::{self, GitError, GitSource, RepoLocation, RevisionFiles}
 use crate::repo_settings::{RepoSettings, SettingsRead};
 
 mod agent;
+mod drift;
+mod history;
 
 /// Exit code: everything valid / no changes.
 pub const EXIT_OK: u8 = 0;
@@ -66,8 +68,21 @@ pub enum Command {
     Run(agent::RunArgs),
     /// Show what the agent recorded: lifecycle state, job state, revision, newest savepoint.
     Status(agent::StatusArgs),
+    /// Compare the live state with Git: job state and id, per-vertex parallelism, cluster
+    /// configuration, TaskManagers, jobs no manifest owns, clusters no manifest wants.
+    ///
+    /// Exit codes as kubectl diff: 0 no drift, 1 drift (or Git wants something not applied
+    /// yet, or an orphan cluster), 2 error or nothing could be checked. A cluster that does
+    /// not answer is reported unknown, never drift.
+    Diff(drift::DiffArgs),
     /// Stop every Flink cluster of the local runtime (checkpoints and savepoints stay).
     Down(agent::DownArgs),
+    /// A resource's deployed revisions, from the status branch: each with its lifecycle
+    /// outcome, jobs and savepoints.
+    History(history::HistoryArgs),
+    /// Commit and push to the manifests branch the manifest one resource had at an earlier
+    /// revision (its document only); the agent applies it like any change.
+    Rollback(history::RollbackArgs),
 }
 
 /// Where to read manifests from Git, and how.
@@ -194,7 +209,10 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => cmd_plan(args),
         Command::Run(args) => agent::cmd_run(args),
         Command::Status(args) => agent::cmd_status(args),
+        Command::Diff(args) => drift::cmd_diff(args),
         Command::Down(args) => agent::cmd_down(args),
+        Command::History(args) => history::cmd_history(args),
+        Command::Rollback(args) => history::cmd_rollback(args),
     };
     ExitCode::from(code)
 }

@@ -99,6 +99,26 @@ pub const API_VERSION: &str = "flink.apache.org/v1beta1";
 pub const CANARY_LABEL: &str = "flink.apache.org/canary";
 
 // ---------------------------------------------------------------------------------------
+// Drift (live state against Git)
+// ---------------------------------------------------------------------------------------
+
+/// Environment variable of `run --drift`: what the agent does about drift of a resource
+/// whose manifest names no policy (`report`, `heal` or `ignore`).
+pub const ENV_DRIFT_POLICY: &str = "FLINK_GITOPS_DRIFT";
+/// Annotation on a manifest's `metadata` naming its drift policy: `report` (record it on
+/// the status branch, like Argo CD without selfHeal), `heal` (put it back, like Flux) or
+/// `ignore` (do not look). Wins over `--drift`.
+pub const ANNOTATION_DRIFT: &str = "flink-gitops.io/drift";
+/// Annotation on a manifest's `metadata`: comma-separated spec paths whose live drift is
+/// not reported nor healed (Argo CD's `ignoreDifferences`, Flux's `driftIgnoreRules`), e.g.
+/// `flinkConfiguration.pipeline.jobvertex-parallelism-overrides, job.parallelism`.
+pub const ANNOTATION_DRIFT_IGNORE: &str = "flink-gitops.io/drift-ignore";
+/// Annotation on a session cluster's manifest: `cancel` lets a `heal` policy cancel jobs
+/// that run on it and that no manifest owns; anything else (the default, `report`) only
+/// reports them.
+pub const ANNOTATION_DRIFT_UNMANAGED_JOBS: &str = "flink-gitops.io/drift-unmanaged-jobs";
+
+// ---------------------------------------------------------------------------------------
 // Rendering (kustomize and Helm)
 // ---------------------------------------------------------------------------------------
 
@@ -471,14 +491,14 @@ option!(
     "kubernetes.operator.periodic.savepoint.interval",
     [],
     ValueKind::DurationOrCron,
-    "Periodic savepoints (duration or cron); requires a savepoint directory."
+    "Periodic savepoints: a Flink duration (`6h`) or a Quartz cron expression (`0 0 */6 * * ?`, UTC); requires a savepoint directory."
 );
 option!(
     OP_PERIODIC_CHECKPOINT,
     "kubernetes.operator.periodic.checkpoint.interval",
     [],
     ValueKind::DurationOrCron,
-    "Periodic checkpoints (duration or cron)."
+    "Periodic checkpoints: a Flink duration or a Quartz cron expression (UTC)."
 );
 option!(
     OP_ROLLBACK_ENABLED,
@@ -527,14 +547,21 @@ option!(
     "kubernetes.operator.savepoint.history.max.count",
     [],
     ValueKind::Int { min: 1 },
-    "Savepoints kept in the history."
+    "Savepoints the agent took on a schedule or for an upgrade kept in the history (default 10); older ones are disposed."
 );
 option!(
     OP_SAVEPOINT_HISTORY_AGE,
     "kubernetes.operator.savepoint.history.max.age",
     [],
     ValueKind::Duration,
-    "Age after which savepoints leave the history."
+    "Age after which savepoints the agent took on a schedule or for an upgrade are disposed (default 24 h)."
+);
+option!(
+    OP_SAVEPOINT_CLEANUP,
+    "kubernetes.operator.savepoint.cleanup.enabled",
+    [],
+    ValueKind::Bool,
+    "Dispose savepoints that leave the bounded history (default true); false keeps every one."
 );
 option!(
     OP_MAX_CHECKPOINT_AGE,
@@ -718,6 +745,7 @@ pub const CHECKED_OPTIONS: &[FlinkOption] = &[
     OP_RESTART_FAILED,
     OP_SAVEPOINT_HISTORY_COUNT,
     OP_SAVEPOINT_HISTORY_AGE,
+    OP_SAVEPOINT_CLEANUP,
     OP_MAX_CHECKPOINT_AGE,
     OP_INPLACE_SCALING,
     OP_HEALTH_CHECK,
@@ -798,7 +826,25 @@ pub const DEFAULT_JM_RECOVERY: bool = true;
 /// (a job seen RUNNING once is stable); a release that crashes within it is rolled back.
 pub const DEFAULT_STABILITY_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(300);
+/// `kubernetes.operator.savepoint.history.max.count`: the operator's default (at least 1).
 pub const DEFAULT_SAVEPOINT_HISTORY_COUNT: usize = 10;
+/// `kubernetes.operator.savepoint.history.max.age`: the operator's default.
+pub const DEFAULT_SAVEPOINT_HISTORY_AGE: Duration = Duration::from_secs(24 * 3600);
+/// `kubernetes.operator.savepoint.cleanup.enabled`: the operator's default.
+pub const DEFAULT_SAVEPOINT_CLEANUP: bool = true;
+/// First wait before a failed savepoint or checkpoint trigger (periodic or manual) is tried
+/// again; doubles per failure up to [`DEFAULT_SNAPSHOT_RETRY_MAX`] (the operator's
+/// FlinkStateSnapshot backoff starts at the same 10 s).
+pub const DEFAULT_SNAPSHOT_RETRY_BASE: Duration = Duration::from_secs(10);
+/// Longest wait between two tries of a failing snapshot trigger.
+pub const DEFAULT_SNAPSHOT_RETRY_MAX: Duration = Duration::from_secs(600);
+/// Tries of a manual (nonce) snapshot before it is given up and reported (the operator
+/// retries within a grace period, then marks the nonce done); periodic ones are tried
+/// until one succeeds.
+pub const DEFAULT_MANUAL_SNAPSHOT_ATTEMPTS: u32 = 3;
+/// First wait before a failed savepoint disposal is tried again (doubles per failure up to
+/// [`DEFAULT_SNAPSHOT_RETRY_MAX`]).
+pub const DEFAULT_DISPOSAL_RETRY_BASE: Duration = Duration::from_secs(10);
 pub const DEFAULT_INPLACE_SCALING: bool = true;
 
 /// Looks an option up in a flat configuration under any of its names; returns the name it
@@ -812,6 +858,18 @@ pub fn lookup<'a>(
             .get_key_value(name)
             .map(|(k, v)| (k.as_str(), v.as_str()))
     })
+}
+
+/// The name Flink 2.x reads for a key written under an older name (the options this crate
+/// knows); any other key as it is. The local runtime writes keys under this name, and drift
+/// detection looks live configuration up under it.
+pub fn canonical_key(key: &str) -> &str {
+    CHECKED_OPTIONS
+        .iter()
+        .chain([&HA_TYPE, &RESTART_STRATEGY])
+        .find(|opt| opt.legacy.contains(&key))
+        .map(|opt| opt.key)
+        .unwrap_or(key)
 }
 
 /// Reads a boolean option, with the given default when absent or unreadable.

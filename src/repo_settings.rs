@@ -12,6 +12,9 @@
 //!                              # resource that names none, as Argo CD and Flux apply them
 //!     valuesFiles:             # relative to the chart folder, applied in this order
 //!       - values-prod.yaml
+//! drift:
+//!   ignore:                    # spec paths whose live drift is neither reported nor healed,
+//!     - flinkConfiguration.pipeline.jobvertex-parallelism-overrides   # for every resource
 //! ```
 //!
 //! Keys are camelCase like the manifests'. A key flink-gitops does not know is a warning
@@ -36,7 +39,9 @@ use crate::flink::spec::yaml::{self, Node, Value};
 use crate::flink::spec::{Diagnostic, OperatorVersion, Severity};
 
 /// The keys of the file.
-pub const KEYS: &[&str] = &["operatorVersion", "stricterRules", "helm"];
+pub const KEYS: &[&str] = &["operatorVersion", "stricterRules", "helm", "drift"];
+/// The keys under `drift`.
+pub const DRIFT_KEYS: &[&str] = &["ignore"];
 /// The keys of one chart under `helm` (`valueFiles` is Argo CD's spelling of `valuesFiles`).
 pub const HELM_KEYS: &[&str] = &["releaseName", "namespace", "valuesFiles", "valueFiles"];
 
@@ -54,6 +59,21 @@ pub struct RepoSettings {
     /// holds the file).
     #[serde(deserialize_with = "charts")]
     pub helm: BTreeMap<String, HelmRelease>,
+    /// `drift`: how the agent and `diff` judge live drift for the whole repository.
+    #[serde(deserialize_with = "null_as_default")]
+    pub drift: DriftRepoSettings,
+}
+
+/// `drift` in [`config::REPO_SETTINGS_FILE`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DriftRepoSettings {
+    /// `ignore`: spec paths (`job.parallelism`, `flinkConfiguration.<key>`, ...) whose live
+    /// drift is neither reported nor healed on any resource, like Argo CD's
+    /// `ignoreDifferences` and Flux's `driftIgnoreRules`; a resource adds its own with the
+    /// annotation [`config::ANNOTATION_DRIFT_IGNORE`].
+    #[serde(deserialize_with = "null_as_default")]
+    pub ignore: Vec<String>,
 }
 
 /// How one chart is rendered (`helm template`).
@@ -339,6 +359,13 @@ fn unknown_keys(file: &str, text: &str) -> Vec<Diagnostic> {
         let Some(name) = key.as_str() else { continue };
         if !KEYS.contains(&name) {
             warn(&mut out, key, name.to_string(), KEYS);
+        } else if name == "drift" {
+            for (k, _) in entries(value) {
+                if !k.as_str().is_some_and(|k| DRIFT_KEYS.contains(&k)) {
+                    let field = format!("drift.{}", k.as_str().unwrap_or_default());
+                    warn(&mut out, k, field, DRIFT_KEYS);
+                }
+            }
         } else if name == "helm" {
             for (chart, settings) in entries(value) {
                 let chart = chart.as_str().unwrap_or_default();
@@ -383,7 +410,22 @@ mod tests {
                 operator_version: Some(OperatorVersion::V1_10),
                 stricter_rules: Some(StricterRules::Warn),
                 helm: BTreeMap::new(),
+                drift: DriftRepoSettings::default(),
             }
+        );
+        assert_eq!(
+            settings("drift:\n  ignore:\n    - job.parallelism\n    - flinkConfiguration.a\n")
+                .drift
+                .ignore,
+            vec![
+                "job.parallelism".to_string(),
+                "flinkConfiguration.a".to_string()
+            ]
+        );
+        let (_, warnings) = parse("drift:\n  ignores: [x]\n").expect("valid");
+        assert!(
+            warnings[0].message.contains("did you mean \"ignore\""),
+            "{warnings:?}"
         );
         for empty in [
             "",
@@ -392,6 +434,7 @@ mod tests {
             "\u{feff}# bom\n",
             "{}\n",
             "helm:\n",
+            "drift:\n",
         ] {
             assert_eq!(settings(empty), RepoSettings::default(), "{empty:?}");
         }
@@ -465,12 +508,12 @@ mod tests {
                 (
                     1,
                     "operatorVerison",
-                    "unknown key \"operatorVerison\" (did you mean \"operatorVersion\"?), ignored; flink-gitops reads operatorVersion, stricterRules, helm here"
+                    "unknown key \"operatorVerison\" (did you mean \"operatorVersion\"?), ignored; flink-gitops reads operatorVersion, stricterRules, helm, drift here"
                 ),
                 (
                     3,
                     "argocd",
-                    "unknown key \"argocd\", ignored; flink-gitops reads operatorVersion, stricterRules, helm here"
+                    "unknown key \"argocd\", ignored; flink-gitops reads operatorVersion, stricterRules, helm, drift here"
                 ),
                 (
                     7,

@@ -142,6 +142,7 @@ fn rollback_restart_of_failed_jobs_and_jobmanager_recovery_on_real_flink() {
         remote.work().as_path(),
         &["status", "--repo", &remote.url()],
     );
+    eprintln!("status after the rollback:\n{}", status.stdout);
     assert!(
         status.stdout.contains("Git wants revision")
             && status.stdout.contains(&c2[..12])
@@ -149,6 +150,18 @@ fn rollback_restart_of_failed_jobs_and_jobmanager_recovery_on_real_flink() {
             && status.stdout.contains("failing on purpose"),
         "{}",
         status.stdout
+    );
+    // `diff` says it too: live differs from Git (exit 1), and why.
+    let state_arg = state.display().to_string();
+    let diff = flink_gitops(
+        &remote.scratch("diff"),
+        &["diff", "--repo", &remote.url(), "--state-dir", &state_arg],
+    );
+    assert_eq!(diff.code, 1, "{}{}", diff.stdout, diff.stderr);
+    assert!(
+        diff.stdout.contains("Git wants revision") && diff.stdout.contains(&c1[..12]),
+        "{}",
+        diff.stdout
     );
     // The failed spec is not tried again while Git does not change.
     let v2_lines = lines.iter().filter(|l| l.version == "v2").count();

@@ -254,3 +254,36 @@ async fn engine_health_check_restarts_an_unhealthy_job_from_its_checkpoint() {
     w.rounds(&agent, 8).await;
     assert_eq!(w.fake.steps(), calls);
 }
+
+/// A change whose stop Flink refuses every time: each reconcile makes at most one stop
+/// attempt and ends with an error (so the controller backs off), never a loop of stops
+/// within one reconcile at the poll rate.
+#[tokio::test]
+async fn engine_a_stop_that_keeps_failing_is_retried_with_backoff_not_in_a_loop() {
+    let key = deployment(NAME);
+    let (w, agent) = World::replay(&[ledger("v1", &[])]).await;
+    w.fake.fail_next_savepoints(&key, 1000);
+    w.push_files(&ledger("v2", &[]));
+    let stops = || {
+        w.fake
+            .calls()
+            .iter()
+            .filter(|c| c.call == Call::Stop)
+            .count()
+    };
+    let mut failed = 0;
+    for _ in 0..12 {
+        let before = stops();
+        let result = w.reconcile(&agent, &key).await;
+        assert!(stops() - before <= 1, "more than one stop in one reconcile");
+        if let Err(e) = &result {
+            assert!(e.contains("stop with savepoint failed"), "{e}");
+            failed += 1;
+        }
+        w.pass_time();
+    }
+    assert!(failed >= 3, "the failure ends the reconcile with an error");
+    let r = w.record(&key);
+    assert!(r.last_error.is_some());
+    assert_eq!(w.running(&key).len(), 1, "v1 keeps running");
+}

@@ -110,7 +110,7 @@ fn operator_rules_unknown_settings_keys_are_warnings_that_say_what_was_meant() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout.contains(
-            ".flink-gitops.yaml:1:1: warning: operatorVerison: unknown key \"operatorVerison\" (did you mean \"operatorVersion\"?), ignored; flink-gitops reads operatorVersion, stricterRules, helm here"
+            ".flink-gitops.yaml:1:1: warning: operatorVerison: unknown key \"operatorVerison\" (did you mean \"operatorVersion\"?), ignored; flink-gitops reads operatorVersion, stricterRules, helm, drift here"
         ),
         "{run:?}"
     );

@@ -783,3 +783,83 @@ async fn rest_unreadable_jar_and_bad_answers_are_permanent() {
     assert_eq!(e.metric_label(), "bad_response", "{e:?}");
     script.finish();
 }
+
+#[tokio::test]
+async fn rest_savepoint_disposal_posts_the_path_and_polls_by_trigger_id() {
+    let location = "file:/data/savepoints/savepoint-012345-976d0081aa6c";
+    let status = format!("/savepoint-disposal/{TRIGGER}");
+    let script = Script::start(vec![
+        step("POST", "/savepoint-disposal")
+            .json(json!({"savepoint-path": location}))
+            .reply(202, format!(r#"{{"request-id":"{TRIGGER}"}}"#)),
+        step("GET", status.clone()).reply(200, r#"{"status":{"id":"IN_PROGRESS"},"operation":null}"#),
+        step("GET", status.clone()).reply(200, r#"{"status":{"id":"COMPLETED"},"operation":{}}"#),
+        step("GET", status.clone()).reply(
+            200,
+            json!({"status": {"id": "COMPLETED"}, "operation": {"failure-cause": {
+                "class": "org.apache.flink.util.FlinkException",
+                "stack-trace": format!("org.apache.flink.util.FlinkException: Could not dispose savepoint {location}.\nCaused by: java.io.FileNotFoundException: Cannot find checkpoint or savepoint file/directory '{location}' on file system 'file'.\n")
+            }}})
+            .to_string(),
+        ),
+        step("GET", status.clone()).reply(404, r#"{"errors":["Operation not found under key: x"]}"#),
+    ])
+    .await;
+    let client = script.client();
+    use flink_gitops::flink::rest::DisposalStatus;
+    let trigger = client.dispose_savepoint(location).await.unwrap();
+    assert_eq!(trigger, TriggerId::new(TRIGGER));
+    assert_eq!(
+        client.disposal_status(&trigger).await.unwrap(),
+        DisposalStatus::InProgress
+    );
+    assert_eq!(
+        client.disposal_status(&trigger).await.unwrap(),
+        DisposalStatus::Completed
+    );
+    match client.disposal_status(&trigger).await.unwrap() {
+        DisposalStatus::Failed { cause } => {
+            assert!(
+                cause.stack_trace.contains("FileNotFoundException"),
+                "{cause:?}"
+            )
+        }
+        other => panic!("a failed disposal: {other:?}"),
+    }
+    let unknown = client.disposal_status(&trigger).await.unwrap_err();
+    assert!(
+        matches!(unknown, RestError::HttpStatus { status: 404, .. }),
+        "{unknown:?}"
+    );
+    let requests = script.finish();
+    assert_eq!(requests.len(), 5);
+}
+
+#[tokio::test]
+async fn rest_jobmanager_config_reads_key_value_pairs_and_a_bad_body_is_an_error() {
+    let script = Script::start(vec![
+        step("GET", "/jobmanager/config").reply(
+            200,
+            r#"[{"key":"execution.checkpointing.interval","value":"10 s"},{"key":"s3.secret-key","value":"******"},{"key":"rest.port","value":"31000"}]"#,
+        ),
+        step("GET", "/jobmanager/config").reply(200, r#"{"key":"not a list"}"#),
+        step("GET", "/jobmanager/config").reply(503, flink_errors(&["starting"])),
+    ])
+    .await;
+    let client = script.client();
+    let cfg = client.jobmanager_config().await.unwrap();
+    assert_eq!(cfg.len(), 3);
+    assert_eq!(cfg["execution.checkpointing.interval"], "10 s");
+    assert_eq!(cfg["s3.secret-key"], "******");
+    let bad = client.jobmanager_config().await.unwrap_err();
+    assert!(
+        !matches!(bad, RestError::JobNotFound { .. }),
+        "a bad body is not absence: {bad:?}"
+    );
+    let down = client.jobmanager_config().await.unwrap_err();
+    assert!(down.is_transient(), "{down:?}");
+    let requests = script.finish();
+    assert!(requests
+        .iter()
+        .all(|r| r.method == "GET" && r.body.is_empty()));
+}

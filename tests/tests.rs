@@ -4,10 +4,13 @@
 mod harness;
 
 mod agent_app;
+mod agent_drift;
 mod agent_engine;
 mod agent_recovery;
 mod agent_session;
+mod agent_snapshots;
 mod corpus;
+mod engine_drift;
 mod engine_faults;
 mod engine_rollback;
 mod engine_scenarios;
@@ -15,6 +18,7 @@ mod fake_flink_selftest;
 mod fuzz_property;
 mod fuzz_regressions;
 mod kube_lab;
+mod history_cli;
 mod notifications;
 mod operator_rules;
 mod ops;
@@ -22,4 +26,5 @@ mod plan_cli;
 mod plan_matches_agent;
 mod render;
 mod rest_wire;
+mod snapshot_scenarios;
 mod yaml_forms;

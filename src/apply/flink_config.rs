@@ -69,7 +69,7 @@ pub fn cluster_configuration(
         if config::is_control_key(k) || (layers.skip_key)(k) {
             continue;
         }
-        set(&mut cfg, &canonical_key(k), v.clone());
+        set(&mut cfg, config::canonical_key(k), v.clone());
     }
     // Memory from the resource sections, as the operator maps it.
     for (option, mem) in [
@@ -137,17 +137,4 @@ pub fn task_slots(cfg: &BTreeMap<String, String>) -> i64 {
         .and_then(|(_, v)| v.trim().parse::<i64>().ok())
         .unwrap_or(1)
         .max(1)
-}
-
-/// A key under the name Flink 2.x reads (old names are translated).
-pub fn canonical_key(key: &str) -> String {
-    for opt in config::CHECKED_OPTIONS
-        .iter()
-        .chain([&config::HA_TYPE, &config::RESTART_STRATEGY])
-    {
-        if opt.legacy.contains(&key) {
-            return opt.key.to_string();
-        }
-    }
-    key.to_string()
 }

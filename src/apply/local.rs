@@ -131,6 +131,44 @@ impl LocalRuntime {
         read_cluster_file(&self.cluster_dir(key))
     }
 
+    /// The clusters this runtime started that are on record under its state folder (their
+    /// processes may or may not still run: [`Runtime::observe_cluster`] says).
+    pub fn cluster_keys(&self) -> Vec<ResourceKey> {
+        self.all_cluster_files()
+            .into_iter()
+            .map(|c| {
+                ResourceKey::new(
+                    c.namespace,
+                    crate::flink::spec::Kind::FlinkDeployment,
+                    c.name,
+                )
+            })
+            .collect()
+    }
+
+    /// A runtime that only observes (for `diff`): it needs no Flink distribution, and a
+    /// deploy through it fails.
+    ///
+    /// # Errors
+    /// [`LocalSetupError::Http`] when the HTTP client cannot be built.
+    pub fn for_observation(state_dir: PathBuf) -> Result<LocalRuntime, LocalSetupError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(LocalSetupError::Http)?;
+        Ok(LocalRuntime {
+            settings: LocalSettings {
+                flink_home: PathBuf::new(),
+                jar_root: PathBuf::new(),
+                cache_dir: PathBuf::new(),
+                state_dir,
+            },
+            java_opts: String::new(),
+            reserved_ports: Mutex::new(BTreeSet::new()),
+            http,
+        })
+    }
+
     fn all_cluster_files(&self) -> Vec<ClusterFile> {
         all_cluster_dirs(&self.settings.state_dir)
             .iter()

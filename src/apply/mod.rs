@@ -3,6 +3,7 @@
 //! for every resource and records each step on the status branch.
 
 pub mod backoff;
+pub mod drift_report;
 pub mod executor;
 pub mod flink_config;
 pub mod kubernetes;

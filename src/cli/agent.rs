@@ -13,6 +13,7 @@ use crate::apply::local::{LocalRuntime, LocalSettings};
 use crate::apply::runtime::Runtime;
 use crate::apply::storage::FileSnapshotStorage;
 use crate::config;
+use crate::flink::lifecycle::drift::{Drift, DriftPolicy};
 use crate::flink::lifecycle::record::Record;
 use crate::flink::rest::HttpFlink;
 use crate::flink::spec::{Kind, ResourceKey};
@@ -87,6 +88,11 @@ pub struct RunArgs {
     /// `flink-gitops.deployment.stability.window`.
     #[arg(long, env = "FLINK_GITOPS_STABILITY_WINDOW", default_value_t = config::DEFAULT_STABILITY_WINDOW.into())]
     pub stability_window: humantime::Duration,
+    /// What to do when a resource's live state drifts from Git (a job cancelled or rescaled
+    /// by hand, a changed cluster): report (record it on the status branch), heal (put it
+    /// back) or ignore. The annotation flink-gitops.io/drift on a manifest wins.
+    #[arg(long, env = config::ENV_DRIFT_POLICY, value_name = "report|heal|ignore", default_value = "report", value_parser = parse_drift_policy)]
+    pub drift: DriftPolicy,
     #[command(flatten)]
     pub ops: Box<OpsArgs>,
 }
@@ -147,6 +153,16 @@ pub enum WebhookSecretError {
     Empty,
 }
 
+/// A drift policy that is none of `report`, `heal`, `ignore`.
+#[derive(Debug, thiserror::Error)]
+#[error("found {0:?}; allowed: report, heal, ignore")]
+pub struct InvalidDriftPolicy(String);
+
+/// `report`, `heal` or `ignore`.
+pub(super) fn parse_drift_policy(s: &str) -> Result<DriftPolicy, InvalidDriftPolicy> {
+    DriftPolicy::parse(s).ok_or_else(|| InvalidDriftPolicy(s.to_string()))
+}
+
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// The Git repository: a local path or a URL.
@@ -176,7 +192,7 @@ pub struct DownArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
-fn state_dir(flag: Option<&PathBuf>, cache: &std::path::Path) -> PathBuf {
+pub(super) fn state_dir(flag: Option<&PathBuf>, cache: &std::path::Path) -> PathBuf {
     flag.cloned().unwrap_or_else(|| cache.join("local"))
 }
 
@@ -232,6 +248,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         max_concurrent_actions: args.max_concurrent,
         git_timeout: args.git.git_timeout.into(),
         stability_window: args.stability_window.into(),
+        drift: args.drift,
         ..AgentSettings::default()
     };
     // Validation takes the runtime's per-resource defaults (checkpoint and savepoint
@@ -387,6 +404,9 @@ struct StatusEntry<'a> {
     rollback_cause: Option<&'a crate::flink::lifecycle::record::LastError>,
     /// While rolling back or rolled back: what Git wants, what runs and why, in words.
     rollback: Option<String>,
+    /// Set while the live state drifts from Git.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<&'a Drift>,
 }
 
 impl<'a> From<&'a Record> for StatusEntry<'a> {
@@ -407,6 +427,7 @@ impl<'a> From<&'a Record> for StatusEntry<'a> {
             deleted: r.deleted,
             rollback_cause: r.rollback_cause.as_ref(),
             rollback: r.rollback_summary(),
+            drift: r.drift.as_ref(),
         }
     }
 }
@@ -481,6 +502,16 @@ fn render_status(records: &[Record]) -> String {
                 e.reason,
                 e.message.lines().next().unwrap_or("")
             ));
+        }
+        if let Some(d) = &rec.drift {
+            let rev = d.revision.get(..7).unwrap_or(&d.revision);
+            out.push_str(&format!(
+                "    drift ({}) since {} at {rev}:\n",
+                d.policy, d.since
+            ));
+            for item in &d.items {
+                out.push_str(&format!("      {item}\n"));
+            }
         }
     }
     out

@@ -390,7 +390,9 @@ fn merge(parts: Vec<ManifestSet>) -> ManifestSet {
             unreadable_files,
             files_read: _,
             names_other_lines,
+            drift_ignore,
         } = part;
+        set.drift_ignore.extend(drift_ignore);
         set.manifests.extend(manifests);
         set.diagnostics.extend(diagnostics);
         set.unreadable_files.extend(unreadable_files);
@@ -419,6 +421,7 @@ fn without_positions(set: &ManifestSet) -> ManifestSet {
         unreadable_files: set.unreadable_files.clone(),
         files_read: set.files_read,
         names_other_lines: set.names_other_lines,
+        drift_ignore: set.drift_ignore.clone(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! them. [`plan`] is pure: two manifest sets in, a [`Plan`] out. [`render`] turns a plan
 //! into text, JSON or Markdown.
 
+pub mod drift_report;
 pub mod load;
 pub mod render;
 
@@ -277,6 +278,11 @@ pub fn plan_with_records(
             .map(|d| format!("{}: {}", d.field, d.message))
             .collect();
 
+        // Rolled back: the agent runs the last stable spec, not base.
+        let rolled_back_spec = records
+            .get(key)
+            .filter(|r| r.rollback.is_some() && !r.deleted)
+            .and_then(|r| r.last_stable_spec.as_ref());
         // Its file could not be read at head: keep it as it is, never remove it.
         let unreadable_at_head =
             new.is_none() && old.is_some_and(|o| head.unreadable_files.contains(&o.file));
@@ -301,9 +307,13 @@ pub fn plan_with_records(
             (Some(_), None) => (Change::Removed, None, Vec::new()),
             // Most specs are the same at both revisions; comparing is far cheaper than
             // classifying.
+            // Rolled back: the stable spec runs, so head is compared with it.
+            (Some(_), Some(n)) if rolled_back_spec.is_some_and(|r| r == &n.spec) => {
+                (Change::Unchanged, None, Vec::new())
+            }
             (Some(o), Some(n)) if o.spec == n.spec => (Change::Unchanged, None, Vec::new()),
             (Some(o), Some(n)) => {
-                let (class, fields) = classify(&o.spec, &n.spec);
+                let (class, fields) = classify(rolled_back_spec.unwrap_or(&o.spec), &n.spec);
                 match class {
                     None => (Change::Unchanged, None, fields),
                     Some(c) => (Change::from_class(c), Some(c), fields),
@@ -420,7 +430,10 @@ pub fn plan_with_records(
             warnings,
             errors,
             fields,
-            diff: spec_diff(old.map(|m| &m.spec), new.map(|m| &m.spec)),
+            diff: spec_diff(
+                rolled_back_spec.or(old.map(|m| &m.spec)),
+                new.map(|m| &m.spec),
+            ),
         });
     }
     // Errors about resources that are in neither set (e.g. a document whose spec failed

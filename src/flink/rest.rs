@@ -56,8 +56,8 @@ pub use model::{
 use error::{bad_response, classify, innermost, Subject};
 use model::{
     parse_checkpoints, parse_exceptions, parse_execution_result, parse_job_status,
-    parse_jobs_overview, parse_json, parse_operation, parse_run, parse_trigger, parse_upload,
-    Operation,
+    parse_jobmanager_config, parse_jobs_overview, parse_json, parse_operation, parse_run,
+    parse_trigger, parse_upload, Operation,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -155,6 +155,20 @@ impl FlinkRestClient {
     /// `GET /config`: the Flink version and revision (also a cheap readiness probe).
     pub async fn config(&self) -> Result<DashboardConfig, RestError> {
         self.get("/config", Subject::default(), parse_json).await
+    }
+
+    /// `GET /jobmanager/config`: the JobManager's effective configuration, key to value
+    /// (what it was started with, including what Flink and the runtime added; sensitive
+    /// values masked as `******`). Drift detection compares the keys a spec sets.
+    pub async fn jobmanager_config(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, RestError> {
+        self.get(
+            "/jobmanager/config",
+            Subject::default(),
+            parse_jobmanager_config,
+        )
+        .await
     }
 
     // ----------------------------------------------------------------------- jobs
@@ -811,6 +825,11 @@ impl FlinkApi for FlinkRestClient {
     async fn job_details(&self, job: &JobId) -> Result<JobDetails, RestError> {
         FlinkRestClient::job_details(self, job).await
     }
+    async fn jobmanager_config(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, RestError> {
+        FlinkRestClient::jobmanager_config(self).await
+    }
     async fn job_exceptions(&self, job: &JobId) -> Result<Option<JobExceptions>, RestError> {
         FlinkRestClient::job_exceptions(self, job).await
     }
@@ -867,6 +886,12 @@ impl FlinkApi for FlinkRestClient {
         names: &[&str],
     ) -> Result<std::collections::BTreeMap<String, String>, RestError> {
         FlinkRestClient::job_metrics(self, job, names).await
+    }
+    async fn dispose_savepoint(&self, path: &str) -> Result<TriggerId, RestError> {
+        FlinkRestClient::dispose_savepoint(self, path).await
+    }
+    async fn disposal_status(&self, trigger: &TriggerId) -> Result<DisposalStatus, RestError> {
+        FlinkRestClient::disposal_status(self, trigger).await
     }
     async fn upload_jar(&self, path: &Path) -> Result<JarId, RestError> {
         FlinkRestClient::upload_jar(self, path).await

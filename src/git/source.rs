@@ -493,6 +493,7 @@ impl GitSource {
         let mut set = parse_files(files);
         set.extend(rendered);
         set.diagnostics.extend(settings.diagnostics);
+        set.drift_ignore = settings.settings.drift.ignore.clone();
         Ok((set, settings.settings))
     }
 }

@@ -126,6 +126,12 @@ pub enum Call {
     ResourceRequirements,
     /// `GET /jobs/:id/metrics`.
     JobMetrics,
+    /// `POST /savepoint-disposal`.
+    DisposeSavepoint,
+    /// `GET /savepoint-disposal/:trigger`.
+    DisposalStatus,
+    /// `GET /jobmanager/config` (drift detection reads it every cycle for resting clusters).
+    JobManagerConfig,
     /// REST endpoints outside [`FlinkApi`] that the HTTP server also answers (`/config`,
     /// `/jobs/:id/status`).
     OtherRest,
@@ -145,6 +151,7 @@ impl Call {
                 | Call::UploadJar
                 | Call::RunJar
                 | Call::SetParallelism
+                | Call::DisposeSavepoint
         )
     }
 
@@ -405,6 +412,9 @@ struct Cluster {
     generation: u64,
     config: BTreeMap<String, String>,
     task_managers: u32,
+    /// TaskManagers registered with the JobManager when not all that were started are
+    /// ([`FakeFlink::set_task_managers`]).
+    registered: Option<u32>,
     exited: Option<String>,
     /// Indices into [`State::jobs`].
     jobs: Vec<usize>,
@@ -430,6 +440,7 @@ struct SnapshotPlan {
     hold: bool,
     fail_savepoints: u32,
     fail_checkpoints: u32,
+    fail_disposals: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -470,6 +481,8 @@ pub(super) struct State {
     clock_ms: i64,
     counter: u64,
     incarnations: u64,
+    /// Savepoint disposals by trigger id: `None` done, `Some` failed with that cause.
+    disposals: BTreeMap<String, Option<Cause>>,
 }
 
 /// What a call failed with, before it becomes a [`RestError`] (in memory) or an HTTP
@@ -991,6 +1004,7 @@ impl State {
             clock_ms: CLOCK_START_MS,
             counter: 0,
             incarnations: 0,
+            disposals: BTreeMap::new(),
         }
     }
 
@@ -1002,6 +1016,36 @@ impl State {
     fn next(&mut self) -> u64 {
         self.counter += 1;
         self.counter
+    }
+
+    /// `POST /savepoint-disposal`: done at once; a savepoint that is not there fails as
+    /// Flink's does (`FileNotFoundException`), and so do the next injected failures.
+    fn dispose(&mut self, cluster: &ClusterKey, location: &str) -> Result<String, Failure> {
+        if !self.clusters.contains_key(cluster) {
+            return Err(Failure::NoAnswer);
+        }
+        let trigger = format!("{:032x}", 0xd150_0000_0000_0000_u64 + self.next());
+        let plan = self.plans.entry(cluster.clone()).or_default();
+        let result = if plan.fail_disposals > 0 {
+            plan.fail_disposals -= 1;
+            Some(Cause {
+                class: "org.apache.flink.util.FlinkException".into(),
+                stack_trace: format!("org.apache.flink.util.FlinkException: Could not dispose savepoint {location}.\nCaused by: java.io.IOException: injected disposal failure\n"),
+            })
+        } else {
+            match self.snapshots.get_mut(&normalize_location(location)) {
+                Some(s) if !s.deleted => {
+                    s.deleted = true;
+                    None
+                }
+                _ => Some(Cause {
+                    class: "org.apache.flink.util.FlinkException".into(),
+                    stack_trace: format!("org.apache.flink.util.FlinkException: Could not dispose savepoint {location}.\nCaused by: java.io.FileNotFoundException: Cannot find checkpoint or savepoint file/directory '{location}' on file system 'file'.\n"),
+                }),
+            }
+        };
+        self.disposals.insert(trigger.clone(), result);
+        Ok(trigger)
     }
 
     fn reachable(&self, cluster: &ClusterKey) -> bool {
@@ -1397,7 +1441,7 @@ impl State {
             .map(|j| j.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0))
             .sum();
         json!({
-            "taskmanagers": c.task_managers, "slots-total": total,
+            "taskmanagers": c.registered.unwrap_or(c.task_managers), "slots-total": total,
             "slots-available": total.saturating_sub(used),
             "jobs-running": count(JobStatus::Running), "jobs-finished": count(JobStatus::Finished),
             "jobs-cancelled": count(JobStatus::Canceled), "jobs-failed": count(JobStatus::Failed),
@@ -1509,6 +1553,18 @@ impl State {
             .map(|v| v.name.clone())
             .unwrap_or_default();
         Ok(ExceptionsView(j.exception.clone().map(|e| (e, vertex))))
+    }
+
+    /// `GET /jobmanager/config`: the configuration the cluster was deployed with (as
+    /// changed by [`FakeFlink::set_cluster_config`]), as `[{"key", "value"}]`.
+    fn jobmanager_config(&self, cluster: &ClusterKey) -> Result<Value, Failure> {
+        let c = self.clusters.get(cluster).ok_or(Failure::NoAnswer)?;
+        Ok(Value::Array(
+            c.config
+                .iter()
+                .map(|(k, v)| json!({"key": k, "value": v}))
+                .collect(),
+        ))
     }
 
     fn cancel(&mut self, cluster: &ClusterKey, job: &JobId) -> Result<(), Failure> {
@@ -2149,6 +2205,15 @@ impl FakeFlink {
             .fail_savepoints = n;
     }
 
+    /// The next `n` savepoint disposals asked of `cluster` fail.
+    pub fn fail_next_disposals(&self, cluster: &ResourceKey, n: u32) {
+        self.lock()
+            .plans
+            .entry(ck(cluster))
+            .or_default()
+            .fail_disposals = n;
+    }
+
     /// The next `n` checkpoints triggered on `cluster` fail.
     pub fn fail_next_checkpoints(&self, cluster: &ResourceKey, n: u32) {
         self.lock()
@@ -2268,6 +2333,49 @@ impl FakeFlink {
         for i in idxs {
             st.jobs[i].live = false;
         }
+    }
+
+    /// Someone changed the running cluster's configuration behind the agent's back (a
+    /// JobManager restarted by hand with other options): `GET /jobmanager/config` shows
+    /// `value` for `key` (removed when `None`).
+    pub fn set_cluster_config(&self, cluster: &ResourceKey, key: &str, value: Option<&str>) {
+        let mut st = self.lock();
+        if let Some(c) = st.clusters.get_mut(&ck(cluster)) {
+            match value {
+                Some(v) => c.config.insert(key.to_string(), v.to_string()),
+                None => c.config.remove(key),
+            };
+        }
+    }
+
+    /// TaskManagers registered with the cluster's JobManager from now on (one was killed
+    /// by hand, or one more was started), while the runtime still says it started the
+    /// number it deployed. A redeploy registers them all again.
+    pub fn set_task_managers(&self, cluster: &ResourceKey, n: u32) {
+        let mut st = self.lock();
+        if let Some(c) = st.clusters.get_mut(&ck(cluster)) {
+            c.registered = Some(n);
+        }
+    }
+
+    /// A job submitted by hand to a cluster (not through the agent): it runs until
+    /// cancelled. Returns its id.
+    pub fn submit_by_hand(&self, cluster: &ResourceKey, name: &str, parallelism: u32) -> JobId {
+        let mut st = self.lock();
+        let n = st.next();
+        let id = JobId::derived(&format!("by-hand-{name}-{n}"));
+        let start = JobStart {
+            id: id.clone(),
+            name: name.to_string(),
+            parallelism,
+            restore: None,
+            config: BTreeMap::new(),
+            args: Vec::new(),
+            entry_class: None,
+            jar: None,
+        };
+        let _ = st.start_job(&ck(cluster), start);
+        id
     }
 
     /// [`Runtime::fetch_jar`] of `uri` fails as a missing file would (not transient).
@@ -2486,6 +2594,9 @@ impl State {
     pub(super) fn http_jobs_overview(&mut self, c: &ClusterKey) -> Value {
         self.jobs_overview(c)
     }
+    pub(super) fn http_jobmanager_config(&self, c: &ClusterKey) -> Result<Value, Failure> {
+        self.jobmanager_config(c)
+    }
     pub(super) fn http_job_details(
         &mut self,
         c: &ClusterKey,
@@ -2663,6 +2774,7 @@ impl State {
                 generation: request.generation,
                 config: cfg.clone(),
                 task_managers: u32::try_from(task_managers).unwrap_or(u32::MAX),
+                registered: None,
                 exited: None,
                 jobs: Vec::new(),
                 jars: BTreeMap::new(),
@@ -2948,6 +3060,48 @@ fn format_name(f: SavepointFormat) -> &'static str {
 }
 
 impl FlinkApi for FakeApi {
+    async fn dispose_savepoint(&self, path: &str) -> Result<TriggerId, RestError> {
+        let location = path.to_string();
+        self.call(
+            Method::POST,
+            "/savepoint-disposal".into(),
+            Call::DisposeSavepoint,
+            None,
+            format!("path={path}"),
+            move |st, c| st.dispose(c, &location),
+        )
+        .await
+        .map(TriggerId::new)
+    }
+
+    async fn disposal_status(
+        &self,
+        trigger: &TriggerId,
+    ) -> Result<flink_gitops::flink::rest::DisposalStatus, RestError> {
+        use flink_gitops::flink::rest::DisposalStatus;
+        let t = trigger.as_str().to_string();
+        let result = self
+            .call(
+                Method::GET,
+                format!("/savepoint-disposal/{t}"),
+                Call::DisposalStatus,
+                None,
+                String::new(),
+                move |st, _| {
+                    st.disposals.get(&t).cloned().ok_or_else(|| {
+                        Failure::BadRequest(format!("Operation not found under key: {t}"))
+                    })
+                },
+            )
+            .await?;
+        Ok(match result {
+            None => DisposalStatus::Completed,
+            Some(cause) => DisposalStatus::Failed {
+                cause: failure_cause(&cause),
+            },
+        })
+    }
+
     async fn cluster_overview(&self) -> Result<ClusterOverview, RestError> {
         let v = self
             .call(
@@ -2990,6 +3144,32 @@ impl FlinkApi for FakeApi {
             )
             .await?;
         self.decode(&path, v)
+    }
+
+    async fn jobmanager_config(&self) -> Result<BTreeMap<String, String>, RestError> {
+        let v = self
+            .call(
+                Method::GET,
+                "/jobmanager/config".into(),
+                Call::JobManagerConfig,
+                None,
+                String::new(),
+                |st, c| st.jobmanager_config(c),
+            )
+            .await?;
+        let entries: Vec<Value> = match v {
+            Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.get("key")?.as_str()?.to_string(),
+                    e.get("value")?.as_str()?.to_string(),
+                ))
+            })
+            .collect())
     }
 
     async fn job_exceptions(&self, job: &JobId) -> Result<Option<JobExceptions>, RestError> {

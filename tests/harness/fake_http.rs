@@ -237,6 +237,18 @@ async fn route(fake: &FakeFlink, req: &Request) -> Reply {
                        "flink-revision": "fake @ fake", "features": {"web-submit": true}})
             })
         }
+        ("GET", ["jobmanager", "config"]) => {
+            let r = fake
+                .exec(
+                    &cluster,
+                    Call::JobManagerConfig,
+                    None,
+                    String::new(),
+                    |st| st.http_jobmanager_config(&cluster),
+                )
+                .await;
+            answer(200, r, |v| v)
+        }
         ("GET", ["jobs", "overview"]) => {
             let r = fake
                 .exec(&cluster, Call::JobsOverview, None, String::new(), |st| {

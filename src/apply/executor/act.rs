@@ -143,6 +143,30 @@ pub async fn act<R: Runtime, F: FlinkApiFactory>(
                 Err(e) => from_rest(&e, reason::SAVEPOINT_FAILED),
             }
         }
+        Step::CancelUnmanaged { job_ids } => {
+            let client = match connect(runtime, flink, key).await {
+                Ok(Some(c)) => c,
+                Ok(None) => return no_client(key, None),
+                Err(e) => return no_client(key, Some(e.to_string())),
+            };
+            for job_id in job_ids {
+                let Ok(jid) = JobId::parse(job_id) else {
+                    continue;
+                };
+                match client.cancel(&jid).await {
+                    Ok(()) | Err(RestError::JobNotFound { .. }) => {
+                        tracing::warn!(resource = %key, job = %jid, "cancelled a job no manifest owns (drift policy heal, drift-unmanaged-jobs: cancel)");
+                    }
+                    // Cancel is idempotent: tried again on the next look.
+                    Err(e) => {
+                        return Outcome::Transient {
+                            message: e.to_string(),
+                        }
+                    }
+                }
+            }
+            Outcome::Done
+        }
         Step::Settle {
             delete_cluster: true,
             ..

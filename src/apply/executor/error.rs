@@ -37,6 +37,14 @@ pub enum ReconcileError {
     /// The manifests could not be fetched or read.
     #[error("manifests: {0}")]
     Git(#[from] GitError),
+    /// The resource failed (recorded as FAILED with this reason). Retried with backoff:
+    /// a later decision may restart it (`job.restart.failed`) or try a pending change
+    /// again, but a failure that repeats must not loop at the poll rate.
+    #[error("{reason}: {message}")]
+    Failed {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl ReconcileError {
@@ -46,7 +54,8 @@ impl ReconcileError {
             ReconcileError::Unreachable { .. }
             | ReconcileError::StepFailed { .. }
             | ReconcileError::Status(_)
-            | ReconcileError::Deadline { .. } => ErrorClass::Transient,
+            | ReconcileError::Deadline { .. }
+            | ReconcileError::Failed { .. } => ErrorClass::Transient,
             ReconcileError::Git(e) if e.is_transient() => ErrorClass::Transient,
             ReconcileError::Git(_) => ErrorClass::Stalled,
         }
@@ -60,6 +69,7 @@ impl ReconcileError {
             ReconcileError::Status(_) => "status",
             ReconcileError::Deadline { .. } => "deadline",
             ReconcileError::Git(_) => "git",
+            ReconcileError::Failed { .. } => "failed",
         }
     }
 }

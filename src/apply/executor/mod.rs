@@ -18,6 +18,8 @@
 
 mod act;
 mod controller;
+mod dispose;
+mod drift;
 pub mod error;
 mod hooks;
 mod observe;
@@ -32,15 +34,16 @@ use tokio::sync::{watch, Semaphore};
 
 pub use error::{ErrorClass, ReconcileError};
 pub use hooks::{AgentHooks, FetchTrigger};
-pub use observe::cluster_of;
+pub use observe::{cluster_of, observe};
 pub use parts::{Environment, GitManifests, ManifestSource, SystemEnvironment};
 pub use store::{GitStatusStore, MemoryStatusStore, StatusError, StatusStore};
 
 use super::runtime::{Runtime, SnapshotStorage};
 use crate::config;
 use crate::flink::lifecycle::decide::{decide, session_context, Context, Desired, Step};
+use crate::flink::lifecycle::drift::DriftPolicy;
 use crate::flink::lifecycle::health;
-use crate::flink::lifecycle::observe::{HealthSample, Observed};
+use crate::flink::lifecycle::observe::{ClusterState, Evidence, HealthSample, Observed};
 use crate::flink::lifecycle::record::{LifecycleState, Record};
 use crate::flink::lifecycle::simulate::describe;
 use crate::flink::lifecycle::transition::{after, before, returned_to_git, Outcome};
@@ -72,6 +75,9 @@ pub struct AgentSettings {
     /// After a fetch request ([`FetchTrigger`], a webhook), how long the fetch loop waits
     /// for more before it fetches once.
     pub fetch_debounce: Duration,
+    /// What to do about drift of a resource whose manifest names no policy
+    /// (`--drift`, annotation `flink-gitops.io/drift`).
+    pub drift: DriftPolicy,
 }
 
 impl Default for AgentSettings {
@@ -86,6 +92,7 @@ impl Default for AgentSettings {
             once_deadline: config::DEFAULT_ONCE_DEADLINE,
             stability_window: config::DEFAULT_STABILITY_WINDOW,
             fetch_debounce: config::DEFAULT_FETCH_DEBOUNCE,
+            drift: DriftPolicy::default(),
         }
     }
 }
@@ -341,9 +348,31 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             status.write(&to_write, &body)
         })
         .await??;
-        tracing::info!(resource = %key, "{title}");
+        // A failure, a rollback or a new error is something an operator must see.
+        let new_error = rec.last_error.is_some()
+            && previous.as_ref().and_then(|p| p.last_error.as_ref()) != rec.last_error.as_ref();
+        if new_error
+            || matches!(
+                state,
+                LifecycleState::Failed | LifecycleState::RollingBack | LifecycleState::RolledBack
+            ) && previous.as_ref().map(|p| p.lifecycle_state) != Some(state)
+        {
+            tracing::warn!(resource = %key, "{title}");
+        } else {
+            tracing::info!(resource = %key, "{title}");
+        }
         self.hooks
             .after_write(previous.as_ref(), &rec, self.env.now_ms());
+        let drift_before = previous.and_then(|p| p.drift);
+        if drift_before != rec.drift {
+            drift::drift_changed(
+                &self.hooks,
+                &rec,
+                drift_before.as_ref(),
+                rec.drift.as_ref(),
+                &rfc3339(self.env.now_ms()),
+            );
+        }
         if let Ok(mut records) = self.records.lock() {
             records.insert(key, rec);
         }
@@ -394,9 +423,19 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         };
         // Read under the lock: copying every record for every reconcile was the largest
         // cost of a steady cycle over many resources (benches/engine_fake.rs).
-        let (session_jobs, cluster_redeploy_pending) = match self.records.lock() {
-            Ok(records) => session_context(key, &records, wanted),
-            Err(_) => (Vec::new(), false),
+        let manifest = desired.set.get(key);
+        let ((session_jobs, cluster_redeploy_pending), drift) = match self.records.lock() {
+            Ok(records) => (
+                session_context(key, &records, wanted),
+                drift::context(
+                    key,
+                    manifest,
+                    self.settings.drift,
+                    &desired.set.drift_ignore,
+                    &records,
+                ),
+            ),
+            Err(_) => ((Vec::new(), false), Default::default()),
         };
         Context {
             prune: self.settings.prune,
@@ -406,6 +445,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             session_jobs,
             cluster_redeploy_pending,
             stability_window_ms: self.settings.stability_window.as_millis() as u64,
+            drift,
         }
     }
 
@@ -453,6 +493,15 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             .1
             .retain(|s| now_ms.saturating_sub(s.time_ms) <= horizon);
         observed.health = entry.1.clone();
+    }
+
+    /// Whether drift is looked for on a resource (its policy is not `ignore`).
+    fn looks_for_drift(&self, manifest: Option<&crate::flink::spec::Manifest>) -> bool {
+        let policy = manifest
+            .and_then(|m| m.annotations.get(config::ANNOTATION_DRIFT))
+            .and_then(|v| DriftPolicy::parse(v))
+            .unwrap_or(self.settings.drift);
+        policy != DriftPolicy::Ignore
     }
 
     /// Reconciles one resource: observe, decide and act until it waits, rests or fails.
@@ -530,6 +579,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                         key,
                         record.as_ref(),
                         manifest.map(|m| &m.spec),
+                        self.looks_for_drift(manifest),
                     )
                     .await
                 }
@@ -558,6 +608,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                         };
                         self.persist(next, msg).await?;
                     }
+                    if matches!(step, Step::Nothing) {
+                        self.tidy_history(key, &observed).await?;
+                    }
                     return match step {
                         Step::Wait { what } => {
                             tracing::debug!(resource = %key, waiting_for = %what, "waiting");
@@ -576,10 +629,30 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 }
                 _ => {}
             }
+            // A redeploy because the cluster is gone is a recovery: say so.
+            let lost = match (&step, &observed.cluster) {
+                (Step::Deploy(d), Evidence::Absent) if !d.retry && d.revision.is_none() => {
+                    Some("the JobManager is missing".to_string())
+                }
+                (
+                    Step::Deploy(d),
+                    Evidence::Present {
+                        value: ClusterState::Exited { reason },
+                    },
+                ) if !d.retry && d.revision.is_none() => Some(reason.clone()),
+                _ => None,
+            }
+            .filter(|_| record.as_ref().is_some_and(|r| r.in_flight.is_none()));
+            if let Some(why) = &lost {
+                tracing::warn!(resource = %key, reason = %why, "the cluster is gone; recovering it from its newest state (kubernetes.operator.jm-deployment-recovery.enabled)");
+            }
             // Write-ahead: the facts the step's I/O depends on.
             let written = match before(&current, &step, &now) {
                 Some(r) => {
-                    let msg = Self::message(record.as_ref(), &r, &step, Some(&revision.commit));
+                    let mut msg = Self::message(record.as_ref(), &r, &step, Some(&revision.commit));
+                    if let Some(why) = &lost {
+                        msg = format!("{msg} (recovery: {why})");
+                    }
                     self.persist(r.clone(), msg).await?;
                     r
                 }
@@ -623,10 +696,17 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 Outcome::Stalled { .. } => return Ok(Requeue::Idle),
                 Outcome::Done => {}
             }
-            // A failure is decided on again at once: `job.restart.failed` restarts the job in
-            // the same pass, as the operator does after observing it FAILED.
             if matches!(step, Step::Hold { .. } | Step::MarkDeleted) {
                 return Ok(Requeue::Idle);
+            }
+            // A failure is looked at again after the resource's backoff (1 s doubling):
+            // soon enough for `job.restart.failed`, never a loop at the poll rate when the
+            // same failure repeats (a stop that Flink refuses on every try).
+            if let Step::Fail { reason, message } = &step {
+                return Err(ReconcileError::Failed {
+                    reason,
+                    message: message.lines().next().unwrap_or("").to_string(),
+                });
             }
             // After a step that only changed the record, Flink has not moved: decide again
             // on the same observation (it shortens upgrades).

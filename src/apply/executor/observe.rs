@@ -4,6 +4,7 @@
 use crate::apply::runtime::{ClusterPresence, Runtime, RuntimeError, SnapshotStorage};
 use crate::config;
 use crate::flink::lifecycle::decide::checkpointing_on;
+use crate::flink::lifecycle::drift::LiveVertex;
 use crate::flink::lifecycle::observe::HealthSample;
 use crate::flink::lifecycle::observe::{
     ClusterState, Evidence, Observed, ObservedJob, TriggerResult,
@@ -11,8 +12,8 @@ use crate::flink::lifecycle::observe::{
 use crate::flink::lifecycle::parallelism_overrides;
 use crate::flink::lifecycle::record::{InFlight, Record, StopMode};
 use crate::flink::rest::{
-    CheckpointStatus, FlinkApi, FlinkApiFactory, JobId, JobStatus, RestError, SavepointStatus,
-    TriggerId,
+    CheckpointStatus, FlinkApi, FlinkApiFactory, JobId, JobOverview, JobStatus, RestError,
+    SavepointStatus, TriggerId,
 };
 use crate::flink::spec::{Kind, ResourceKey, Spec, UpgradeMode};
 
@@ -83,6 +84,7 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
     key: &ResourceKey,
     record: Option<&Record>,
     desired: Option<&Spec>,
+    drift: bool,
 ) -> Observed {
     let spec = record
         .and_then(|r| r.last_reconciled_spec.clone())
@@ -92,6 +94,8 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
 
     // The cluster: the runtime says whether it exists, its REST API whether it is ready.
     let mut api: Option<F::Api> = None;
+    // TaskManagers registered and expected, for drift.
+    let mut task_managers_seen: Option<(u32, u32)> = None;
     match runtime.observe_cluster(&cluster_key).await {
         Err(e) => observed.cluster = Evidence::unknown(e.to_string()),
         Ok(ClusterPresence::Missing) => observed.cluster = Evidence::Absent,
@@ -112,10 +116,12 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
                 }
                 Ok(Some(client)) => match client.cluster_overview().await {
                     Ok(o) if o.taskmanagers >= task_managers => {
+                        task_managers_seen = Some((o.taskmanagers, task_managers));
                         observed.cluster = Evidence::present(ClusterState::Ready);
                         api = Some(client);
                     }
-                    Ok(_) => {
+                    Ok(o) => {
+                        task_managers_seen = Some((o.taskmanagers, task_managers));
                         observed.cluster = Evidence::present(ClusterState::Starting);
                         api = Some(client);
                     }
@@ -131,6 +137,18 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
                 value: ClusterState::Exited { .. }
             }
     );
+
+    // Drift is looked for at rest only: nothing in flight, the reconciled spec is the one Git
+    // wants (else `decide` goes to the spec change and would not read it).
+    let at_rest = drift
+        && record.is_some_and(|r| {
+            r.in_flight.is_none()
+                && !r.deleted
+                && r.last_reconciled_hash.is_some()
+                && desired.map(Spec::hash) == r.last_reconciled_hash
+        });
+    let mut listed: Option<Evidence<Vec<JobOverview>>> = None;
+    let mut vertices: Option<Evidence<Vec<LiveVertex>>> = None;
 
     let Some(rec) = record else {
         observed.job = Evidence::Absent;
@@ -151,7 +169,15 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
 
     // The job.
     observed.job = match (&jid, &api) {
-        (None, _) => Evidence::Absent,
+        (None, _) => {
+            if let (true, Some(client)) = (at_rest, &api) {
+                listed = Some(match client.jobs_overview().await {
+                    Ok(jobs) => Evidence::present(jobs),
+                    Err(e) => Evidence::unknown(e.to_string()),
+                });
+            }
+            Evidence::Absent
+        }
         (Some(_), None) if cluster_gone => Evidence::Absent,
         (Some(_), None) => Evidence::unknown(
             observed
@@ -162,7 +188,11 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
         ),
         (Some(jid), Some(client)) => match client.jobs_overview().await {
             Err(e) => Evidence::unknown(e.to_string()),
-            Ok(jobs) => match jobs.iter().find(|j| &j.jid == jid) {
+            Ok(jobs) => match listed
+                .insert(Evidence::present(jobs))
+                .get()
+                .and_then(|jobs| jobs.iter().find(|j| &j.jid == jid))
+            {
                 None => Evidence::Absent,
                 Some(j) => {
                     let mut job = ObservedJob {
@@ -186,14 +216,27 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
                     let wants_overrides = spec
                         .as_ref()
                         .is_some_and(|s| !parallelism_overrides(s).is_empty());
-                    if (rescaling || wants_overrides) && j.state == JobStatus::Running {
-                        if let Ok(d) = client.job_details(jid).await {
-                            job.vertex_parallelism = Some(
-                                d.vertices
-                                    .iter()
-                                    .map(|v| (v.id.clone(), v.parallelism))
-                                    .collect(),
-                            );
+                    if (rescaling || wants_overrides || at_rest) && j.state == JobStatus::Running {
+                        match client.job_details(jid).await {
+                            Ok(d) => {
+                                job.vertex_parallelism = Some(
+                                    d.vertices
+                                        .iter()
+                                        .map(|v| (v.id.clone(), v.parallelism))
+                                        .collect(),
+                                );
+                                vertices = Some(Evidence::present(
+                                    d.vertices
+                                        .iter()
+                                        .map(|v| LiveVertex {
+                                            id: v.id.clone(),
+                                            name: v.name.clone(),
+                                            parallelism: v.parallelism,
+                                        })
+                                        .collect(),
+                                ));
+                            }
+                            Err(e) => vertices = Some(Evidence::unknown(e.to_string())),
                         }
                     }
                     Evidence::present(job)
@@ -226,6 +269,19 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
             Err(e) => Evidence::unknown(e.to_string()),
         };
     }
+    if at_rest {
+        observed.live = Some(
+            super::drift::gather(
+                api.as_ref(),
+                rec,
+                cluster_key == *key,
+                listed,
+                vertices,
+                task_managers_seen,
+            )
+            .await,
+        );
+    }
 
     // The pending trigger.
     let pending = match &rec.in_flight {
@@ -253,8 +309,15 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
         (Some((trigger, true)), Some(jid), Some(client)) => {
             match client.checkpoint_status(jid, trigger).await {
                 Ok(CheckpointStatus::InProgress) => Evidence::present(TriggerResult::InProgress),
-                Ok(CheckpointStatus::Completed { .. }) => {
-                    Evidence::present(TriggerResult::Completed { location: None })
+                Ok(CheckpointStatus::Completed { checkpoint_id }) => {
+                    // Where it was written, while Flink's checkpoint list still names it.
+                    let location = client.checkpoints(jid).await.ok().and_then(|stats| {
+                        stats
+                            .latest_completed
+                            .filter(|c| c.id == checkpoint_id && !c.discarded)
+                            .and_then(|c| c.external_path)
+                    });
+                    Evidence::present(TriggerResult::Completed { location })
                 }
                 Ok(CheckpointStatus::Failed { cause }) => {
                     Evidence::present(TriggerResult::Failed {

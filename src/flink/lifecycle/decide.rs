@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::health::{self, Health};
 use super::observe::{ClusterState, Evidence, Observed, ObservedJob, TriggerResult};
 use super::record::{reason, InFlight, Record, RollbackState, StopMode, StopPurpose};
+use super::snapshots;
 use super::spec_diff::classify;
 use super::{can_rescale_in_place, parallelism_overrides, takes_final_savepoint, DiffType};
 use crate::config;
@@ -68,6 +69,9 @@ pub struct Context {
     /// in milliseconds, unless the spec sets [`config::STABILITY_WINDOW`] (the agent's
     /// `--stability-window`).
     pub stability_window_ms: u64,
+    /// The resource's drift policy and ignore rules, and what drift detection needs from
+    /// the other records ([`super::drift`]).
+    pub drift: super::drift::DriftContext,
 }
 
 /// What to start: a spec, with everything the runtime and REST API need.
@@ -150,15 +154,18 @@ pub enum Step {
         job_id: String,
         parallelism: BTreeMap<String, u32>,
     },
-    /// Trigger a manual savepoint or checkpoint for a nonce.
+    /// Trigger a savepoint or checkpoint: for a nonce, or on the periodic schedule
+    /// (`periodic`, nonce 0; see [`super::snapshots`]).
     TriggerSnapshot {
         job_id: String,
         trigger_id: String,
         nonce: i64,
         checkpoint: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        periodic: bool,
         format: SavepointFormat,
     },
-    /// A manual snapshot finished (or failed, then `location` is none and `error` says why).
+    /// A snapshot finished (or failed, then `location` is none and `error` says why).
     FinishSnapshot {
         location: Option<String>,
         error: Option<String>,
@@ -181,6 +188,16 @@ pub enum Step {
     KeepUnmanaged,
     /// Removed from Git and nothing runs any more: mark the record deleted.
     MarkDeleted,
+    /// The live state drifted from Git (or stopped drifting, `items` empty): record it
+    /// ([`super::drift`]). `revision`: the Git revision the agent is at.
+    RecordDrift {
+        items: Vec<super::drift::DriftItem>,
+        policy: super::drift::DriftPolicy,
+        revision: String,
+    },
+    /// Cancel jobs on a session cluster that no manifest owns (drift policy `heal` with
+    /// `flink-gitops.io/drift-unmanaged-jobs: cancel`).
+    CancelUnmanaged { job_ids: Vec<String> },
 }
 
 impl Step {
@@ -191,7 +208,8 @@ impl Step {
             Step::Deploy(_)
             | Step::Stop(_)
             | Step::Rescale { .. }
-            | Step::TriggerSnapshot { .. } => true,
+            | Step::TriggerSnapshot { .. }
+            | Step::CancelUnmanaged { .. } => true,
             Step::Settle { delete_cluster, .. } => *delete_cluster,
             _ => false,
         }
@@ -255,7 +273,7 @@ fn drain_on_delete(spec: &Spec) -> bool {
     )
 }
 
-fn stop_step(
+pub(super) fn stop_step(
     purpose: StopPurpose,
     mode: StopMode,
     spec: &Spec,
@@ -349,7 +367,12 @@ fn job_alive(observed: &Observed) -> Result<bool, Step> {
     }
 }
 
-fn deploy(spec: &Spec, revision: Option<&str>, restore: Option<String>, ctx: &Context) -> Step {
+pub(super) fn deploy(
+    spec: &Spec,
+    revision: Option<&str>,
+    restore: Option<String>,
+    ctx: &Context,
+) -> Step {
     Step::Deploy(Box::new(DeployStep {
         spec: spec.clone(),
         hash: spec.hash(),
@@ -673,6 +696,10 @@ fn steady(
         }
         _ => {}
     }
+    // Drift of a resource at rest: recorded, and put back under the `heal` policy.
+    if let Some(step) = super::drift::at_rest(spec, revision, rec, observed, ctx) {
+        return step;
+    }
     if session_cluster {
         return match observed.cluster.get() {
             Some(ClusterState::Ready)
@@ -735,6 +762,11 @@ fn steady(
         }
         Evidence::Present { value: job } if job.is_running() => {
             if let Some(step) = nonce_trigger(spec, rec, job, ctx) {
+                return step;
+            }
+            if let Some(step) =
+                snapshots::periodic_trigger(spec, rec, job, ctx.now_ms, &ctx.fresh_trigger_id)
+            {
                 return step;
             }
             if rec.last_stable_hash.as_ref() != Some(hash)
@@ -963,7 +995,11 @@ fn stop_mode_for_change(purpose: StopPurpose, old: &Spec, new: &Spec) -> StopMod
 /// Where a stateful job that is not running restarts from: its newest retained checkpoint,
 /// else the recorded restore point; a stateless one starts empty. `Err` when the newest
 /// checkpoint could not be asked for: restoring an older state would lose progress.
-fn newest_state(spec: &Spec, rec: &Record, observed: &Observed) -> Result<Option<String>, Step> {
+pub(super) fn newest_state(
+    spec: &Spec,
+    rec: &Record,
+    observed: &Observed,
+) -> Result<Option<String>, Step> {
     if !spec.upgrade_mode().is_some_and(UpgradeMode::is_stateful) {
         return Ok(None);
     }
@@ -981,15 +1017,21 @@ fn nonce_trigger(spec: &Spec, rec: &Record, job: &ObservedJob, ctx: &Context) ->
         trigger_id: ctx.fresh_trigger_id.clone(),
         nonce,
         checkpoint,
+        periodic: false,
         format: savepoint_format(spec),
     };
+    // A failed try of the same kind waits for its backoff (snapshots::may_trigger).
     if let Some(n) = j.savepoint_trigger_nonce {
-        if rec.nonces.get(SAVEPOINT_NONCE) != Some(&n) {
+        if rec.nonces.get(SAVEPOINT_NONCE) != Some(&n)
+            && snapshots::may_trigger(rec, false, ctx.now_ms)
+        {
             return Some(snapshot(n, false));
         }
     }
     if let Some(n) = j.checkpoint_trigger_nonce {
-        if rec.nonces.get(CHECKPOINT_NONCE) != Some(&n) {
+        if rec.nonces.get(CHECKPOINT_NONCE) != Some(&n)
+            && snapshots::may_trigger(rec, true, ctx.now_ms)
+        {
             return Some(snapshot(n, true));
         }
     }
@@ -1161,6 +1203,7 @@ fn continue_in_flight(
             trigger_id,
             nonce,
             checkpoint,
+            periodic,
             ..
         } => match &observed.trigger {
             Evidence::Present {
@@ -1189,6 +1232,7 @@ fn continue_in_flight(
                     trigger_id: trigger_id.clone(),
                     nonce: *nonce,
                     checkpoint: *checkpoint,
+                    periodic: *periodic,
                     format: savepoint_format(applied),
                 },
                 Ok(false) => Step::FinishSnapshot {
@@ -1397,9 +1441,7 @@ fn starting(
                             "not stable within kubernetes.operator.deployment.readiness.timeout ({} s): waiting for {what}",
                             readiness_timeout_ms(applied) / 1000
                         );
-                        if let Some(step) =
-                            rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
-                        {
+                        if let Some(step) = rollback_step(rec, reason::READINESS_TIMEOUT, message) {
                             return step;
                         }
                     }
@@ -1413,9 +1455,7 @@ fn starting(
                 .clone()
                 .unwrap_or_else(|| format!("the job ended {:?}", job.state));
             // A job that fails before it is stable is rolled back at once.
-            if let Some(step) =
-                rollback_step(rec, observed, ctx, reason::JOB_FAILED, message.clone())
-            {
+            if let Some(step) = rollback_step(rec, reason::JOB_FAILED, message.clone()) {
                 return step;
             }
             Step::Fail {
@@ -1439,9 +1479,7 @@ fn starting(
             Evidence::Present {
                 value: ClusterState::Exited { reason: why },
             } => {
-                if let Some(step) =
-                    rollback_step(rec, observed, ctx, reason::DEPLOY_FAILED, why.clone())
-                {
+                if let Some(step) = rollback_step(rec, reason::DEPLOY_FAILED, why.clone()) {
                     return step;
                 }
                 Step::Fail {
@@ -1459,12 +1497,10 @@ fn starting(
             _ => {
                 if timed_out {
                     let message = format!(
-                        "the job did not run within kubernetes.operator.deployment.readiness.timeout ({} s)",
+                        "not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout ({} s)",
                         readiness_timeout_ms(applied) / 1000
                     );
-                    if let Some(step) =
-                        rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
-                    {
+                    if let Some(step) = rollback_step(rec, reason::READINESS_TIMEOUT, message) {
                         return step;
                     }
                 }
@@ -1476,12 +1512,10 @@ fn starting(
         Evidence::Present { .. } => {
             if timed_out {
                 let message = format!(
-                    "the job did not run within kubernetes.operator.deployment.readiness.timeout ({} s)",
+                    "not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout ({} s)",
                     readiness_timeout_ms(applied) / 1000
                 );
-                if let Some(step) =
-                    rollback_step(rec, observed, ctx, reason::READINESS_TIMEOUT, message)
-                {
+                if let Some(step) = rollback_step(rec, reason::READINESS_TIMEOUT, message) {
                     return step;
                 }
             }
@@ -1545,13 +1579,7 @@ fn stability(spec: &Spec, job: &ObservedJob, observed: &Observed, ctx: &Context)
 /// the same Flink version (the operator's AbstractFlinkResourceReconciler.shouldRollBack,
 /// without its HA requirement: the state comes from the savepoint or checkpoint recorded
 /// before the failed spec ran). Returns the first step, [`Step::BeginRollback`].
-fn rollback_step(
-    rec: &Record,
-    _observed: &Observed,
-    _ctx: &Context,
-    why: &'static str,
-    message: String,
-) -> Option<Step> {
+fn rollback_step(rec: &Record, why: &'static str, message: String) -> Option<Step> {
     let applied = rec.last_reconciled_spec.as_ref()?;
     if !rollback_enabled(applied) || rec.rollback.is_some() {
         return None;

@@ -66,6 +66,7 @@ fn running() -> Observed {
         deployed_generation: None,
         checkpoints_completed: Evidence::present(1),
         health: vec![],
+        live: None,
     }
 }
 
@@ -89,7 +90,15 @@ fn ctx() -> Context {
         session_jobs: vec![],
         cluster_redeploy_pending: false,
         stability_window_ms: 0,
+        drift: Default::default(),
     }
+}
+
+/// [`ctx`] with the drift policy `heal`.
+fn heal_ctx() -> Context {
+    let mut c = ctx();
+    c.drift.settings.policy = crate::flink::lifecycle::drift::DriftPolicy::Heal;
+    c
 }
 
 fn valid(spec: &Spec) -> Desired<'_> {
@@ -179,6 +188,15 @@ fn show(step: &Step) -> String {
         Step::Fail { reason, .. } => format!("fail {reason}"),
         Step::KeepUnmanaged => "keep-unmanaged".into(),
         Step::MarkDeleted => "mark-deleted".into(),
+        Step::RecordDrift { items, policy, .. } => format!(
+            "record-drift {policy} {}",
+            items
+                .iter()
+                .map(|i| i.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Step::CancelUnmanaged { job_ids } => format!("cancel-unmanaged {}", job_ids.join(",")),
     }
 }
 
@@ -331,6 +349,7 @@ fn unknown_is_never_absent() {
         deployed_generation: None,
         checkpoints_completed: Evidence::present(1),
         health: vec![],
+        live: None,
     };
     let jobs_silent = Observed {
         job: Evidence::unknown(timeout()),
@@ -369,6 +388,7 @@ fn unknown_is_never_absent() {
         deployed_generation: None,
         checkpoints_completed: Evidence::present(1),
         health: vec![],
+        live: None,
     };
     let ls_spec = stopped_ls.last_reconciled_spec.clone().expect("spec");
     check(vec![
@@ -489,11 +509,30 @@ fn steady_state() {
         deployed_generation: None,
         checkpoints_completed: Evidence::present(1),
         health: vec![],
+        live: None,
     };
     let missing = Observed {
         cluster: Evidence::Absent,
         ..gone.clone()
     };
+    let drifted = |policy| {
+        let mut r = lost.clone();
+        r.drift = Some(crate::flink::lifecycle::drift::Drift {
+            since: "t".into(),
+            revision: "rev2".into(),
+            policy,
+            items: vec![crate::flink::lifecycle::drift::DriftItem {
+                kind: crate::flink::lifecycle::drift::DriftKind::JobState,
+                path: "job.state".into(),
+                subject: r.job_id.clone(),
+                expected: "RUNNING".into(),
+                found: "not listed by the cluster".into(),
+            }],
+        });
+        r
+    };
+    let lost_recorded = drifted(crate::flink::lifecycle::drift::DriftPolicy::Report);
+    let lost_recorded_heal = drifted(crate::flink::lifecycle::drift::DriftPolicy::Heal);
     let job_not_listed = Observed {
         job: Evidence::Absent,
         latest_checkpoint: Evidence::present("file:/cp/chk-9".to_string()),
@@ -584,11 +623,27 @@ fn steady_state() {
             "deploy job=newjob restore=file:/cp/chk-9",
         ),
         (
-            "cluster answers without the job: start again",
+            "cluster answers without the job: drift, recorded (report)",
             valid(&lost_spec),
             Some(&lost),
-            job_not_listed,
+            job_not_listed.clone(),
             ctx(),
+            "record-drift report job state",
+        ),
+        (
+            "cluster answers without the job, drift recorded: nothing (report)",
+            valid(&lost_spec),
+            Some(&lost_recorded),
+            job_not_listed.clone(),
+            ctx(),
+            "nothing",
+        ),
+        (
+            "cluster answers without the job: start again (heal)",
+            valid(&lost_spec),
+            Some(&lost_recorded_heal),
+            job_not_listed,
+            heal_ctx(),
             "deploy job=newjob restore=file:/cp/chk-9",
         ),
     ]);
@@ -685,6 +740,7 @@ fn steps_in_flight() {
         deployed_generation: None,
         checkpoints_completed: Evidence::present(1),
         health: vec![],
+        live: None,
     };
     let completed = Evidence::present(TriggerResult::Completed {
         location: Some("file:/sp/1".into()),
@@ -712,6 +768,7 @@ fn steps_in_flight() {
         trigger_id: "t9".into(),
         nonce: 4,
         checkpoint: false,
+        periodic: false,
         since: String::new(),
     });
     snap.last_stable_hash = snap.last_reconciled_hash.clone();
@@ -723,6 +780,7 @@ fn steps_in_flight() {
         deployed_generation: None,
         checkpoints_completed: Evidence::present(1),
         health: vec![],
+        live: None,
     };
     check(vec![
         (
@@ -942,7 +1000,7 @@ fn rollback_of_an_upgrade_that_never_becomes_stable() {
             Some(&rec),
             with_job(JobStatus::Restarting, false),
             ctx(),
-            "begin-rollback ReadinessTimeout: the job did not run within kubernetes.operator.deployment.readiness.timeout (60 s)",
+            "begin-rollback ReadinessTimeout: not all of the job's tasks ran within kubernetes.operator.deployment.readiness.timeout (60 s)",
         ),
         (
             "within the timeout: keep waiting",

@@ -4,10 +4,12 @@
 //! the steps as an [`Action`]. Nothing here does I/O or reads the clock.
 
 pub mod decide;
+pub mod drift;
 pub mod health;
 pub mod observe;
 pub mod record;
 pub mod simulate;
+pub mod snapshots;
 pub mod spec_diff;
 pub mod transition;
 

@@ -138,6 +138,9 @@ pub struct Observed {
     /// observation's, when taken). Kept by the agent in memory: after a restart the
     /// window starts again, so the health check can only act later, never sooner.
     pub health: Vec<HealthSample>,
+    /// What drift detection reads besides the above, for a resource at rest; `None` when
+    /// not gathered (drift policy `ignore`, a step in flight, `plan`'s predicted world).
+    pub live: Option<super::drift::Live>,
 }
 
 /// One reading of a running job's health counters, as the operator's `ClusterHealthInfo`
@@ -164,6 +167,7 @@ impl Observed {
             deployed_generation: None,
             checkpoints_completed: Evidence::Absent,
             health: Vec::new(),
+            live: None,
         }
     }
 }

@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::drift::Drift;
+pub use super::snapshots::Snapshots;
 use crate::flink::rest::JobStatus;
 use crate::flink::spec::{JobState, Kind, ResourceKey, Spec, SpecHash, UpgradeMode};
 
@@ -139,7 +141,8 @@ pub enum InFlight {
         parallelism: BTreeMap<String, u32>,
         since: String,
     },
-    /// A manual savepoint was triggered for the given nonce.
+    /// A savepoint or checkpoint was triggered: for the given nonce, or on the periodic
+    /// schedule (`periodic`, nonce 0).
     Snapshotting {
         #[serde(rename = "jobId")]
         job_id: String,
@@ -147,6 +150,8 @@ pub enum InFlight {
         trigger_id: String,
         nonce: i64,
         checkpoint: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        periodic: bool,
         since: String,
     },
 }
@@ -165,6 +170,7 @@ pub mod reason {
     pub const DEPLOY_FAILED: &str = "DeploymentFailed";
     pub const JOB_FAILED: &str = "JobFailed";
     pub const SAVEPOINT_FAILED: &str = "SavepointFailed";
+    pub const CHECKPOINT_FAILED: &str = "CheckpointFailed";
     pub const UPGRADE_FAILED: &str = "UpgradeFailed";
     pub const RESTORE_FAILED: &str = "RestoreFailed";
     pub const CLUSTER_LOST: &str = "ClusterLost";
@@ -207,6 +213,8 @@ pub struct Record {
     pub nonces: BTreeMap<String, i64>,
     /// Newest last.
     pub savepoints: Vec<Savepoint>,
+    /// Periodic schedules, the last triggered checkpoint, failed triggers and disposals.
+    pub snapshots: Snapshots,
     pub last_error: Option<LastError>,
     /// Set while Flink or the runtime cannot be asked: what failed, since when. Nothing
     /// destructive is done while it is set.
@@ -224,6 +232,9 @@ pub struct Record {
     pub generation: u64,
     /// RFC 3339 time the lifecycle state last changed.
     pub since: String,
+    /// Set while the live state drifts from Git: what, since when, first seen at which
+    /// revision ([`super::drift`]); cleared when nothing drifts any more.
+    pub drift: Option<Drift>,
 }
 
 /// [`Record`] as it is written to the status branch: the specs as canonical JSON values.
@@ -285,6 +296,8 @@ pub struct RecordDoc {
     pub nonces: BTreeMap<String, i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub savepoints: Vec<Savepoint>,
+    #[serde(default, skip_serializing_if = "Snapshots::is_empty")]
+    pub snapshots: Snapshots,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +314,8 @@ pub struct RecordDoc {
     pub generation: u64,
     #[serde(default)]
     pub since: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
 }
 
 /// Older files wrote `READY` for a session cluster; anything Flink does not name is none.
@@ -348,6 +363,7 @@ impl From<&Record> for RecordDoc {
             in_flight: r.in_flight.clone(),
             nonces: r.nonces.clone(),
             savepoints: r.savepoints.clone(),
+            snapshots: r.snapshots.clone(),
             last_error: r.last_error.clone(),
             unreachable: r.unreachable.clone(),
             deleted: r.deleted,
@@ -356,6 +372,7 @@ impl From<&Record> for RecordDoc {
             rollback_cause: r.rollback_cause.clone(),
             generation: r.generation,
             since: r.since.clone(),
+            drift: r.drift.clone(),
         }
     }
 }
@@ -390,6 +407,7 @@ impl TryFrom<RecordDoc> for Record {
             in_flight: d.in_flight,
             nonces: d.nonces,
             savepoints: d.savepoints,
+            snapshots: d.snapshots,
             last_error: d.last_error,
             unreachable: d.unreachable,
             deleted: d.deleted,
@@ -398,6 +416,7 @@ impl TryFrom<RecordDoc> for Record {
             rollback_cause: d.rollback_cause,
             generation: d.generation,
             since: d.since,
+            drift: d.drift,
         })
     }
 }
@@ -430,6 +449,7 @@ impl Record {
             in_flight: None,
             nonces: BTreeMap::new(),
             savepoints: Vec::new(),
+            snapshots: Snapshots::default(),
             last_error: None,
             unreachable: None,
             deleted: false,
@@ -438,6 +458,7 @@ impl Record {
             rollback_cause: None,
             generation: 0,
             since: String::new(),
+            drift: None,
         }
     }
 
@@ -573,14 +594,6 @@ impl Record {
         a.since.clear();
         b.since.clear();
         a == b
-    }
-}
-
-/// Keeps the savepoint history bounded (newest kept).
-pub fn trim_history(savepoints: &mut Vec<Savepoint>, max: usize) {
-    if savepoints.len() > max {
-        let drop = savepoints.len() - max;
-        savepoints.drain(..drop);
     }
 }
 

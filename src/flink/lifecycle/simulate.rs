@@ -82,8 +82,9 @@ pub fn predicted_record(
         return known.filter(|r| r.deleted).cloned();
     };
     if let Some(k) = known.filter(|k| !k.deleted && k.last_reconciled_spec.is_some()) {
-        // Rolled back: the stable spec runs, whatever base says.
-        if k.last_reconciled_hash.as_ref() != Some(&base.hash()) || k.rollback.is_some() {
+        // Rolled back: the stable spec runs, whatever base says. Failed: nothing runs.
+        let failed = k.job_state == Some(JobStatus::Failed) && k.last_error.is_some();
+        if k.last_reconciled_hash.as_ref() != Some(&base.hash()) || k.rollback.is_some() || failed {
             return Some(k.clone());
         }
     }
@@ -141,8 +142,12 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
         job: match (&r.job_id, suspended) {
             (Some(id), false) => Evidence::present(ObservedJob {
                 job_id: id.clone(),
-                state: JobStatus::Running,
-                all_tasks_running: true,
+                // A job the status branch records as FAILED is not running.
+                state: match r.job_state {
+                    Some(JobStatus::Failed) if r.last_error.is_some() => JobStatus::Failed,
+                    _ => JobStatus::Running,
+                },
+                all_tasks_running: r.job_state != Some(JobStatus::Failed),
                 failure: None,
                 vertex_parallelism: None,
                 running_since_ms: None,
@@ -159,6 +164,7 @@ fn world_of(record: Option<&Record>, session_job: bool) -> Observed {
         deployed_generation: None,
         checkpoints_completed: Evidence::Absent,
         health: Vec::new(),
+        live: None,
     }
 }
 
@@ -261,6 +267,7 @@ pub fn predict_with(
         // The plan predicts the way it goes when the new job proves itself: it runs
         // through the stability window and checkpoints (see `effect`).
         stability_window_ms: 0,
+        drift: Default::default(),
     };
     let mut steps = Vec::new();
     for _ in 0..MAX_STEPS {
@@ -558,9 +565,18 @@ pub fn describe(step: &Step) -> String {
                 .join(",")
         ),
         Step::TriggerSnapshot {
-            checkpoint: true, ..
-        } => "trigger a checkpoint".to_string(),
-        Step::TriggerSnapshot { .. } => "trigger a savepoint".to_string(),
+            checkpoint,
+            periodic,
+            ..
+        } => format!(
+            "trigger a {}{}",
+            if *periodic { "periodic " } else { "" },
+            if *checkpoint {
+                "checkpoint"
+            } else {
+                "savepoint"
+            }
+        ),
         Step::FinishSnapshot { .. } => "record the snapshot".to_string(),
         Step::ReportUnhealthy { message } => {
             format!("restart the unhealthy job from its newest state: {message}")
@@ -571,5 +587,17 @@ pub fn describe(step: &Step) -> String {
         Step::Fail { message, .. } => format!("fail: {message}"),
         Step::KeepUnmanaged => "leave it running, unmanaged".to_string(),
         Step::MarkDeleted => "mark it deleted".to_string(),
+        Step::RecordDrift { items, .. } if items.is_empty() => "drift gone".to_string(),
+        Step::RecordDrift { items, policy, .. } => format!(
+            "drift ({policy}): {}",
+            items
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Step::CancelUnmanaged { job_ids } => {
+            format!("cancel unmanaged jobs {}", job_ids.join(", "))
+        }
     }
 }

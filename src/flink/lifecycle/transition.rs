@@ -4,13 +4,13 @@
 //! before it calls Flink or the runtime, so an agent stopped at any point finds the job id,
 //! the trigger id or the restore point it needs.
 
-use super::decide::{nonce_key, Step};
+use super::decide::Step;
+use super::drift::Drift;
 use super::observe::Observed;
 use super::record::{
-    reason, trim_history, InFlight, LastError, Record, RollbackState, Savepoint, SnapshotTrigger,
-    StopPurpose,
+    reason, InFlight, LastError, Record, RollbackState, Savepoint, SnapshotTrigger, StopPurpose,
 };
-use crate::config;
+use super::snapshots;
 use crate::flink::rest::JobStatus;
 
 /// What carrying out a step's I/O came to.
@@ -117,6 +117,7 @@ pub fn before(rec: &Record, step: &Step, now: &str) -> Option<Record> {
             trigger_id,
             nonce,
             checkpoint,
+            periodic,
             ..
         } => {
             let since = match &rec.in_flight {
@@ -128,6 +129,7 @@ pub fn before(rec: &Record, step: &Step, now: &str) -> Option<Record> {
                 trigger_id: trigger_id.clone(),
                 nonce: *nonce,
                 checkpoint: *checkpoint,
+                periodic: *periodic,
                 since,
             });
         }
@@ -161,11 +163,14 @@ pub fn after(
         let why: &str = why;
         match step {
             Step::TriggerSnapshot {
-                nonce, checkpoint, ..
+                nonce,
+                checkpoint,
+                periodic,
+                ..
             } => {
-                r.in_flight = None;
-                r.nonces.insert(nonce_key(*checkpoint).to_string(), *nonce);
-                r.last_error = Some(error(why, message, now));
+                // Reported with Flink's words (reason SavepointFailed or CheckpointFailed,
+                // not `why`) and tried again after a backoff.
+                snapshots::refused(&mut r, *checkpoint, *periodic, *nonce, message, now);
             }
             Step::Stop(_) => {
                 // The job keeps running; the stop is not retried until Git changes.
@@ -250,7 +255,6 @@ pub fn after(
                             for_revision: None,
                             job_id: job_id.clone(),
                         });
-                        trim_history(&mut r.savepoints, config::DEFAULT_SAVEPOINT_HISTORY_COUNT);
                     }
                 }
             }
@@ -301,33 +305,7 @@ pub fn after(
             }
         }
         Step::FinishSnapshot { location, error: e } => {
-            if let Some(InFlight::Snapshotting {
-                nonce,
-                checkpoint,
-                job_id,
-                ..
-            }) = r.in_flight.clone()
-            {
-                r.in_flight = None;
-                r.nonces.insert(nonce_key(checkpoint).to_string(), nonce);
-                match (location, e) {
-                    (Some(loc), _) if !checkpoint => {
-                        r.savepoints.push(Savepoint {
-                            location: loc.clone(),
-                            time: now.to_string(),
-                            trigger: SnapshotTrigger::Manual,
-                            revision: r.last_reconciled_revision.clone().unwrap_or_default(),
-                            for_revision: None,
-                            job_id,
-                        });
-                        trim_history(&mut r.savepoints, config::DEFAULT_SAVEPOINT_HISTORY_COUNT);
-                    }
-                    (_, Some(e)) => {
-                        r.last_error = Some(error(reason::SAVEPOINT_FAILED, e, now));
-                    }
-                    _ => {}
-                }
-            }
+            snapshots::finish(&mut r, location.as_ref(), e.as_ref(), now);
         }
         Step::ReportUnhealthy { message } => {
             r.last_error = Some(error(reason::UNHEALTHY, message, now));
@@ -351,6 +329,28 @@ pub fn after(
             r.last_error = Some(error(why, message, now));
         }
         Step::KeepUnmanaged => r.removed_from_git = true,
+        Step::RecordDrift {
+            items,
+            policy,
+            revision,
+        } => {
+            r.drift = (!items.is_empty()).then(|| Drift {
+                since: rec
+                    .drift
+                    .as_ref()
+                    .map(|d| d.since.clone())
+                    .unwrap_or_else(|| now.to_string()),
+                revision: rec
+                    .drift
+                    .as_ref()
+                    .map(|d| d.revision.clone())
+                    .unwrap_or_else(|| revision.clone()),
+                policy: *policy,
+                items: items.clone(),
+            });
+        }
+        // Nothing to remember: the next look finds the jobs ended (or not).
+        Step::CancelUnmanaged { .. } => {}
         Step::MarkDeleted => {
             r.deleted = true;
             r.in_flight = None;

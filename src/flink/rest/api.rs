@@ -10,9 +10,9 @@ use std::future::Future;
 use std::path::Path;
 
 use super::{
-    CheckpointStats, CheckpointStatus, CheckpointType, ClusterOverview, JarId, JarRunRequest,
-    JobDetails, JobExceptions, JobId, JobOverview, RestError, SavepointFormat, SavepointStatus,
-    TriggerId,
+    CheckpointStats, CheckpointStatus, CheckpointType, ClusterOverview, DisposalStatus, JarId,
+    JarRunRequest, JobDetails, JobExceptions, JobId, JobOverview, RestError, SavepointFormat,
+    SavepointStatus, TriggerId,
 };
 
 /// One Flink cluster's REST API. Mirrors the calls the operator's `FlinkService` makes
@@ -28,6 +28,10 @@ pub trait FlinkApi: Clone + Send + Sync + 'static {
         &self,
         job: &JobId,
     ) -> impl Future<Output = Result<JobDetails, RestError>> + Send;
+    /// `GET /jobmanager/config`: the JobManager's effective configuration, key to value.
+    fn jobmanager_config(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, RestError>> + Send;
     /// `GET /jobs/:id/exceptions`.
     fn job_exceptions(
         &self,
@@ -82,6 +86,17 @@ pub trait FlinkApi: Clone + Send + Sync + 'static {
         job: &JobId,
         names: &[&str],
     ) -> impl Future<Output = Result<BTreeMap<String, String>, RestError>> + Send;
+    /// `POST /savepoint-disposal`: dispose of a savepoint's files (the operator's
+    /// `FlinkService.disposeSavepoint`). Flink takes no caller id for it.
+    fn dispose_savepoint(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<TriggerId, RestError>> + Send;
+    /// `GET /savepoint-disposal/:trigger`.
+    fn disposal_status(
+        &self,
+        trigger: &TriggerId,
+    ) -> impl Future<Output = Result<DisposalStatus, RestError>> + Send;
     /// `POST /jars/upload`.
     fn upload_jar(&self, path: &Path) -> impl Future<Output = Result<JarId, RestError>> + Send;
     /// `POST /jars/:id/run`.

@@ -641,6 +641,18 @@ pub(super) fn parse_jobs_overview(body: &[u8]) -> Result<Vec<JobOverview>, BadBo
     parse_json::<Jobs>(body).map(|j| j.jobs)
 }
 
+/// `[{"key": "...", "value": "..."}, ...]` of `GET /jobmanager/config`: the JobManager's
+/// effective configuration as key to value (Flink masks sensitive values as `******`).
+pub(super) fn parse_jobmanager_config(body: &[u8]) -> Result<BTreeMap<String, String>, BadBody> {
+    #[derive(Deserialize)]
+    struct Entry {
+        key: String,
+        value: String,
+    }
+    parse_json::<Vec<Entry>>(body)
+        .map(|entries| entries.into_iter().map(|e| (e.key, e.value)).collect())
+}
+
 /// `{"status":"RUNNING"}` of `GET /jobs/:id/status`.
 pub(super) fn parse_job_status(body: &[u8]) -> Result<JobStatus, BadBody> {
     #[derive(Deserialize)]

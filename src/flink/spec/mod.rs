@@ -5,6 +5,7 @@
 //! diagnostic names the file, line, field path, what was found and what is allowed. One
 //! bad document never hides the others: parsing goes on after an error and collects all.
 
+pub mod cron;
 pub mod model;
 pub mod operator;
 pub mod parse;
@@ -246,6 +247,9 @@ pub struct ManifestSet {
     /// both). Moving such a set to another line (as `diff::load` does with a document read
     /// on its own) would leave that line behind, so its file is read whole there.
     pub names_other_lines: bool,
+    /// The repository's drift ignore rules (`drift.ignore` in `.flink-gitops.yaml`), for
+    /// every resource it holds.
+    pub drift_ignore: Vec<String>,
 }
 
 impl ManifestSet {
@@ -264,7 +268,9 @@ impl ManifestSet {
             unreadable_files,
             files_read,
             names_other_lines,
+            drift_ignore,
         } = other;
+        self.drift_ignore.extend(drift_ignore);
         self.manifests.extend(manifests);
         self.diagnostics.extend(diagnostics);
         self.unreadable_files.extend(unreadable_files);

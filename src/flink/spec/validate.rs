@@ -20,6 +20,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::cron;
 use super::quantity::{self, DURATION_ALLOWED, MEMORY_ALLOWED};
 use super::*;
 use crate::config::{self, FlinkOption, ValueKind};
@@ -1084,15 +1085,57 @@ fn check_config_values(
         }
         for name in present {
             let value = cfg.get(name).map(String::as_str).unwrap_or_default();
-            if let Some(allowed) = check_value(opt.kind, value) {
-                out.push(stricter(
-                    m,
-                    options,
-                    &config_field(name),
-                    format!("found {value:?}; allowed: {allowed}"),
-                    "it does not check option values; Flink or the operator reads this one when the cluster runs",
-                ));
+            if opt.kind == ValueKind::DurationOrCron {
+                // The operator reads it on every reconcile and, when it is neither, logs a
+                // warning and never takes the snapshots (SnapshotUtils.shouldTriggerAutomaticSnapshot).
+                if let Err(why) = cron::Schedule::parse(value) {
+                    out.push(stricter(
+                        m,
+                        options,
+                        &config_field(name),
+                        format!("found {value:?}: {why}"),
+                        "it accepts the manifest, logs a warning and never takes the periodic snapshots",
+                    ));
+                }
+                continue;
             }
+            if let Some(allowed) = check_value(opt.kind, value) {
+                let own = opt.key.starts_with(config::AGENT_PREFIX);
+                out.push(if own {
+                    // The agent's own key: no operator to compare with; always an error.
+                    m.diag(
+                        Severity::Error,
+                        &config_field(name),
+                        format!("found {value:?}; allowed: {allowed}"),
+                    )
+                } else {
+                    stricter(
+                        m,
+                        options,
+                        &config_field(name),
+                        format!("found {value:?}; allowed: {allowed}"),
+                        "it does not check option values; Flink or the operator reads this one when the cluster runs",
+                    )
+                });
+            }
+        }
+    }
+    // A flink-gitops key the agent does not know is most likely a typo of one it does.
+    for key in cfg.keys().filter(|k| k.starts_with(config::AGENT_PREFIX)) {
+        let known: Vec<&str> = config::CHECKED_OPTIONS
+            .iter()
+            .map(|o| o.key)
+            .filter(|k| k.starts_with(config::AGENT_PREFIX))
+            .collect();
+        if !known.contains(&key.as_str()) {
+            out.push(m.diag(
+                Severity::Warning,
+                &config_field(key),
+                format!(
+                    "flink-gitops has no option {key:?}; it reads: {}",
+                    known.join(", ")
+                ),
+            ));
         }
     }
 }

@@ -29,6 +29,36 @@ fn savepoint_mode_needs_both_dirs_under_either_name() {
     assert!(!set(&ok).has_errors());
 }
 
+#[test]
+fn a_periodic_schedule_is_checked_at_its_file_and_line() {
+    let cfg = |v: &str| {
+        format!("{APP}  flinkConfiguration:\n    kubernetes.operator.periodic.checkpoint.interval: \"{v}\"\n")
+    };
+    for ok in [
+        "6h",
+        "*/5 * * * * ?",
+        "0 15 10 ? * 6L",
+        "0 0 8 LW * ? 2030",
+        "0",
+    ] {
+        assert!(
+            !set(&cfg(ok)).has_errors(),
+            "{ok}: {:#?}",
+            set(&cfg(ok)).diagnostics
+        );
+    }
+    let s = set(&cfg("0 0 * * * *"));
+    let d: Vec<_> = s.errors().collect();
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!((d[0].file.as_str(), d[0].line), ("t.yaml", 14));
+    assert!(
+        d[0].message
+            .contains("`?` in exactly one of day-of-month and day-of-week"),
+        "{}",
+        d[0].message
+    );
+}
+
 fn errors(s: &ManifestSet) -> Vec<(u32, String, String)> {
     s.errors()
         .map(|d| (d.line, d.field.clone(), d.message.clone()))
@@ -501,6 +531,10 @@ fn table_stricter_rules() {
         ("IngressUtils.getIngressUrl: java.net.URL takes an empty template", app().spec("ingress: {template: \"\"}").yaml(), "spec.ingress.template", "neither host nor path"),
         ("IngressUtils.getIngressUrl: java.net.URL takes braces", app().spec("ingress: {template: \"{{nam}}.example.com\"}").yaml(), "spec.ingress.template", "placeholder left over"),
         ("DefaultValidator reads no option values", app().cfg("taskmanager.numberOfTaskSlots", "0").yaml(), "spec.flinkConfiguration[taskmanager.numberOfTaskSlots]", "a whole number, 1 or more"),
+        ("SnapshotUtils.interpretAsCron: log4j's Quartz CronExpression refuses both day fields set", app().cfg("kubernetes.operator.periodic.checkpoint.interval", "0 0 * * * *").yaml(), "spec.flinkConfiguration[kubernetes.operator.periodic.checkpoint.interval]", "exactly one of day-of-month and day-of-week"),
+        ("SnapshotUtils.interpretAsCron: 5 fields (Unix cron) is not Quartz", app().cfg("kubernetes.operator.periodic.checkpoint.interval", "*/5 * * * *").yaml(), "spec.flinkConfiguration[kubernetes.operator.periodic.checkpoint.interval]", "6 or 7 fields"),
+        ("SnapshotUtils.interpretAsCron: L in a list", app().cfg("kubernetes.operator.periodic.checkpoint.interval", "0 0 12 L,15 * ?").yaml(), "spec.flinkConfiguration[kubernetes.operator.periodic.checkpoint.interval]", "stand alone in day-of-month"),
+        ("SnapshotUtils.interpretAsInterval: neither a duration nor cron", app().cfg("kubernetes.operator.periodic.checkpoint.interval", "hourly").yaml(), "spec.flinkConfiguration[kubernetes.operator.periodic.checkpoint.interval]", "not a duration; allowed: a Flink duration"),
         ("DefaultValidator.validateFlinkDeploymentConfig: FlinkDeployments only",
             format!("{session}{}", session_job(&[HTTPS_JAR], &[("kubernetes.namespace", "other")])), "spec.flinkConfiguration[kubernetes.namespace]", "may not be set"),
     ];
@@ -697,4 +731,28 @@ fn rollback_without_ha_is_a_warning() {
         assert_eq!(got, warned, "{yaml}");
         assert!(of(&s, Severity::Error).iter().all(|d| d.field != field));
     }
+}
+
+#[test]
+fn flink_gitops_keys_are_checked_and_typos_warned() {
+    let typo = set(&app()
+        .cfg("flink-gitops.deployment.stability.windw", "10 s")
+        .yaml());
+    assert!(of(&typo, Severity::Warning).iter().any(|d| {
+        d.field == "spec.flinkConfiguration[flink-gitops.deployment.stability.windw]"
+            && d.message
+                .contains("flink-gitops.deployment.stability.window")
+    }));
+    let bad = set(&app()
+        .cfg("flink-gitops.deployment.stability.window", "abc")
+        .yaml());
+    assert!(of(&bad, Severity::Error).iter().any(|d| {
+        d.field == "spec.flinkConfiguration[flink-gitops.deployment.stability.window]"
+            && !d.message.contains("Flink or the operator")
+    }));
+    let good = set(&app()
+        .cfg("flink-gitops.deployment.stability.window", "10 s")
+        .yaml());
+    assert!(!good.has_errors());
+    assert!(of(&good, Severity::Warning).is_empty());
 }
