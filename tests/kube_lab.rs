@@ -108,6 +108,7 @@ fn request(yaml: &str, generation: u64) -> ClusterRequest {
         spec: m.as_deployment().expect("FlinkDeployment").clone(),
         job: None,
         generation,
+        revision: None,
     }
 }
 

@@ -46,6 +46,9 @@ pub struct ClusterRequest {
     pub job: Option<ApplicationJob>,
     /// Deployment attempt number (names processes and logs).
     pub generation: u64,
+    /// The Git revision the spec comes from (the Kubernetes runtime writes it into an
+    /// annotation); none when unknown.
+    pub revision: Option<String>,
 }
 
 /// Whether a cluster's processes (or pods) exist, as the runtime sees them. Whether its

@@ -81,10 +81,11 @@ pub async fn act<R: Runtime, F: FlinkApiFactory>(
     key: &ResourceKey,
     generation: u64,
     reconciled: Option<&Spec>,
+    revision: Option<&str>,
     step: &Step,
 ) -> Outcome {
     match step {
-        Step::Deploy(d) => deploy(runtime, flink, jars, key, generation, d).await,
+        Step::Deploy(d) => deploy(runtime, flink, jars, key, generation, revision, d).await,
         Step::Stop(s) => stop(runtime, flink, key, reconciled, s).await,
         Step::Rescale {
             job_id,
@@ -184,6 +185,7 @@ async fn deploy<R: Runtime, F: FlinkApiFactory>(
     jars: &JarCache,
     key: &ResourceKey,
     generation: u64,
+    revision: Option<&str>,
     d: &DeployStep,
 ) -> Outcome {
     match &d.spec {
@@ -205,6 +207,7 @@ async fn deploy<R: Runtime, F: FlinkApiFactory>(
                 spec: spec.clone(),
                 job,
                 generation,
+                revision: d.revision.clone().or_else(|| revision.map(str::to_string)),
             };
             match runtime.deploy_cluster(request).await {
                 Ok(()) => Outcome::Done,

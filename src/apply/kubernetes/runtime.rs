@@ -14,11 +14,18 @@
 //!   (`<cluster-id>-cluster-config-map` and the job ones) are never touched, so a
 //!   last-state upgrade can restore from them.
 //! * **REST**: `http://<name>-rest.<namespace>:<port>` (the Service's DNS name, for an agent
-//!   inside the cluster), or `http://<host>:<port>` with [`RestAccess::Host`] (clusters on
-//!   the host network, such as the test cluster of `scripts/kube-lab`).
+//!   inside the cluster), a local port forwarded through the API server
+//!   ([`RestAccess::PortForward`], for an agent or CLI outside it), or `http://<host>:<port>`
+//!   with [`RestAccess::Host`] (clusters on the host network, such as the test cluster of
+//!   `scripts/kube-lab`).
+//! * **replacing** a cluster (an upgrade after its job stopped with a savepoint, a recovery):
+//!   the old pods are deleted with no grace period once the new objects are applied, as the
+//!   job they ran is already stopped. The 1.20 kubelet takes 4-60 s to confirm a pod's
+//!   deletion, and a `Recreate` rollout (and the scheduler's host-port check) waits for it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -28,6 +35,7 @@ use kube::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::port_forward::PortForwards;
 use super::render::{self, ObjectNames, Owner, RenderContext, RenderError};
 use crate::apply::local::uri_to_path;
 use crate::apply::runtime::{ClusterPresence, ClusterRequest, Runtime, RuntimeError};
@@ -37,14 +45,42 @@ use crate::flink::spec::{DeploymentMode, ResourceKey};
 /// How long a call to the API server may take before the cluster counts as unknown.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How the agent reaches a cluster's REST API.
+/// How the agent reaches a cluster's REST API (`--rest-access`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestAccess {
-    /// The REST Service's DNS name (the agent runs in the cluster).
+    /// The REST Service's DNS name (the agent runs in the cluster): `service`.
     ServiceDns,
+    /// A local port forwarded through the API server to the JobManager pod (the agent or
+    /// the CLI runs outside the cluster): `port-forward`.
+    PortForward,
     /// This host and the REST Service's port: JobManagers on the host network of a node
-    /// the agent can reach at `host` (the test cluster).
+    /// the agent can reach at `host` (the test cluster): `host:<address>`.
     Host(String),
+}
+
+/// A `--rest-access` value that is none of the allowed forms.
+#[derive(Debug, thiserror::Error)]
+#[error("found {0:?}; allowed: auto, service, port-forward, host:<address>")]
+pub struct InvalidRestAccess(String);
+
+impl RestAccess {
+    /// Parses `auto`, `service`, `port-forward` or `host:<address>`; `auto` is `service`
+    /// when `in_cluster` (the `KUBERNETES_SERVICE_HOST` variable is set), else `port-forward`.
+    ///
+    /// # Errors
+    /// [`InvalidRestAccess`] for anything else.
+    pub fn parse(s: &str, in_cluster: bool) -> Result<RestAccess, InvalidRestAccess> {
+        match s {
+            "auto" if in_cluster => Ok(RestAccess::ServiceDns),
+            "auto" => Ok(RestAccess::PortForward),
+            "service" => Ok(RestAccess::ServiceDns),
+            "port-forward" => Ok(RestAccess::PortForward),
+            _ => match s.strip_prefix("host:") {
+                Some(host) if !host.is_empty() => Ok(RestAccess::Host(host.to_string())),
+                _ => Err(InvalidRestAccess(s.to_string())),
+            },
+        }
+    }
 }
 
 /// Settings of the Kubernetes runtime.
@@ -60,6 +96,7 @@ pub struct KubernetesSettings {
 pub struct KubernetesRuntime {
     client: Client,
     settings: KubernetesSettings,
+    forwards: Arc<PortForwards>,
 }
 
 impl std::fmt::Debug for KubernetesRuntime {
@@ -115,12 +152,16 @@ impl KubernetesRuntime {
         cfg.read_timeout = Some(DEFAULT_API_TIMEOUT);
         cfg.write_timeout = Some(DEFAULT_API_TIMEOUT);
         let client = Client::try_from(cfg).map_err(KubeSetupError::Client)?;
-        Ok(KubernetesRuntime { client, settings })
+        Ok(Self::with_client(client, settings))
     }
 
     /// A runtime over a client made elsewhere.
     pub fn with_client(client: Client, settings: KubernetesSettings) -> KubernetesRuntime {
-        KubernetesRuntime { client, settings }
+        KubernetesRuntime {
+            client,
+            settings,
+            forwards: Arc::new(PortForwards::default()),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -239,7 +280,49 @@ impl KubernetesRuntime {
         self.apply(ns, &names.taskmanager, &owned.taskmanager)
             .await?;
         tracing::info!(resource = %request.key, generation = request.generation, "applied the cluster's Kubernetes objects");
+        // The pods of earlier attempts ran a job that is stopped by now (the runtime's
+        // contract): remove them at once rather than wait for the kubelet.
+        let generation = request.generation.to_string();
+        self.force_delete_pods(&request.key, |pod| {
+            pod.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(config::KUBE_ANNOTATION_GENERATION))
+                != Some(&generation)
+        })
+        .await;
         Ok(())
+    }
+
+    /// Deletes the cluster's pods that `select` picks with no grace period (`kubectl delete
+    /// --force --grace-period=0`). Best effort: the Deployments replace or remove them
+    /// anyway, only later; a failure is logged.
+    async fn force_delete_pods(&self, key: &ResourceKey, select: impl Fn(&Pod) -> bool) {
+        let pods = self.api::<Pod>(&key.namespace);
+        let selector = format!("{}={}", config::KUBE_LABEL_NAME, key.name);
+        let list = match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(resource = %key, error = %e, "cannot list the old pods; the Deployments remove them");
+                return;
+            }
+        };
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::background()
+        };
+        for pod in list.items.iter().filter(|p| select(p)) {
+            let Some(name) = pod.metadata.name.as_deref() else {
+                continue;
+            };
+            match pods.delete(name, &now).await {
+                Ok(_) => tracing::debug!(resource = %key, pod = name, "deleted an old pod"),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    tracing::debug!(resource = %key, pod = name, error = %e, "cannot delete an old pod; its Deployment removes it")
+                }
+            }
+        }
     }
 
     /// Why a pod of the cluster cannot run, when one cannot: the first hard failure found
@@ -328,7 +411,7 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn deploy_cluster(&self, request: ClusterRequest) -> Result<(), RuntimeError> {
-        self.deploy(&request, None).await
+        self.deploy(&request, request.revision.as_deref()).await
     }
 
     async fn delete_cluster(&self, key: &ResourceKey) -> Result<(), RuntimeError> {
@@ -346,6 +429,8 @@ impl Runtime for KubernetesRuntime {
         self.delete_named::<Service>(ns, &names.rpc_service).await?;
         self.delete_named::<ConfigMap>(ns, &names.config_map)
             .await?;
+        self.force_delete_pods(key, |_| true).await;
+        self.forwards.forget(key);
         tracing::info!(resource = %key, "deleted the cluster's Kubernetes objects");
         Ok(())
     }
@@ -406,15 +491,30 @@ impl Runtime for KubernetesRuntime {
             .await
             .map_err(|e| unavailable(format!("get Service {ns}/{}", names.rest_service), e))?;
         let Some(svc) = svc else { return Ok(None) };
-        let port = svc
+        let rest = svc
             .spec
             .and_then(|s| s.ports)
-            .and_then(|p| p.into_iter().find(|p| p.name.as_deref() == Some("rest")))
+            .and_then(|p| p.into_iter().find(|p| p.name.as_deref() == Some("rest")));
+        let port = rest
+            .as_ref()
             .map(|p| p.port)
             .unwrap_or(i32::from(render::DEFAULT_REST_PORT));
+        // The port the JobManager listens on (a port-forward goes to the pod, not the
+        // Service).
+        let container_port = match rest.and_then(|p| p.target_port) {
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p)) => p,
+            _ => port,
+        };
         Ok(Some(match &self.settings.rest_access {
             RestAccess::ServiceDns => format!("http://{}.{ns}:{port}", names.rest_service),
             RestAccess::Host(host) => format!("http://{host}:{port}"),
+            RestAccess::PortForward => {
+                let remote = u16::try_from(container_port).map_err(|_| RuntimeError::Rejected {
+                    what: format!("Service {ns}/{}", names.rest_service),
+                    reason: format!("port {container_port} is not a TCP port"),
+                })?;
+                self.forwards.url(&self.client, key, remote).await?
+            }
         }))
     }
 
