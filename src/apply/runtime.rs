@@ -135,6 +135,17 @@ pub trait Runtime: Send + Sync + 'static {
         key: &ResourceKey,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
+    /// Removes what Flink's high availability keeps about a removed cluster (on Kubernetes
+    /// its HA ConfigMaps), so a cluster of the same name starts afresh. Called once the
+    /// resource left Git and its cluster was deleted; never on an upgrade or a suspend,
+    /// which restore from that metadata. Runtimes without HA metadata have nothing to do.
+    fn delete_ha_metadata(
+        &self,
+        _key: &ResourceKey,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Whether the cluster exists. `Err` means *unknown*, never *missing*.
     fn observe_cluster(
         &self,

@@ -11,7 +11,7 @@ use super::observe::{cluster_of, connect};
 use crate::apply::runtime::{ApplicationJob, ClusterRequest, Runtime, RuntimeError};
 use crate::config;
 use crate::flink::lifecycle::decide::{DeployStep, Step, StopStep};
-use crate::flink::lifecycle::record::{reason, StopMode};
+use crate::flink::lifecycle::record::{reason, StopMode, StopPurpose};
 use crate::flink::lifecycle::transition::Outcome;
 use crate::flink::rest::{
     CheckpointType, ClaimMode, FlinkApi, FlinkApiFactory, JarId, JarRunRequest, JobId, RestError,
@@ -170,8 +170,23 @@ pub async fn act<R: Runtime, F: FlinkApiFactory>(
         }
         Step::Settle {
             delete_cluster: true,
+            purpose,
             ..
         } => match runtime.delete_cluster(key).await {
+            // HA metadata goes with a removal, and with a suspend that ended the job (a
+            // savepoint or a cancel); a last-state suspend resumes from it. The operator's
+            // SuspendMode#deleteHaMeta.
+            Ok(())
+                if *purpose == StopPurpose::Delete
+                    || (*purpose == StopPurpose::Suspend
+                        && reconciled.and_then(Spec::upgrade_mode)
+                            != Some(crate::flink::spec::UpgradeMode::LastState)) =>
+            {
+                match runtime.delete_ha_metadata(key).await {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => from_runtime(&e, reason::DEPLOY_FAILED),
+                }
+            }
             Ok(()) => Outcome::Done,
             Err(e) => from_runtime(&e, reason::DEPLOY_FAILED),
         },

@@ -45,6 +45,28 @@ use crate::flink::spec::{DeploymentMode, ResourceKey};
 /// How long a call to the API server may take before the cluster counts as unknown.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a replacement waits for the old cluster's force-deleted pods to go.
+pub const DEFAULT_POD_DELETION_WAIT: Duration = Duration::from_secs(60);
+
+/// The job id a JobManager Deployment runs: its `--job-id` argument (application mode).
+fn deployed_job_id(d: &Deployment) -> Option<String> {
+    let args = d
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == render::MAIN_CONTAINER)?
+        .args
+        .as_ref()?;
+    args.iter()
+        .position(|a| a == "--job-id")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 /// How the agent reaches a cluster's REST API (`--rest-access`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestAccess {
@@ -168,6 +190,39 @@ impl KubernetesRuntime {
         &self.client
     }
 
+    /// The clusters this agent manages in every namespace it may list (JobManager
+    /// Deployments labelled `app.kubernetes.io/managed-by=flink-gitops`), for `diff`'s
+    /// unmanaged-cluster check. Empty when the API server refuses or does not answer
+    /// (logged): `diff` then reports only what Git and the status branch name.
+    pub async fn cluster_keys(&self) -> Vec<ResourceKey> {
+        let selector = format!(
+            "{}={},{}=jobmanager",
+            config::KUBE_LABEL_MANAGED_BY,
+            config::KUBE_FIELD_MANAGER,
+            config::KUBE_LABEL_COMPONENT
+        );
+        let all: Api<Deployment> = Api::all(self.client.clone());
+        match all.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .filter_map(|d| {
+                    let ns = d.metadata.namespace.clone()?;
+                    let name = d.metadata.labels.as_ref()?.get(config::KUBE_LABEL_NAME)?;
+                    Some(ResourceKey::new(
+                        ns,
+                        crate::flink::spec::Kind::FlinkDeployment,
+                        name.clone(),
+                    ))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the clusters on Kubernetes; unmanaged clusters are not looked for");
+                Vec::new()
+            }
+        }
+    }
+
     fn api<K>(&self, namespace: &str) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -253,6 +308,9 @@ impl KubernetesRuntime {
                 owner: None,
             },
         )?;
+        if render::ha_enabled(&first.flink_config) {
+            self.replace_ha_application(request).await?;
+        }
         self.apply(ns, &names.config_map, &first.config_map).await?;
         let jm = self.apply(ns, &names.jobmanager, &first.jobmanager).await?;
         let uid = jm.metadata.uid.ok_or_else(|| {
@@ -292,6 +350,61 @@ impl KubernetesRuntime {
         })
         .await;
         Ok(())
+    }
+
+    /// Before an application cluster with HA is replaced by one running another job id: the
+    /// old cluster (its application ended) and its HA metadata go first, or the new
+    /// JobManager would recover the old application from that metadata and refuse its own
+    /// job. A new cluster under the same job id (a last-state upgrade, a recovery) keeps
+    /// the metadata it restores from. The operator's ApplicationReconciler#deploy
+    /// ("Deleting cluster with terminated application before new deployment", HA data
+    /// deleted unless HA metadata is required).
+    async fn replace_ha_application(&self, request: &ClusterRequest) -> Result<(), RuntimeError> {
+        let Some(job) = &request.job else {
+            return Ok(());
+        };
+        let ns = &request.key.namespace;
+        let names = ObjectNames::of(&request.key.name);
+        let existing = self
+            .api::<Deployment>(ns)
+            .get_opt(&names.jobmanager)
+            .await
+            .map_err(|e| unavailable(format!("get Deployment {ns}/{}", names.jobmanager), e))?;
+        let Some(existing) = existing else {
+            return Ok(());
+        };
+        let running = deployed_job_id(&existing);
+        if running.as_deref() == Some(job.job_id.as_str()) {
+            return Ok(());
+        }
+        tracing::info!(resource = %request.key, old_job = running.as_deref().unwrap_or("?"), new_job = %job.job_id, "deleting the cluster with its ended application and its HA metadata before the new deployment");
+        self.delete_cluster(&request.key).await?;
+        self.wait_pods_gone(&request.key, DEFAULT_POD_DELETION_WAIT)
+            .await?;
+        self.delete_ha_metadata(&request.key).await
+    }
+
+    /// Waits until no pod of the cluster is left (they were force-deleted).
+    async fn wait_pods_gone(&self, key: &ResourceKey, limit: Duration) -> Result<(), RuntimeError> {
+        let pods = self.api::<Pod>(&key.namespace);
+        let selector = format!("{}={}", config::KUBE_LABEL_NAME, key.name);
+        let start = std::time::Instant::now();
+        loop {
+            let list = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| unavailable(format!("list pods {} {selector}", key.namespace), e))?;
+            if list.items.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(unavailable(
+                    format!("the old pods of {key}"),
+                    format!("{} still there after {limit:?}", list.items.len()),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Deletes the cluster's pods that `select` picks with no grace period (`kubectl delete
@@ -432,6 +545,26 @@ impl Runtime for KubernetesRuntime {
         self.force_delete_pods(key, |_| true).await;
         self.forwards.forget(key);
         tracing::info!(resource = %key, "deleted the cluster's Kubernetes objects");
+        Ok(())
+    }
+
+    /// Flink's HA ConfigMaps of the cluster (labelled `app=<cluster-id>`,
+    /// `type=flink-native-kubernetes` by Flink 2.x), as the operator deletes them with the
+    /// FlinkDeployment.
+    async fn delete_ha_metadata(&self, key: &ResourceKey) -> Result<(), RuntimeError> {
+        let ns = &key.namespace;
+        let selector = format!("app={},type=flink-native-kubernetes", key.name);
+        let configmaps = self.api::<ConfigMap>(ns);
+        let list = configmaps
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| unavailable(format!("list ConfigMaps {ns} {selector}"), e))?;
+        for cm in &list.items {
+            if let Some(name) = cm.metadata.name.as_deref() {
+                self.delete_named::<ConfigMap>(ns, name).await?;
+                tracing::info!(resource = %key, config_map = name, "deleted a high-availability ConfigMap");
+            }
+        }
         Ok(())
     }
 
