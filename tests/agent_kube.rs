@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use crate::harness::flink::{
     assert_continues, assert_restarted, counter_lines, field, savepoints, state_at, wait_for,
-    wait_lines, AgentProcess, CounterLine, Remote, Slot, KEYS,
+    wait_lines, AgentProcess, CounterLine, Remote, KEYS,
 };
-use crate::harness::kube::{node_ip, Lab, TestNamespace, FLINK_IMAGE, IMAGE_JOB_JAR};
+use crate::harness::kube::{kube_slot, node_ip, Lab, TestNamespace, FLINK_IMAGE, IMAGE_JOB_JAR};
 
 const APP: &str = "orders";
 const FILE: &str = "apps/orders.yaml";
@@ -136,14 +136,7 @@ fn names(lab: &Lab, ns: &str, what: &str, selector: &str) -> Vec<String> {
 
 /// `kubectl get <object> -o jsonpath=<path>`.
 fn jsonpath(lab: &Lab, ns: &str, object: &str, path: &str) -> String {
-    let out = lab.kubectl(&[
-        "get",
-        object,
-        "-n",
-        ns,
-        "-o",
-        &format!("jsonpath={path}"),
-    ]);
+    let out = lab.kubectl(&["get", object, "-n", ns, "-o", &format!("jsonpath={path}")]);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -171,7 +164,7 @@ fn assert_contiguous(lines: &[CounterLine], from: usize, what: &str) {
 #[test]
 fn application_lifecycle_on_kubernetes() {
     let Some(lab) = Lab::start() else { return };
-    let _slot = Slot::take();
+    let _slot = kube_slot();
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let client = rt.block_on(lab.client());
     let node_ip = rt.block_on(node_ip(&client));
@@ -318,8 +311,8 @@ fn application_lifecycle_on_kubernetes() {
     assert_eq!(job_id(&after_pod), job_id(&s2), "the same job, recovered");
     assert_eq!(field(&after_pod, "lifecycleState"), Some("STABLE"));
 
-    // Last-state upgrade: the cluster deleted with its HA ConfigMaps kept, the new one
-    // resumes the same job id from them with the new arguments.
+    // Last-state upgrade: the job is cancelled keeping its newest checkpoint, and the new
+    // cluster starts from that checkpoint with the new arguments.
     let n = lines();
     remote.write(
         FILE,
@@ -328,7 +321,10 @@ fn application_lifecycle_on_kubernetes() {
     let c3 = remote.push("orders v3 (last-state)");
     let s3 = stable(&c3, "v3", n, &agent);
     assert_continues(&out, n, "v3", false, "last-state upgrade on Kubernetes");
-    assert_eq!(job_id(&s3), job_id(&s2), "last-state with HA keeps the job id");
+    assert!(
+        field(&s3, "restorePath").is_some_and(|p| p.contains("/chk-")),
+        "{s3:?}"
+    );
 
     // Stateless upgrade: starts from nothing.
     let n = lines();
@@ -380,10 +376,19 @@ fn application_lifecycle_on_kubernetes() {
         "the container is named: {text}"
     );
     wait_lines(&agent, &out, "v5", n);
-    assert_contiguous(&counter_lines(&out), n, "rollback from the upgrade savepoint");
+    assert_contiguous(
+        &counter_lines(&out),
+        n,
+        "rollback from the upgrade savepoint",
+    );
     assert_ne!(job_id(&rolled_back), job_id(&before_bad));
     assert_eq!(
-        jsonpath(&lab, ns, &format!("deployment/{APP}"), "{.spec.template.spec.containers[0].image}"),
+        jsonpath(
+            &lab,
+            ns,
+            &format!("deployment/{APP}"),
+            "{.spec.template.spec.containers[0].image}"
+        ),
         FLINK_IMAGE,
         "the last good image runs"
     );
@@ -395,7 +400,10 @@ fn application_lifecycle_on_kubernetes() {
         let s = remote.status(&status_file)?;
         (field(&s, "lifecycleState") == Some("DELETED")).then_some(s)
     });
-    let last = savepoints(&deleted).last().cloned().expect("a final savepoint");
+    let last = savepoints(&deleted)
+        .last()
+        .cloned()
+        .expect("a final savepoint");
     assert_eq!(field(&last, "trigger"), Some("delete"));
     let location = field(&last, "location").expect("location").to_string();
     assert!(
@@ -430,5 +438,216 @@ fn application_lifecycle_on_kubernetes() {
     assert_contiguous(&counter_lines(&out), n, "revert of the removal");
     let back = remote.status(&status_file).expect("status");
     assert_eq!(field(&back, "lastReconciledRevision"), Some(c9.as_str()));
+    drop(agent);
+}
+
+const SESSION_REST: u16 = 28111;
+const SESSION_RPC: u16 = 26111;
+
+/// A session cluster with two task slots, state on a hostPath volume.
+fn session_cluster(ns: &str, node_ip: &str, data: &Path, name: &str, image: &str) -> String {
+    let data = data.display();
+    let (policy, rest, rpc) = if image == FLINK_IMAGE {
+        ("Never", SESSION_REST, SESSION_RPC)
+    } else {
+        ("IfNotPresent", SESSION_REST + 1, SESSION_RPC + 1)
+    };
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  mode: standalone
+  image: {image}
+  imagePullPolicy: {policy}
+  flinkVersion: v2_3
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "2"
+    kubernetes.hostnetwork.enabled: "true"
+    jobmanager.rpc.address: {node_ip}
+    rest.port: "{rest}"
+    jobmanager.rpc.port: "{rpc}"
+    kubernetes.jobmanager.cpu.limit-factor: "10"
+    kubernetes.taskmanager.cpu.limit-factor: "10"
+    execution.checkpointing.dir: file://{data}/checkpoints
+    state.savepoints.dir: file://{data}/savepoints
+  podTemplate:
+    spec:
+      hostNetwork: true
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: flink-main-container
+          volumeMounts:
+            - {{name: data, mountPath: {data}}}
+      volumes:
+        - name: data
+          hostPath: {{path: {data}, type: DirectoryOrCreate}}
+  jobManager:
+    resource: {{memory: 1g, cpu: 0.2}}
+  taskManager:
+    replicas: 1
+    resource: {{memory: 1g, cpu: 0.2}}
+"#
+    )
+}
+
+/// A session job of the stateful counter, its jar uploaded by the agent from this host.
+fn session_job(ns: &str, name: &str, version: &str, data: &Path) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  deploymentName: analytics
+  job:
+    jarURI: file://{jar}
+    entryClass: lab.StatefulCounterJob
+    parallelism: 1
+    upgradeMode: savepoint
+    args: ["--version", "{version}", "--out", "{data}/out/{name}.out", "--rate", "20", "--checkpointMs", "500"]
+"#,
+        jar = crate::harness::flink::flink_env().job_jar(),
+        data = data.display()
+    )
+}
+
+#[test]
+fn session_cluster_and_jobs_on_kubernetes_through_port_forward() {
+    let Some(lab) = Lab::start() else { return };
+    let _slot = kube_slot();
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let client = rt.block_on(lab.client());
+    let node_ip = rt.block_on(node_ip(&client));
+    let namespace = rt.block_on(TestNamespace::create(&lab, &client, "fg-session"));
+    let ns = namespace.name.as_str();
+
+    let remote = Remote::new();
+    let data = remote.scratch("data");
+    std::fs::create_dir_all(data.join("out")).expect("mkdir out");
+    let out = |job: &str| data.join(format!("out/{job}.out"));
+    let job_status = |job: &str| format!("{ns}/FlinkSessionJob/{job}.yaml");
+    let job_id = |s: &serde_yaml::Value| field(s, "jobId").unwrap_or_default().to_string();
+
+    // A session cluster and two jobs on it, in one commit.
+    remote.write(
+        "session/analytics.yaml",
+        &session_cluster(ns, &node_ip, &data, "analytics", FLINK_IMAGE),
+    );
+    remote.write(
+        "session/clicks.yaml",
+        &session_job(ns, "clicks", "v1", &data),
+    );
+    remote.write("session/views.yaml", &session_job(ns, "views", "v1", &data));
+    let c1 = remote.push("analytics with clicks and views");
+    let kubeconfig = lab.kubeconfig().display().to_string();
+    // The agent outside the cluster reaches REST through the API server.
+    let agent = AgentProcess::start_with_env(
+        &remote.url(),
+        &remote.scratch("agent"),
+        &["--runtime", "kubernetes", "--rest-access", "port-forward"],
+        &[("KUBECONFIG", kubeconfig.as_str())],
+    );
+    state_at(
+        &remote,
+        &agent,
+        &format!("{ns}/FlinkDeployment/analytics.yaml"),
+        &c1,
+        "STABLE",
+    );
+    let clicks1 = state_at(&remote, &agent, &job_status("clicks"), &c1, "STABLE");
+    let views1 = state_at(&remote, &agent, &job_status("views"), &c1, "STABLE");
+    wait_lines(&agent, &out("clicks"), "v1", 0);
+    wait_lines(&agent, &out("views"), "v1", 0);
+    assert!(
+        agent.log_text().contains("127.0.0.1:"),
+        "REST went through a local port-forward"
+    );
+
+    // `diff` from outside the cluster, through port-forwards of its own: no drift.
+    let diff = crate::harness::flink_gitops_env(
+        &remote.work(),
+        &[
+            "diff",
+            "--repo",
+            &remote.url(),
+            "--runtime",
+            "kubernetes",
+            "--rest-access",
+            "port-forward",
+        ],
+        &[
+            ("KUBECONFIG", kubeconfig.as_str()),
+            (
+                "FLINK_GITOPS_CACHE",
+                &remote.scratch("cli-cache").display().to_string(),
+            ),
+        ],
+    );
+    assert_eq!(diff.code, 0, "diff: {}\n{}", diff.stdout, diff.stderr);
+
+    // A savepoint upgrade of one job: its counts continue exactly; the other job is not
+    // touched (same job id, still writing).
+    let n = counter_lines(&out("clicks")).len();
+    remote.write(
+        "session/clicks.yaml",
+        &session_job(ns, "clicks", "v2", &data),
+    );
+    let c2 = remote.push("clicks v2");
+    let clicks2 = state_at(&remote, &agent, &job_status("clicks"), &c2, "STABLE");
+    wait_lines(&agent, &out("clicks"), "v2", n);
+    assert_continues(
+        &out("clicks"),
+        n,
+        "v2",
+        true,
+        "session job savepoint upgrade",
+    );
+    assert_ne!(job_id(&clicks1), job_id(&clicks2));
+    assert!(savepoints(&clicks2)
+        .iter()
+        .any(|s| field(s, "trigger") == Some("upgrade")));
+    let views = remote.status(&job_status("views")).expect("views");
+    assert_eq!(job_id(&views), job_id(&views1), "views was not touched");
+
+    // A second cluster whose image cannot be pulled: the reason, pod and container on the
+    // status branch; the running cluster and its jobs are untouched.
+    remote.write(
+        "session/broken.yaml",
+        &session_cluster(ns, &node_ip, &data, "broken", "registry.invalid/flink:2.3"),
+    );
+    remote.push("a cluster with an image that does not exist");
+    let broken = wait_for(
+        Duration::from_secs(180),
+        "the pull failure recorded",
+        &agent,
+        || {
+            let s = remote.status(&format!("{ns}/FlinkDeployment/broken.yaml"))?;
+            let text = serde_yaml::to_string(&s).ok()?;
+            (text.contains("ImagePullBackOff") || text.contains("ErrImagePull")).then_some(text)
+        },
+    );
+    assert!(
+        broken.contains("container flink-main-container"),
+        "{broken}"
+    );
+    let status = crate::harness::flink_gitops(&remote.work(), &["status", "--repo", &remote.url()]);
+    assert!(
+        status.stdout.contains("ImagePullBackOff") || status.stdout.contains("ErrImagePull"),
+        "`status` shows the pull failure: {}",
+        status.stdout
+    );
+    let views_now = remote.status(&job_status("views")).expect("views");
+    assert_eq!(job_id(&views_now), job_id(&views1));
+    let n = counter_lines(&out("views")).len();
+    wait_for(
+        Duration::from_secs(30),
+        "views still writing",
+        &agent,
+        || (counter_lines(&out("views")).len() > n + KEYS as usize).then_some(()),
+    );
     drop(agent);
 }

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
 
-use crate::harness::kube::{node_ip, wait_until, Lab, TestNamespace};
+use crate::harness::kube::{kube_slot, node_ip, wait_until, Lab, TestNamespace};
 
 fn request(yaml: &str, generation: u64) -> ClusterRequest {
     let mut set = ManifestSet::default();
@@ -76,6 +76,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_runtime_on_the_lab_cluster() {
     let Some(lab) = Lab::start() else { return };
+    let _slot = kube_slot();
     let client = lab.client().await;
     let node_ip = node_ip(&client).await;
     let namespace = TestNamespace::create(&lab, &client, "fg-smoke").await;

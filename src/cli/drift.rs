@@ -65,7 +65,12 @@ pub struct DiffArgs {
     pub runtime: RuntimeKind,
     /// How to reach Flink's REST API on Kubernetes (as for `run`; outside the cluster
     /// `auto` is a port-forward through the API server).
-    #[arg(long, env = "FLINK_GITOPS_REST_ACCESS", value_name = "MODE", default_value = "auto")]
+    #[arg(
+        long,
+        env = "FLINK_GITOPS_REST_ACCESS",
+        value_name = "MODE",
+        default_value = "auto"
+    )]
     pub rest_access: String,
 }
 

@@ -178,7 +178,14 @@ impl Drop for TestNamespace {
                 .args(args)
                 .output();
         };
-        kubectl(&["delete", "deployments", "--all", "-n", &self.name, "--wait=false"]);
+        kubectl(&[
+            "delete",
+            "deployments",
+            "--all",
+            "-n",
+            &self.name,
+            "--wait=false",
+        ]);
         kubectl(&[
             "delete",
             "pods",
@@ -206,4 +213,15 @@ pub async fn wait_until<T>(
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+static KUBE_SLOT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lab's one node has two CPUs: tests that run Flink pods there take turns. This is
+/// a pool of its own, apart from [`super::flink::Slot`] (Flink processes on this machine),
+/// so a test on the lab and one with local clusters run side by side.
+pub fn kube_slot() -> std::sync::MutexGuard<'static, ()> {
+    KUBE_SLOT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
