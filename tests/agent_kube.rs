@@ -463,6 +463,7 @@ spec:
   image: {image}
   imagePullPolicy: {policy}
   flinkVersion: v2_3
+  serviceAccount: default
   flinkConfiguration:
     taskmanager.numberOfTaskSlots: "2"
     kubernetes.hostnetwork.enabled: "true"

@@ -46,7 +46,13 @@ use crate::flink::spec::{DeploymentMode, ResourceKey};
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a replacement waits for the old cluster's force-deleted pods to go.
-pub const DEFAULT_POD_DELETION_WAIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_POD_DELETION_WAIT: Duration = Duration::from_secs(90);
+
+/// The label selector of Flink's HA ConfigMaps of a cluster (Flink 2.x labels them
+/// `app=<cluster-id>`, `type=flink-native-kubernetes`).
+fn ha_selector(name: &str) -> String {
+    format!("app={name},type=flink-native-kubernetes")
+}
 
 /// The job id a JobManager Deployment runs: its `--job-id` argument (application mode).
 fn deployed_job_id(d: &Deployment) -> Option<String> {
@@ -379,12 +385,21 @@ impl KubernetesRuntime {
         }
         tracing::info!(resource = %request.key, old_job = running.as_deref().unwrap_or("?"), new_job = %job.job_id, "deleting the cluster with its ended application and its HA metadata before the new deployment");
         self.delete_cluster(&request.key).await?;
-        self.wait_pods_gone(&request.key, DEFAULT_POD_DELETION_WAIT)
-            .await?;
         self.delete_ha_metadata(&request.key).await
     }
 
-    /// Waits until no pod of the cluster is left (they were force-deleted).
+    /// Flink's HA ConfigMaps of the cluster.
+    async fn ha_config_maps(&self, key: &ResourceKey) -> Result<Vec<ConfigMap>, RuntimeError> {
+        let ns = &key.namespace;
+        let selector = ha_selector(&key.name);
+        self.api::<ConfigMap>(ns)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| unavailable(format!("list ConfigMaps {ns} {selector}"), e))
+    }
+
+    /// Waits until no pod of the cluster is left.
     async fn wait_pods_gone(&self, key: &ResourceKey, limit: Duration) -> Result<(), RuntimeError> {
         let pods = self.api::<Pod>(&key.namespace);
         let selector = format!("{}={}", config::KUBE_LABEL_NAME, key.name);
@@ -542,7 +557,13 @@ impl Runtime for KubernetesRuntime {
         self.delete_named::<Service>(ns, &names.rpc_service).await?;
         self.delete_named::<ConfigMap>(ns, &names.config_map)
             .await?;
-        self.force_delete_pods(key, |_| true).await;
+        // A JobManager with HA metadata must really stop before that metadata may go (a
+        // force-deleted pod's container runs on for a moment and renews its leadership
+        // ConfigMap): its pods are deleted gracefully, and `delete_ha_metadata` waits for
+        // them. Without HA they go at once.
+        if self.ha_config_maps(key).await?.is_empty() {
+            self.force_delete_pods(key, |_| true).await;
+        }
         self.forwards.forget(key);
         tracing::info!(resource = %key, "deleted the cluster's Kubernetes objects");
         Ok(())
@@ -553,13 +574,13 @@ impl Runtime for KubernetesRuntime {
     /// FlinkDeployment.
     async fn delete_ha_metadata(&self, key: &ResourceKey) -> Result<(), RuntimeError> {
         let ns = &key.namespace;
-        let selector = format!("app={},type=flink-native-kubernetes", key.name);
-        let configmaps = self.api::<ConfigMap>(ns);
-        let list = configmaps
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| unavailable(format!("list ConfigMaps {ns} {selector}"), e))?;
-        for cm in &list.items {
+        let found = self.ha_config_maps(key).await?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        // The JobManager that wrote them must be gone first (see delete_cluster).
+        self.wait_pods_gone(key, DEFAULT_POD_DELETION_WAIT).await?;
+        for cm in &found {
             if let Some(name) = cm.metadata.name.as_deref() {
                 self.delete_named::<ConfigMap>(ns, name).await?;
                 tracing::info!(resource = %key, config_map = name, "deleted a high-availability ConfigMap");
