@@ -271,10 +271,7 @@ pub fn decide(
             spec: renewed(spec, wall, settings),
             takeover: false,
         },
-        Some(h)
-            if !spec
-                .is_some_and(|s| is_expired(s, seen_at, now, settings.lease_duration)) =>
-        {
+        Some(h) if !spec.is_some_and(|s| is_expired(s, seen_at, now, settings.lease_duration)) => {
             Decision::Follow {
                 holder: h.to_string(),
             }
@@ -389,7 +386,11 @@ impl LeaderElector {
     /// releases the Lease if it holds it (bounded by the renew deadline).
     ///
     /// Never returns an error: every failed call is retried after the retry period.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, state: watch::Sender<LeaderState>) {
+    pub async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        state: watch::Sender<LeaderState>,
+    ) {
         let s = self.settings.clone();
         tracing::info!(lease = %format!("{}/{}", s.namespace, s.name), identity = %s.identity, "leader election: trying to acquire the Lease");
         let publish = |new: LeaderState| {
@@ -485,7 +486,9 @@ impl LeaderElector {
         match release {
             Ok(Ok(true)) => tracing::info!(identity = %s.identity, "released the Lease"),
             Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the Lease; it expires by itself"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot release the Lease; it expires by itself")
+            }
             Err(_) => tracing::warn!("releasing the Lease timed out; it expires by itself"),
         }
     }
@@ -519,7 +522,11 @@ impl LeaderElector {
             s,
         );
         let written = match decision {
-            Decision::Follow { holder } => return Ok(Attempt::Follow { holder: Some(holder) }),
+            Decision::Follow { holder } => {
+                return Ok(Attempt::Follow {
+                    holder: Some(holder),
+                })
+            }
             Decision::Create(spec) => {
                 let lease = Lease {
                     metadata: ObjectMeta {
@@ -536,7 +543,9 @@ impl LeaderElector {
                 let mut lease = current.unwrap_or_default();
                 lease.spec = Some(spec);
                 (
-                    self.api.replace(&s.name, &PostParams::default(), &lease).await,
+                    self.api
+                        .replace(&s.name, &PostParams::default(), &lease)
+                        .await,
                     takeover,
                 )
             }
@@ -549,7 +558,9 @@ impl LeaderElector {
                 });
                 Ok(Attempt::Held { takeover })
             }
-            (Err(kube::Error::Api(status)), _) if status.is_conflict() || status.is_already_exists() => {
+            (Err(kube::Error::Api(status)), _)
+                if status.is_conflict() || status.is_already_exists() =>
+            {
                 tracing::debug!(reason = %status.reason, "lost a race for the Lease");
                 Ok(Attempt::Follow { holder: None })
             }
@@ -661,7 +672,11 @@ mod tests {
         }
         let defaults = LeaseSettings::from_environment();
         assert_eq!(
-            (defaults.lease_duration, defaults.renew_deadline, defaults.retry_period),
+            (
+                defaults.lease_duration,
+                defaults.renew_deadline,
+                defaults.retry_period
+            ),
             (
                 Duration::from_secs(35),
                 Duration::from_secs(30),
@@ -707,10 +722,25 @@ mod tests {
         }
         // No duration in the record: the elector's own lease duration counts.
         let none = spec(Some("other"), None, 0);
-        assert!(!is_expired(&none, t0, t0 + Duration::from_secs(34), fallback));
-        assert!(is_expired(&none, t0, t0 + Duration::from_secs(35), fallback));
+        assert!(!is_expired(
+            &none,
+            t0,
+            t0 + Duration::from_secs(34),
+            fallback
+        ));
+        assert!(is_expired(
+            &none,
+            t0,
+            t0 + Duration::from_secs(35),
+            fallback
+        ));
         let zero = spec(Some("other"), Some(0), 0);
-        assert!(!is_expired(&zero, t0, t0 + Duration::from_secs(1), fallback));
+        assert!(!is_expired(
+            &zero,
+            t0,
+            t0 + Duration::from_secs(1),
+            fallback
+        ));
     }
 
     #[test]
@@ -733,20 +763,46 @@ mod tests {
             ("no spec", Some(None), 0, Want::Take),
             ("ours, fresh", Some(Some(&ours)), 0, Want::Renew),
             ("ours, long unseen", Some(Some(&ours)), 100, Want::Renew),
-            ("theirs, fresh", Some(Some(&theirs)), 0, Want::Follow("other")),
-            ("theirs, 34 s unchanged", Some(Some(&theirs)), 34, Want::Follow("other")),
-            ("theirs, 35 s unchanged", Some(Some(&theirs)), 35, Want::Take),
+            (
+                "theirs, fresh",
+                Some(Some(&theirs)),
+                0,
+                Want::Follow("other"),
+            ),
+            (
+                "theirs, 34 s unchanged",
+                Some(Some(&theirs)),
+                34,
+                Want::Follow("other"),
+            ),
+            (
+                "theirs, 35 s unchanged",
+                Some(Some(&theirs)),
+                35,
+                Want::Take,
+            ),
             ("released", Some(Some(&released_lease)), 0, Want::Take),
             ("empty holder", Some(Some(&empty_holder)), 0, Want::Take),
         ];
         for (name, current, unchanged_for, want) in cases {
-            let d = decide(current, t0, t0 + Duration::from_secs(unchanged_for), now, &s);
+            let d = decide(
+                current,
+                t0,
+                t0 + Duration::from_secs(unchanged_for),
+                now,
+                &s,
+            );
             match (want, d) {
                 (Want::Create, Decision::Create(spec)) => {
                     assert_eq!(spec.lease_transitions, Some(0), "{name}");
                     assert_eq!(spec.holder_identity.as_deref(), Some("me"), "{name}");
                 }
-                (Want::Renew, Decision::Write { takeover: false, .. }) => {}
+                (
+                    Want::Renew,
+                    Decision::Write {
+                        takeover: false, ..
+                    },
+                ) => {}
                 (Want::Take, Decision::Write { takeover: true, .. }) => {}
                 (Want::Follow(h), Decision::Follow { holder }) => assert_eq!(holder, h, "{name}"),
                 (_, d) => panic!("{name}: unexpected {d:?}"),
@@ -788,8 +844,20 @@ mod tests {
         assert_eq!(rel.renew_time, Some(MicroTime(now)));
         // A released Lease is taken at once by anyone, as a transition.
         let t0 = Instant::now();
-        match decide(Some(Some(&rel)), t0, t0, now, &LeaseSettings { identity: "b".into(), ..s.clone() }) {
-            Decision::Write { spec, takeover: true } => assert_eq!(spec.lease_transitions, Some(5)),
+        match decide(
+            Some(Some(&rel)),
+            t0,
+            t0,
+            now,
+            &LeaseSettings {
+                identity: "b".into(),
+                ..s.clone()
+            },
+        ) {
+            Decision::Write {
+                spec,
+                takeover: true,
+            } => assert_eq!(spec.lease_transitions, Some(5)),
             d => panic!("unexpected {d:?}"),
         }
     }
@@ -802,7 +870,13 @@ mod tests {
             (LeaderState::Leading { until }, 0, true),
             (LeaderState::Leading { until }, 29_999, true),
             (LeaderState::Leading { until }, 30_000, false),
-            (LeaderState::Following { holder: Some("x".into()) }, 0, false),
+            (
+                LeaderState::Following {
+                    holder: Some("x".into()),
+                },
+                0,
+                false,
+            ),
             (LeaderState::Following { holder: None }, 0, false),
             (LeaderState::Unknown, 0, false),
         ];
