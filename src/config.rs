@@ -217,11 +217,9 @@ pub const ENV_LEADER_ELECTION_NAMESPACE: &str = "FLINK_GITOPS_LEADER_ELECTION_NA
 /// `run --leader-election-id`: name of the Lease.
 pub const ENV_LEADER_ELECTION_ID: &str = "FLINK_GITOPS_LEADER_ELECTION_ID";
 /// `run --leader-election-lease-duration`.
-pub const ENV_LEADER_ELECTION_LEASE_DURATION: &str =
-    "FLINK_GITOPS_LEADER_ELECTION_LEASE_DURATION";
+pub const ENV_LEADER_ELECTION_LEASE_DURATION: &str = "FLINK_GITOPS_LEADER_ELECTION_LEASE_DURATION";
 /// `run --leader-election-renew-deadline`.
-pub const ENV_LEADER_ELECTION_RENEW_DEADLINE: &str =
-    "FLINK_GITOPS_LEADER_ELECTION_RENEW_DEADLINE";
+pub const ENV_LEADER_ELECTION_RENEW_DEADLINE: &str = "FLINK_GITOPS_LEADER_ELECTION_RENEW_DEADLINE";
 /// `run --leader-election-retry-period`.
 pub const ENV_LEADER_ELECTION_RETRY_PERIOD: &str = "FLINK_GITOPS_LEADER_ELECTION_RETRY_PERIOD";
 /// Name of the Lease when `--leader-election-id` gives none.
