@@ -383,7 +383,7 @@ impl LeaderElector {
     /// dropped), publishing every change of [`LeaderState`] on `state` (starting with
     /// `Unknown`). Logs `acquired leadership`, `following <holder>` and, at WARN, `lost
     /// leadership`. On shutdown it publishes `Following { holder: None }` first, then
-    /// releases the Lease if it holds it (bounded by the renew deadline).
+    /// releases the Lease if it holds it (bounded by the retry period, at least 1 s).
     ///
     /// Never returns an error: every failed call is retried after the retry period.
     pub async fn run(
@@ -482,7 +482,8 @@ impl LeaderElector {
             }
         }
         publish(LeaderState::Following { holder: None });
-        let release = tokio::time::timeout(s.renew_deadline, self.release()).await;
+        let release =
+            tokio::time::timeout(s.retry_period.max(Duration::from_secs(1)), self.release()).await;
         match release {
             Ok(Ok(true)) => tracing::info!(identity = %s.identity, "released the Lease"),
             Ok(Ok(false)) => {}
@@ -587,6 +588,44 @@ impl LeaderElector {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A [`LeaderElector`] running in its own task: its state, and how to stop it.
+#[derive(Debug)]
+pub struct ElectorHandle {
+    /// The elector's state (what [`crate::apply::executor::AgentHooks::leadership`] takes).
+    pub state: watch::Receiver<LeaderState>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ElectorHandle {
+    /// Spawns `elector`'s [`LeaderElector::run`] on the current runtime.
+    pub fn spawn(elector: LeaderElector) -> ElectorHandle {
+        let (state_tx, state) = watch::channel(LeaderState::Unknown);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(elector.run(stop_rx, state_tx));
+        ElectorHandle { state, stop, task }
+    }
+
+    /// Stops the elector and waits for it: it releases the Lease if it holds it. Call it
+    /// once the work the Lease guards has stopped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// An elector for `settings` with a client from the environment
+/// ([`client_from_environment`], calls bounded by the renew deadline).
+///
+/// # Errors
+/// [`LeaderError::Config`] without a Kubernetes configuration, [`LeaderError::Settings`]
+/// for settings that cannot work.
+pub async fn connect(settings: LeaseSettings) -> Result<LeaderElector, LeaderError> {
+    settings.validate()?;
+    let client = client_from_environment(settings.renew_deadline).await?;
+    LeaderElector::new(client, settings)
 }
 
 #[cfg(test)]

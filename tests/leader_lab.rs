@@ -175,10 +175,13 @@ fn start(name: &'static str, client: Client, ns: &str) -> Candidate {
     }
 }
 
+/// The electors a [`Sampler`] reads, by name.
+type Watched = Arc<Mutex<Vec<(&'static str, watch::Receiver<LeaderState>)>>>;
+
 /// Reads every elector's state every 5 ms; counts samples and the samples at which more
 /// than one may act.
 struct Sampler {
-    watched: Arc<Mutex<Vec<(&'static str, watch::Receiver<LeaderState>)>>>,
+    watched: Watched,
     samples: Arc<AtomicU64>,
     overlaps: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -187,7 +190,7 @@ struct Sampler {
 
 impl Sampler {
     fn start() -> Sampler {
-        let watched: Arc<Mutex<Vec<(&'static str, watch::Receiver<LeaderState>)>>> = Arc::default();
+        let watched: Watched = Arc::default();
         let samples = Arc::new(AtomicU64::new(0));
         let overlaps: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));

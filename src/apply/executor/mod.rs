@@ -32,6 +32,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tokio::sync::{watch, Semaphore};
 
+pub use controller::RunEnd;
 pub use error::{ErrorClass, ReconcileError};
 pub use hooks::{AgentHooks, FetchTrigger};
 pub use observe::{cluster_of, observe};
@@ -532,6 +533,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         let hash = manifest.map(|m| m.spec.hash());
         let mut reused = None;
         for _ in 0..self.settings.max_steps_per_reconcile.max(1) {
+            self.hooks.ensure_leading()?;
             let record = self.record_of(key);
             if manifest.is_some() {
                 if let Some(r) = record.as_ref().and_then(returned_to_git) {
@@ -660,6 +662,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             };
             let outcome = if step.is_external() {
                 let _slot = self.actions.acquire().await;
+                // The write-ahead and the slot may have taken a while: as a crash here
+                // would, losing the Lease now leaves the step recorded but not done.
+                self.hooks.ensure_leading()?;
                 act::act(
                     self.runtime.as_ref(),
                     &self.flink,
