@@ -232,6 +232,9 @@ pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(35);
 pub const DEFAULT_LEASE_RENEW_DEADLINE: Duration = Duration::from_secs(30);
 /// Time between two attempts to take or renew the Lease (Flux: 5 s).
 pub const DEFAULT_LEASE_RETRY_PERIOD: Duration = Duration::from_secs(5);
+/// Trailer of every status commit naming the agent that wrote it (its leader election
+/// identity), e.g. `Agent: flink-gitops-7d9f-abcde_1a2b3c4d`; `status` shows the newest.
+pub const STATUS_AGENT_TRAILER: &str = "Agent";
 /// The pod's name (set from the downward API): the elector's identity, before a random
 /// suffix. Without it, the host name.
 pub const ENV_POD_NAME: &str = "POD_NAME";

@@ -223,6 +223,18 @@ pub async fn client_from_environment(timeout: Duration) -> Result<Client, Leader
 
 // -------------------------------------------------------------------------------- pure
 
+/// The agent named by a status commit's [`config::STATUS_AGENT_TRAILER`] trailer (the
+/// last one in the message), if any.
+pub fn agent_of_commit(message: &str) -> Option<&str> {
+    let prefix = format!("{}:", config::STATUS_AGENT_TRAILER);
+    message
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
 /// The holder a Lease names; an empty `holderIdentity` (a released Lease) is none.
 pub fn holder(spec: Option<&LeaseSpec>) -> Option<&str> {
     spec.and_then(|s| s.holder_identity.as_deref())
@@ -593,6 +605,8 @@ impl LeaderElector {
 /// A [`LeaderElector`] running in its own task: its state, and how to stop it.
 #[derive(Debug)]
 pub struct ElectorHandle {
+    /// The elector's identity (`holderIdentity` when it leads).
+    pub identity: String,
     /// The elector's state (what [`crate::apply::executor::AgentHooks::leadership`] takes).
     pub state: watch::Receiver<LeaderState>,
     stop: watch::Sender<bool>,
@@ -602,10 +616,16 @@ pub struct ElectorHandle {
 impl ElectorHandle {
     /// Spawns `elector`'s [`LeaderElector::run`] on the current runtime.
     pub fn spawn(elector: LeaderElector) -> ElectorHandle {
+        let identity = elector.settings.identity.clone();
         let (state_tx, state) = watch::channel(LeaderState::Unknown);
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(elector.run(stop_rx, state_tx));
-        ElectorHandle { state, stop, task }
+        ElectorHandle {
+            identity,
+            state,
+            stop,
+            task,
+        }
     }
 
     /// Stops the elector and waits for it: it releases the Lease if it holds it. Call it
@@ -925,6 +945,22 @@ mod tests {
                 leading,
                 "{state:?} at {at} ms"
             );
+        }
+    }
+
+    #[test]
+    fn the_agent_trailer_of_a_status_commit() {
+        let cases = [
+            (
+                "a: deployed\n\nResource: x\nLifecycle: DEPLOYED\nAgent: pod-1_ab12cd34\n",
+                Some("pod-1_ab12cd34"),
+            ),
+            ("a: deployed\n\nResource: x\nLifecycle: DEPLOYED\n", None),
+            ("Agent:   \n", None),
+            ("", None),
+        ];
+        for (message, agent) in cases {
+            assert_eq!(agent_of_commit(message), agent, "{message:?}");
         }
     }
 

@@ -7,14 +7,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flink_gitops::apply::executor::{AgentHooks, ReconcileError, RunEnd};
+use flink_gitops::apply::executor::{
+    Agent, AgentHooks, AgentParts, GitStatusStore, ReconcileError, RunEnd,
+};
+use flink_gitops::config;
 use flink_gitops::flink::lifecycle::record::LifecycleState;
+use flink_gitops::git::source::{GitSource, RepoLocation};
+use flink_gitops::git::status::StatusBranch;
 use flink_gitops::leader::LeaderState;
 use flink_gitops::telemetry::Telemetry;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::harness::agent_fake::{app_yaml, deployment, JobOpts, World};
+use crate::harness::{bin, TempRepo};
 
 /// Generous: the machine is shared.
 const WAIT: Duration = Duration::from_secs(60);
@@ -45,6 +51,7 @@ async fn the_agent_acts_only_while_it_leads() {
     let hooks = AgentHooks {
         telemetry: telemetry.clone(),
         leadership: Some(leadership),
+        identity: Some("replica-a_0123abcd".into()),
         ..AgentHooks::default()
     };
     let trigger = hooks.fetch_trigger.clone();
@@ -96,6 +103,14 @@ async fn the_agent_acts_only_while_it_leads() {
     .await;
     assert!(telemetry.leader());
     assert!(telemetry.encode().contains("flink_gitops_leader 1"));
+    let log = w.store.log();
+    assert!(!log.is_empty());
+    for (_, message) in &log {
+        assert!(
+            message.ends_with("\nAgent: replica-a_0123abcd\n"),
+            "every status commit names the agent: {message:?}"
+        );
+    }
 
     // The leadership goes: the controller ends, saying why.
     lead.send_replace(following());
@@ -154,4 +169,67 @@ async fn the_agent_acts_only_while_it_leads() {
         "no call to Flink while not leading"
     );
     ticker.abort();
+}
+
+/// `status` shows which agent wrote the status branch last: an agent with an identity
+/// writes it into every commit on a real Git status branch, and the CLI reads it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_the_agent_that_wrote_last() {
+    let repo = TempRepo::new();
+    repo.write("README", "status lives on its own branch\n");
+    repo.commit("init");
+    let cache = tempfile::tempdir().expect("cache");
+    let source = GitSource::new(
+        RepoLocation::parse(&repo.path().display().to_string()),
+        cache.path(),
+        Duration::from_secs(30),
+    );
+    let w = World::new();
+    w.push(&[(
+        "apps/a.yaml",
+        Some(app_yaml("a", &JobOpts::mode("savepoint"))),
+    )]);
+    let agent = Agent::start_with(
+        AgentParts {
+            runtime: Arc::new(w.fake.clone()),
+            flink: w.fake.clone(),
+            storage: Arc::new(w.fake.clone()),
+            manifests: w.manifests.clone(),
+            status: Arc::new(GitStatusStore::new(StatusBranch::new(
+                source,
+                config::DEFAULT_STATUS_BRANCH,
+            ))),
+            env: w.env.clone(),
+        },
+        w.settings.clone(),
+        AgentHooks {
+            identity: Some("flink-gitops-5d8f-x2x_89abcdef".into()),
+            ..AgentHooks::default()
+        },
+    )
+    .await
+    .expect("agent");
+    w.settle(&agent).await;
+    assert!(agent
+        .records()
+        .get(&deployment("a"))
+        .is_some_and(|r| r.derive_lifecycle() == LifecycleState::Stable));
+
+    let out = std::process::Command::new(bin())
+        .args(["status", "--repo"])
+        .arg(repo.path())
+        .env(config::ENV_CACHE_DIR, cache.path())
+        .output()
+        .expect("run status");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("last written by agent flink-gitops-5d8f-x2x_89abcdef"),
+        "{stdout}"
+    );
+    eprintln!("{stdout}");
 }

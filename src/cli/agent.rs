@@ -409,6 +409,7 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         };
         let hooks = AgentHooks {
             leadership: elector.as_ref().map(|e| e.state.clone()),
+            identity: elector.as_ref().map(|e| e.identity.clone()),
             ..hooks
         };
         let agent = match Agent::start_with(parts, agent_settings, hooks).await {
@@ -624,6 +625,11 @@ pub fn cmd_status(args: StatusArgs) -> u8 {
                 println!("no status yet on branch {}", args.status_branch);
             } else {
                 print!("{}", render_status(&records));
+            }
+            // With leader election: which replica wrote the newest status (the leader then).
+            let tip = branch.tip_message().ok().flatten().unwrap_or_default();
+            if let Some(agent) = crate::leader::agent_of_commit(&tip) {
+                println!("last written by agent {agent}");
             }
         }
     }

@@ -71,6 +71,10 @@ pub struct AgentHooks {
     /// external action ([`ReconcileError::NotLeading`]). The fetch loop runs regardless
     /// (it only reads Git), so a follower is ready to take over. `None`: always acts.
     pub leadership: Option<watch::Receiver<LeaderState>>,
+    /// This agent's identity (with leader election, the Lease's `holderIdentity`): every
+    /// status commit names it in a [`crate::config::STATUS_AGENT_TRAILER`] trailer, which
+    /// `status` shows. `None`: no trailer.
+    pub identity: Option<String>,
 }
 
 impl AgentHooks {

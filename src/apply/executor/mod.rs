@@ -342,7 +342,10 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         }
         let _guard = self.write_lock.lock().await;
         let title = format!("{}: {message}", key.name);
-        let body = format!("{title}\n\nResource: {key}\nLifecycle: {state}\n");
+        let mut body = format!("{title}\n\nResource: {key}\nLifecycle: {state}\n");
+        if let Some(id) = &self.hooks.identity {
+            body.push_str(&format!("{}: {id}\n", config::STATUS_AGENT_TRAILER));
+        }
         let status = self.status.clone();
         let to_write = rec.clone();
         blocking("status write", self.settings.git_timeout, move || {
