@@ -2,7 +2,7 @@
 //! agent exactly one acts (deploys, stops, submits, writes status) at any time.
 //!
 //! The semantics are client-go's `tools/leaderelection` with a `LeaseLock`, as
-//! controller-runtime and Flux use it (and Flux's defaults, [`LeaseSettings::default`]:
+//! controller-runtime and Flux use it (and Flux's defaults, [`LeaseSettings::from_environment`]:
 //! lease 35 s, renew deadline 30 s, retry period 5 s):
 //!
 //! * Every `retry_period` an elector reads the Lease. It takes it when the Lease is absent
@@ -351,7 +351,8 @@ struct Seen {
 /// How one attempt ended.
 #[derive(Debug)]
 enum Attempt {
-    /// This elector holds the Lease (created, renewed or taken).
+    /// This elector holds the Lease: created or renewed (`takeover` false), or taken from
+    /// a released or expired holder (true).
     Held { takeover: bool },
     /// Someone else holds it (`None`: lost a race, holder not known yet).
     Follow { holder: Option<String> },
@@ -549,7 +550,7 @@ impl LeaderElector {
                     },
                     spec: Some(spec),
                 };
-                (self.api.create(&PostParams::default(), &lease).await, true)
+                (self.api.create(&PostParams::default(), &lease).await, false)
             }
             Decision::Write { spec, takeover } => {
                 // `current` is Some here; its metadata carries the resourceVersion read.
