@@ -53,6 +53,7 @@ fn app(name: &str, job: &JobId, restore: Option<&str>) -> ClusterRequest {
             allow_non_restored_state: false,
         }),
         generation: 1,
+        revision: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn session(name: &str, config: &[(&str, &str)]) -> ClusterRequest {
         spec: spec(config),
         job: None,
         generation: 1,
+        revision: None,
     }
 }
 

@@ -6,97 +6,16 @@
 //! stops it again afterwards; a cluster that was running is left running.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flink_gitops::apply::kubernetes::{KubernetesRuntime, KubernetesSettings, RestAccess};
 use flink_gitops::apply::runtime::{ApplicationJob, ClusterPresence, ClusterRequest, Runtime};
 use flink_gitops::flink::spec::ManifestSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
 
-use crate::harness::root;
-
-fn lab_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FLINK_GITOPS_KUBE_LAB") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("FLINK_GITOPS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/flink-gitops")
-        });
-    cache.join("kube-lab")
-}
-
-/// Stops the lab cluster on drop when this test started it.
-struct Lab {
-    dir: PathBuf,
-    started_here: bool,
-}
-
-impl Lab {
-    /// The running lab cluster, started if needed; `None` (test skipped) when not built.
-    fn start() -> Option<Lab> {
-        let dir = lab_dir();
-        let built = std::fs::read_to_string(dir.join("built")).unwrap_or_default();
-        if built.trim().is_empty() || !dir.join("images/flink.tar").is_file() {
-            eprintln!(
-                "SKIPPED: the Kubernetes lab is not built in {} (run scripts/setup.sh --kube)",
-                dir.display()
-            );
-            return None;
-        }
-        let pid_alive = |name: &str| {
-            std::fs::read_to_string(dir.join(format!("run/{name}.pid")))
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-                .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
-        };
-        let was_running = pid_alive("kube-apiserver") && pid_alive("kubelet");
-        let status = Command::new(root().join("scripts/kube-lab/start.sh"))
-            .status()
-            .expect("run scripts/kube-lab/start.sh");
-        assert!(status.success(), "scripts/kube-lab/start.sh failed");
-        Some(Lab {
-            dir,
-            started_here: !was_running,
-        })
-    }
-
-    async fn client(&self) -> Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.dir.join("pki/admin.kubeconfig"))
-            .expect("lab kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .expect("client config");
-        Client::try_from(cfg).expect("client")
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if self.started_here {
-            let _ = Command::new(root().join("scripts/kube-lab/stop.sh")).status();
-        }
-    }
-}
-
-/// Deletes the test's namespace (and with it every object left) on drop, also on failure.
-struct TestNamespace {
-    lab: PathBuf,
-    name: String,
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let _ = Command::new(self.lab.join("bin/kubectl"))
-            .env("KUBECONFIG", self.lab.join("pki/admin.kubeconfig"))
-            .args(["delete", "namespace", &self.name, "--wait=false"])
-            .output();
-    }
-}
+use crate::harness::kube::{kube_slot, node_ip, wait_until, Lab, TestNamespace};
 
 fn request(yaml: &str, generation: u64) -> ClusterRequest {
     let mut set = ManifestSet::default();
@@ -108,6 +27,7 @@ fn request(yaml: &str, generation: u64) -> ClusterRequest {
         spec: m.as_deployment().expect("FlinkDeployment").clone(),
         job: None,
         generation,
+        revision: None,
     }
 }
 
@@ -153,49 +73,14 @@ spec:
     )
 }
 
-async fn wait_until<T>(
-    what: &str,
-    limit: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_runtime_on_the_lab_cluster() {
     let Some(lab) = Lab::start() else { return };
+    let _slot = kube_slot();
     let client = lab.client().await;
-    let node_ip = {
-        let nodes: Api<Node> = Api::all(client.clone());
-        let list = nodes.list(&Default::default()).await.expect("nodes");
-        list.items
-            .iter()
-            .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
-            .find(|a| a.type_ == "InternalIP")
-            .map(|a| a.address.clone())
-            .expect("a node with an InternalIP")
-    };
-    let ns = format!("fg-smoke-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            &ns,
-            &PatchParams::apply("flink-gitops-test").force(),
-            &Patch::Apply(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
-        )
-        .await
-        .expect("namespace");
-    let _namespace = TestNamespace {
-        lab: lab.dir.clone(),
-        name: ns.clone(),
-    };
+    let node_ip = node_ip(&client).await;
+    let namespace = TestNamespace::create(&lab, &client, "fg-smoke").await;
+    let ns = namespace.name.clone();
     let runtime = KubernetesRuntime::with_client(
         client.clone(),
         KubernetesSettings {

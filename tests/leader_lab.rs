@@ -2,8 +2,9 @@
 //! (`scripts/kube-lab`): several electors on one Lease with short timings (lease 4 s, renew
 //! deadline 3 s, retry 0.5 s) in a fresh namespace, deleted at the end (also on failure).
 //!
-//! Skipped, with a message, when the lab's kubeconfig is absent or its API server does not
-//! answer. The test does not start the lab.
+//! Takes the lab as the other lab tests do ([`Lab::start`]: skipped, with a message, when
+//! it is not built; started when it is not running) and is skipped, with a message, when
+//! its API server does not answer.
 //!
 //! A sampler reads every elector's state every few milliseconds and counts the moments at
 //! which more than one says it may act; the Lease's own records (renew and acquire times,
@@ -12,7 +13,6 @@
 //! sooner.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,74 +20,26 @@ use std::time::Duration;
 use flink_gitops::leader::{LeaderElector, LeaderState, LeaseSettings};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams};
 use kube::Client;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::harness::kube::{Lab, TestNamespace};
+
 const LEASE: &str = "flink-gitops-leader";
 const LEASE_SECS: u64 = 4;
 
-fn lab_kubeconfig() -> PathBuf {
-    let dir = if let Some(dir) = std::env::var_os("FLINK_GITOPS_KUBE_LAB") {
-        PathBuf::from(dir)
-    } else {
-        std::env::var_os("FLINK_GITOPS_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                    .join(".cache/flink-gitops")
-            })
-            .join("kube-lab")
-    };
-    dir.join("pki/admin.kubeconfig")
-}
-
-async fn lab_config() -> Option<kube::Config> {
-    let path = lab_kubeconfig();
-    let Ok(kubeconfig) = kube::config::Kubeconfig::read_from(&path) else {
-        eprintln!(
-            "SKIPPED leader election on the lab: no kubeconfig at {} (scripts/setup.sh --kube builds the lab, scripts/kube-lab/start.sh starts it)",
-            path.display()
-        );
-        return None;
-    };
+/// The lab's client configuration, with 5 s deadlines on every call.
+async fn lab_config(lab: &Lab) -> kube::Config {
+    let kubeconfig = kube::config::Kubeconfig::read_from(lab.kubeconfig()).expect("lab kubeconfig");
     let mut cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("the lab kubeconfig makes a client configuration");
     let t = Some(Duration::from_secs(5));
     (cfg.connect_timeout, cfg.read_timeout, cfg.write_timeout) = (t, t, t);
-    Some(cfg)
-}
-
-/// Deletes the namespace on drop (on a thread of its own: drop may run inside the runtime).
-struct TestNamespace {
-    client: Client,
-    name: String,
-}
-
-impl Drop for TestNamespace {
-    fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let api: Api<Namespace> = Api::all(client);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    api.delete(&name, &DeleteParams::default()),
-                )
-                .await;
-            });
-        })
-        .join();
-    }
+    cfg
 }
 
 /// A TCP forwarder to the API server that can be cut: then every connection through it
@@ -278,9 +230,10 @@ fn transitions(l: &Lease) -> i32 {
 /// elector that reaches no API server never leads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_election_on_the_lab_api_server() {
-    let Some(cfg) = lab_config().await else {
+    let Some(lab) = Lab::start() else {
         return;
     };
+    let cfg = lab_config(&lab).await;
     let direct = Client::try_from(cfg.clone()).expect("client");
     let namespaces: Api<Namespace> = Api::all(direct.clone());
     if let Err(e) = namespaces.list(&ListParams::default().limit(1)).await {
@@ -289,24 +242,8 @@ async fn leader_election_on_the_lab_api_server() {
         );
         return;
     }
-    let ns = format!("leader-{}", std::process::id());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .expect("create the test namespace");
-    let _ns_guard = TestNamespace {
-        client: direct.clone(),
-        name: ns.clone(),
-    };
+    let test_ns = TestNamespace::create(&lab, &direct, "leader").await;
+    let ns = test_ns.name.clone();
     let leases: Api<Lease> = Api::namespaced(direct.clone(), &ns);
     let sampler = Sampler::start();
 

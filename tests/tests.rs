@@ -6,6 +6,7 @@ mod harness;
 mod agent_app;
 mod agent_drift;
 mod agent_engine;
+mod agent_kube;
 mod agent_recovery;
 mod agent_session;
 mod agent_snapshots;

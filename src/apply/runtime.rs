@@ -46,6 +46,9 @@ pub struct ClusterRequest {
     pub job: Option<ApplicationJob>,
     /// Deployment attempt number (names processes and logs).
     pub generation: u64,
+    /// The Git revision the spec comes from (the Kubernetes runtime writes it into an
+    /// annotation); none when unknown.
+    pub revision: Option<String>,
 }
 
 /// Whether a cluster's processes (or pods) exist, as the runtime sees them. Whether its
@@ -131,6 +134,17 @@ pub trait Runtime: Send + Sync + 'static {
         &self,
         key: &ResourceKey,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Removes what Flink's high availability keeps about a removed cluster (on Kubernetes
+    /// its HA ConfigMaps), so a cluster of the same name starts afresh. Called once the
+    /// resource left Git and its cluster was deleted; never on an upgrade or a suspend,
+    /// which restore from that metadata. Runtimes without HA metadata have nothing to do.
+    fn delete_ha_metadata(
+        &self,
+        _key: &ResourceKey,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Whether the cluster exists. `Err` means *unknown*, never *missing*.
     fn observe_cluster(

@@ -10,6 +10,7 @@ use crate::apply::executor::{
     Agent, AgentHooks, AgentParts, AgentSettings, GitManifests, GitStatusStore, RunEnd,
     SystemEnvironment,
 };
+use crate::apply::kubernetes::{KubernetesRuntime, KubernetesSettings, RestAccess};
 use crate::apply::local::{LocalRuntime, LocalSettings};
 use crate::apply::runtime::Runtime;
 use crate::apply::storage::FileSnapshotStorage;
@@ -28,7 +29,8 @@ use crate::telemetry::Telemetry;
 pub enum RuntimeKind {
     /// Real Flink processes on this machine.
     Local,
-    /// JobManager/TaskManager Deployments on Kubernetes (not in this release).
+    /// JobManager and TaskManager Deployments on Kubernetes (kubeconfig, else the
+    /// in-cluster service account).
     Kubernetes,
 }
 
@@ -55,6 +57,17 @@ pub struct RunArgs {
         default_value = "local"
     )]
     pub runtime: RuntimeKind,
+    /// How the agent reaches Flink's REST API on Kubernetes: `service` (the REST Service's
+    /// DNS name, in the cluster), `port-forward` (through the API server, from outside),
+    /// `host:<address>` (JobManagers on the host network) or `auto` (service in a pod,
+    /// port-forward elsewhere).
+    #[arg(
+        long,
+        env = "FLINK_GITOPS_REST_ACCESS",
+        value_name = "MODE",
+        default_value = "auto"
+    )]
+    pub rest_access: String,
     /// Run one sync (waiting for in-flight steps) and exit.
     #[arg(long)]
     pub once: bool,
@@ -259,31 +272,83 @@ fn find_flink_home(flag: Option<&PathBuf>, cache: &std::path::Path) -> Option<Pa
 }
 
 pub fn cmd_run(args: RunArgs) -> u8 {
-    if args.runtime == RuntimeKind::Kubernetes {
-        eprintln!("error: the kubernetes runtime is not part of this release; use --runtime local");
-        return EXIT_ERROR;
-    }
     let cache = cache_dir(args.git.cache_dir.as_ref());
-    let Some(flink_home) = find_flink_home(args.flink_home.as_ref(), &cache) else {
-        eprintln!("error: no Flink distribution found: set FLINK_HOME or run scripts/setup.sh");
-        return EXIT_ERROR;
+    let rest_access = match args.runtime {
+        RuntimeKind::Local => None,
+        RuntimeKind::Kubernetes => {
+            let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+            match RestAccess::parse(&args.rest_access, in_cluster) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    eprintln!("error: --rest-access: {e}");
+                    return EXIT_ERROR;
+                }
+            }
+        }
     };
-    let settings = LocalSettings {
-        flink_home,
-        state_dir: state_dir(args.state_dir.as_ref(), &cache),
-        jar_root: args
-            .local_jar_root
-            .clone()
-            .unwrap_or_else(|| cache.join("local-root")),
-        cache_dir: cache.clone(),
+    let local = match rest_access {
+        Some(_) => None,
+        None => {
+            let Some(flink_home) = find_flink_home(args.flink_home.as_ref(), &cache) else {
+                eprintln!(
+                    "error: no Flink distribution found: set FLINK_HOME or run scripts/setup.sh"
+                );
+                return EXIT_ERROR;
+            };
+            let settings = LocalSettings {
+                flink_home,
+                state_dir: state_dir(args.state_dir.as_ref(), &cache),
+                jar_root: args
+                    .local_jar_root
+                    .clone()
+                    .unwrap_or_else(|| cache.join("local-root")),
+                cache_dir: cache.clone(),
+            };
+            match LocalRuntime::new(settings) {
+                Ok(r) => Some(Arc::new(r)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            }
+        }
     };
-    let runtime = match LocalRuntime::new(settings) {
-        Ok(r) => Arc::new(r),
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: cannot start the async runtime: {e}");
             return EXIT_ERROR;
         }
     };
+    rt.block_on(async move {
+        match (local, rest_access) {
+            (Some(runtime), _) => run_agent(args, cache, runtime).await,
+            (None, Some(rest_access)) => {
+                let settings = KubernetesSettings {
+                    rest_access,
+                    jar_root: args
+                        .local_jar_root
+                        .clone()
+                        .unwrap_or_else(|| cache.join("local-root")),
+                };
+                match KubernetesRuntime::connect(settings).await {
+                    Ok(r) => run_agent(args, cache, Arc::new(r)).await,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        EXIT_ERROR
+                    }
+                }
+            }
+            (None, None) => EXIT_ERROR,
+        }
+    })
+}
+
+/// The agent over `runtime` until SIGINT or SIGTERM (or one sync with `--once`).
+async fn run_agent<R: Runtime>(args: RunArgs, cache: PathBuf, runtime: Arc<R>) -> u8 {
     let source = GitSource::new(
         RepoLocation::parse(&args.repo),
         &cache,
@@ -345,118 +410,111 @@ pub fn cmd_run(args: RunArgs) -> u8 {
         status: Arc::new(status),
         env: Arc::new(SystemEnvironment::default()),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+    let telemetry = Arc::new(Telemetry::new());
+    let notifier = match notify_config.map(|c| Notifier::start(c, telemetry.clone())) {
+        None => Notifier::disabled(),
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("error: notifications: {e}");
             return EXIT_ERROR;
         }
     };
-    rt.block_on(async move {
-        let telemetry = Arc::new(Telemetry::new());
-        let notifier = match notify_config.map(|c| Notifier::start(c, telemetry.clone())) {
-            None => Notifier::disabled(),
-            Some(Ok(n)) => n,
-            Some(Err(e)) => {
-                eprintln!("error: notifications: {e}");
-                return EXIT_ERROR;
-            }
-        };
-        let hooks = AgentHooks {
-            telemetry: telemetry.clone(),
-            notifier: notifier.clone(),
-            ..AgentHooks::default()
-        };
-        let trigger = hooks.fetch_trigger.clone();
-        // Bound before the status branch is read, so /healthz answers (and /readyz says
-        // not yet) while a large status branch loads.
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        if let Some(addr) = args.ops.listen {
-            let listener = match serve::bind(addr).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return EXIT_ERROR;
-                }
-            };
-            let state = ServeState {
-                telemetry,
-                trigger,
-                webhook: webhook_secret.map(|secret| {
-                    Arc::new(WebhookSettings {
-                        secret,
-                        branch: args.branch.clone(),
-                        max_body: args.ops.webhook_max_body,
-                    })
-                }),
-            };
-            tokio::spawn(serve::serve(listener, state, rx.clone()));
-        }
-        // Leader election: the elector runs in its own task; the agent reconciles only
-        // while it leads (AgentHooks::leadership).
-        let elector = match args.leader.settings() {
-            None => None,
-            Some(settings) => match crate::leader::connect(settings).await {
-                Ok(e) => Some(crate::leader::ElectorHandle::spawn(e)),
-                Err(e) => {
-                    eprintln!("error: leader election: {e}");
-                    return EXIT_ERROR;
-                }
-            },
-        };
-        let hooks = AgentHooks {
-            leadership: elector.as_ref().map(|e| e.state.clone()),
-            identity: elector.as_ref().map(|e| e.identity.clone()),
-            ..hooks
-        };
-        let agent = match Agent::start_with(parts, agent_settings, hooks).await {
-            Ok(a) => a,
+    let hooks = AgentHooks {
+        telemetry: telemetry.clone(),
+        notifier: notifier.clone(),
+        ..AgentHooks::default()
+    };
+    let trigger = hooks.fetch_trigger.clone();
+    // Bound before the status branch is read, so /healthz answers (and /readyz says
+    // not yet) while a large status branch loads.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = args.ops.listen {
+        let listener = match serve::bind(addr).await {
+            Ok(l) => l,
             Err(e) => {
                 eprintln!("error: {e}");
-                if let Some(elector) = elector {
-                    elector.stop().await;
-                }
                 return EXIT_ERROR;
             }
         };
-        if args.once {
-            let result = agent.run_once().await;
-            notifier.flush(config::DEFAULT_NOTIFY_FLUSH).await;
-            if let Err(e) = result {
-                eprintln!("error: {e}");
+        let state = ServeState {
+            telemetry,
+            trigger,
+            webhook: webhook_secret.map(|secret| {
+                Arc::new(WebhookSettings {
+                    secret,
+                    branch: args.branch.clone(),
+                    max_body: args.ops.webhook_max_body,
+                })
+            }),
+        };
+        tokio::spawn(serve::serve(listener, state, rx.clone()));
+    }
+    // Leader election: the elector runs in its own task; the agent reconciles only while
+    // it leads (AgentHooks::leadership).
+    let elector = match args.leader.settings() {
+        None => None,
+        Some(settings) => match crate::leader::connect(settings).await {
+            Ok(e) => Some(crate::leader::ElectorHandle::spawn(e)),
+            Err(e) => {
+                eprintln!("error: leader election: {e}");
                 return EXIT_ERROR;
             }
-            for (key, rec) in agent.records() {
-                println!("{key}: {}", rec.derive_lifecycle());
+        },
+    };
+    let hooks = AgentHooks {
+        leadership: elector.as_ref().map(|e| e.state.clone()),
+        identity: elector.as_ref().map(|e| e.identity.clone()),
+        ..hooks
+    };
+    let agent = match Agent::start_with(parts, agent_settings, hooks).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(elector) = elector {
+                elector.stop().await;
             }
-            return EXIT_OK;
+            return EXIT_ERROR;
         }
-        tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-            }
-            tracing::info!("shutting down; Flink clusters keep running and are adopted on the next start");
-            let _ = tx.send(true);
-        });
-        let end = agent.run(rx).await;
-        // Only now that the agent has stopped acting may the Lease be released.
-        if let Some(elector) = elector {
-            elector.stop().await;
-        }
+    };
+    if args.once {
+        let result = agent.run_once().await;
         notifier.flush(config::DEFAULT_NOTIFY_FLUSH).await;
-        match end {
-            RunEnd::Shutdown => EXIT_OK,
-            RunEnd::LostLeadership => {
-                eprintln!("error: lost leadership; exiting so that this replica restarts as a follower");
-                EXIT_ERROR
-            }
+        if let Err(e) = result {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
         }
-    })
+        for (key, rec) in agent.records() {
+            println!("{key}: {}", rec.derive_lifecycle());
+        }
+        return EXIT_OK;
+    }
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        tracing::info!(
+            "shutting down; Flink clusters keep running and are adopted on the next start"
+        );
+        let _ = tx.send(true);
+    });
+    let end = agent.run(rx).await;
+    // Only now that the agent has stopped acting may the Lease be released.
+    if let Some(elector) = elector {
+        elector.stop().await;
+    }
+    notifier.flush(config::DEFAULT_NOTIFY_FLUSH).await;
+    match end {
+        RunEnd::Shutdown => EXIT_OK,
+        RunEnd::LostLeadership => {
+            eprintln!(
+                "error: lost leadership; exiting so that this replica restarts as a follower"
+            );
+            EXIT_ERROR
+        }
+    }
 }
 
 /// One resource in `status -o json` (a stable shape).

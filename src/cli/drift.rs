@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
-use super::agent::{parse_drift_policy, state_dir};
+use super::agent::{parse_drift_policy, state_dir, RuntimeKind};
 use super::{cache_dir, open_repo, GitArgs, RulesArgs, EXIT_ERROR};
 use crate::apply::drift_report;
+use crate::apply::kubernetes::runtime::KubeSetupError;
+use crate::apply::kubernetes::{KubernetesRuntime, KubernetesSettings, RestAccess};
 use crate::apply::local::LocalRuntime;
 use crate::apply::runtime::Runtime;
 use crate::apply::storage::FileSnapshotStorage;
@@ -53,6 +55,23 @@ pub struct DiffArgs {
     /// `ignore` are listed as ignored.
     #[arg(long, env = config::ENV_DRIFT_POLICY, value_name = "report|heal|ignore", default_value = "report", value_parser = parse_drift_policy)]
     pub drift: DriftPolicy,
+    /// Where the clusters run (as given to `run`).
+    #[arg(
+        long,
+        env = "FLINK_GITOPS_RUNTIME",
+        value_enum,
+        default_value = "local"
+    )]
+    pub runtime: RuntimeKind,
+    /// How to reach Flink's REST API on Kubernetes (as for `run`; outside the cluster
+    /// `auto` is a port-forward through the API server).
+    #[arg(
+        long,
+        env = "FLINK_GITOPS_REST_ACCESS",
+        value_name = "MODE",
+        default_value = "auto"
+    )]
+    pub rest_access: String,
 }
 
 pub fn cmd_diff(args: DiffArgs) -> u8 {
@@ -81,19 +100,13 @@ pub fn cmd_diff(args: DiffArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let runtime = match LocalRuntime::for_observation(state_dir(args.state_dir.as_ref(), &cache)) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ERROR;
-        }
-    };
-    let clusters = runtime.cluster_keys();
     let flink = HttpFlink {
         timeout: args.rest_timeout.into(),
         ..HttpFlink::default()
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded: a port-forward's connections are served by tasks of their own.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
@@ -103,16 +116,68 @@ pub fn cmd_diff(args: DiffArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let report = rt.block_on(drift_report::report(
-        runtime.as_ref(),
-        &flink,
-        &FileSnapshotStorage,
-        revision.to_string(),
-        &set,
-        &records,
-        &clusters,
-        args.drift,
-    ));
+    let revision = revision.to_string();
+    let report = match args.runtime {
+        RuntimeKind::Local => {
+            let runtime =
+                match LocalRuntime::for_observation(state_dir(args.state_dir.as_ref(), &cache)) {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return EXIT_ERROR;
+                    }
+                };
+            let clusters = runtime.cluster_keys();
+            rt.block_on(drift_report::report(
+                runtime.as_ref(),
+                &flink,
+                &FileSnapshotStorage,
+                revision,
+                &set,
+                &records,
+                &clusters,
+                args.drift,
+            ))
+        }
+        RuntimeKind::Kubernetes => {
+            let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+            let rest_access = match RestAccess::parse(&args.rest_access, in_cluster) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: --rest-access: {e}");
+                    return EXIT_ERROR;
+                }
+            };
+            let settings = KubernetesSettings {
+                rest_access,
+                jar_root: PathBuf::new(),
+            };
+            let result = rt.block_on(async {
+                let runtime = KubernetesRuntime::connect(settings).await?;
+                let clusters = runtime.cluster_keys().await;
+                Ok::<_, KubeSetupError>(
+                    drift_report::report(
+                        &runtime,
+                        &flink,
+                        &FileSnapshotStorage,
+                        revision,
+                        &set,
+                        &records,
+                        &clusters,
+                        args.drift,
+                    )
+                    .await,
+                )
+            });
+            match result {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_ERROR;
+                }
+            }
+        }
+    };
     match args.output {
         DiffFormat::Text => print!("{}", report.text()),
         DiffFormat::Markdown => print!("{}", report.markdown()),

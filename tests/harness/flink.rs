@@ -187,10 +187,21 @@ pub struct AgentProcess {
     pub state_dir: PathBuf,
     pub log: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl AgentProcess {
     pub fn start(repo_url: &str, state_dir: &Path, extra: &[&str]) -> AgentProcess {
+        Self::start_with_env(repo_url, state_dir, extra, &[])
+    }
+
+    /// [`AgentProcess::start`] with extra environment, kept across restarts.
+    pub fn start_with_env(
+        repo_url: &str,
+        state_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
         let mut args: Vec<String> = vec![
             "run".into(),
             "--repo".into(),
@@ -208,6 +219,10 @@ impl AgentProcess {
             state_dir: state_dir.to_path_buf(),
             log: state_dir.join("agent.log"),
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         a.spawn(&[]);
         a
@@ -232,6 +247,9 @@ impl AgentProcess {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -8,6 +8,7 @@ pub mod fake_flink;
 pub mod fake_http;
 pub mod flink;
 pub mod http_sink;
+pub mod kube;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

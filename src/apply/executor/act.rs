@@ -11,7 +11,7 @@ use super::observe::{cluster_of, connect};
 use crate::apply::runtime::{ApplicationJob, ClusterRequest, Runtime, RuntimeError};
 use crate::config;
 use crate::flink::lifecycle::decide::{DeployStep, Step, StopStep};
-use crate::flink::lifecycle::record::{reason, StopMode};
+use crate::flink::lifecycle::record::{reason, StopMode, StopPurpose};
 use crate::flink::lifecycle::transition::Outcome;
 use crate::flink::rest::{
     CheckpointType, ClaimMode, FlinkApi, FlinkApiFactory, JarId, JarRunRequest, JobId, RestError,
@@ -81,10 +81,11 @@ pub async fn act<R: Runtime, F: FlinkApiFactory>(
     key: &ResourceKey,
     generation: u64,
     reconciled: Option<&Spec>,
+    revision: Option<&str>,
     step: &Step,
 ) -> Outcome {
     match step {
-        Step::Deploy(d) => deploy(runtime, flink, jars, key, generation, d).await,
+        Step::Deploy(d) => deploy(runtime, flink, jars, key, generation, revision, d).await,
         Step::Stop(s) => stop(runtime, flink, key, reconciled, s).await,
         Step::Rescale {
             job_id,
@@ -169,8 +170,23 @@ pub async fn act<R: Runtime, F: FlinkApiFactory>(
         }
         Step::Settle {
             delete_cluster: true,
+            purpose,
             ..
         } => match runtime.delete_cluster(key).await {
+            // HA metadata goes with a removal, and with a suspend that ended the job (a
+            // savepoint or a cancel); a last-state suspend resumes from it. The operator's
+            // SuspendMode#deleteHaMeta.
+            Ok(())
+                if *purpose == StopPurpose::Delete
+                    || (*purpose == StopPurpose::Suspend
+                        && reconciled.and_then(Spec::upgrade_mode)
+                            != Some(crate::flink::spec::UpgradeMode::LastState)) =>
+            {
+                match runtime.delete_ha_metadata(key).await {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => from_runtime(&e, reason::DEPLOY_FAILED),
+                }
+            }
             Ok(()) => Outcome::Done,
             Err(e) => from_runtime(&e, reason::DEPLOY_FAILED),
         },
@@ -184,6 +200,7 @@ async fn deploy<R: Runtime, F: FlinkApiFactory>(
     jars: &JarCache,
     key: &ResourceKey,
     generation: u64,
+    revision: Option<&str>,
     d: &DeployStep,
 ) -> Outcome {
     match &d.spec {
@@ -205,6 +222,7 @@ async fn deploy<R: Runtime, F: FlinkApiFactory>(
                 spec: spec.clone(),
                 job,
                 generation,
+                revision: d.revision.clone().or_else(|| revision.map(str::to_string)),
             };
             match runtime.deploy_cluster(request).await {
                 Ok(()) => Outcome::Done,

@@ -675,6 +675,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     key,
                     written.generation,
                     written.last_reconciled_spec.as_ref(),
+                    written.last_reconciled_revision.as_deref(),
                     &step,
                 )
                 .await

@@ -9,6 +9,7 @@
 //! The test cluster for this runtime is built and started by `scripts/kube-lab/`.
 
 pub mod pod_template;
+pub mod port_forward;
 pub mod render;
 pub mod runtime;
 

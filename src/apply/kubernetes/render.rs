@@ -276,6 +276,26 @@ pub fn kubernetes_configuration(
     cfg.insert("kubernetes.namespace".into(), key.namespace.clone());
     if ha_enabled(&cfg) {
         cfg.insert("high-availability.cluster-id".into(), key.name.clone());
+        // A job result store of this deployment attempt's own: an application that ended
+        // (stopped with a savepoint, `execution.shutdown-on-application-finish: false`)
+        // leaves a result there that a new JobManager would take for its own application
+        // (the operator's ApplicationReconciler#setRandomJobResultStorePath, with the job
+        // id and attempt in place of a random UUID, so rendering stays deterministic).
+        let storage = config::lookup(&cfg, &config::HA_STORAGE_DIR).map(|(_, v)| v.to_string());
+        if let (Some(job), Some(storage)) = (&request.job, storage) {
+            cfg.entry("job-result-store.delete-on-commit".into())
+                .or_insert_with(|| "false".into());
+            cfg.insert(
+                "job-result-store.storage-path".into(),
+                format!(
+                    "{}/job-result-store/{}/{}-{}",
+                    storage.trim_end_matches('/'),
+                    key.name,
+                    job.job_id,
+                    request.generation
+                ),
+            );
+        }
     } else if !request
         .spec
         .flink_configuration

@@ -14,11 +14,18 @@
 //!   (`<cluster-id>-cluster-config-map` and the job ones) are never touched, so a
 //!   last-state upgrade can restore from them.
 //! * **REST**: `http://<name>-rest.<namespace>:<port>` (the Service's DNS name, for an agent
-//!   inside the cluster), or `http://<host>:<port>` with [`RestAccess::Host`] (clusters on
-//!   the host network, such as the test cluster of `scripts/kube-lab`).
+//!   inside the cluster), a local port forwarded through the API server
+//!   ([`RestAccess::PortForward`], for an agent or CLI outside it), or `http://<host>:<port>`
+//!   with [`RestAccess::Host`] (clusters on the host network, such as the test cluster of
+//!   `scripts/kube-lab`).
+//! * **replacing** a cluster (an upgrade after its job stopped with a savepoint, a recovery):
+//!   the old pods are deleted with no grace period once the new objects are applied, as the
+//!   job they ran is already stopped. The 1.20 kubelet takes 4-60 s to confirm a pod's
+//!   deletion, and a `Recreate` rollout (and the scheduler's host-port check) waits for it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -28,6 +35,7 @@ use kube::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::port_forward::PortForwards;
 use super::render::{self, ObjectNames, Owner, RenderContext, RenderError};
 use crate::apply::local::uri_to_path;
 use crate::apply::runtime::{ClusterPresence, ClusterRequest, Runtime, RuntimeError};
@@ -37,14 +45,64 @@ use crate::flink::spec::{DeploymentMode, ResourceKey};
 /// How long a call to the API server may take before the cluster counts as unknown.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How the agent reaches a cluster's REST API.
+/// How long a replacement waits for the old cluster's force-deleted pods to go.
+pub const DEFAULT_POD_DELETION_WAIT: Duration = Duration::from_secs(60);
+
+/// The job id a JobManager Deployment runs: its `--job-id` argument (application mode).
+fn deployed_job_id(d: &Deployment) -> Option<String> {
+    let args = d
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == render::MAIN_CONTAINER)?
+        .args
+        .as_ref()?;
+    args.iter()
+        .position(|a| a == "--job-id")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// How the agent reaches a cluster's REST API (`--rest-access`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestAccess {
-    /// The REST Service's DNS name (the agent runs in the cluster).
+    /// The REST Service's DNS name (the agent runs in the cluster): `service`.
     ServiceDns,
+    /// A local port forwarded through the API server to the JobManager pod (the agent or
+    /// the CLI runs outside the cluster): `port-forward`.
+    PortForward,
     /// This host and the REST Service's port: JobManagers on the host network of a node
-    /// the agent can reach at `host` (the test cluster).
+    /// the agent can reach at `host` (the test cluster): `host:<address>`.
     Host(String),
+}
+
+/// A `--rest-access` value that is none of the allowed forms.
+#[derive(Debug, thiserror::Error)]
+#[error("found {0:?}; allowed: auto, service, port-forward, host:<address>")]
+pub struct InvalidRestAccess(String);
+
+impl RestAccess {
+    /// Parses `auto`, `service`, `port-forward` or `host:<address>`; `auto` is `service`
+    /// when `in_cluster` (the `KUBERNETES_SERVICE_HOST` variable is set), else `port-forward`.
+    ///
+    /// # Errors
+    /// [`InvalidRestAccess`] for anything else.
+    pub fn parse(s: &str, in_cluster: bool) -> Result<RestAccess, InvalidRestAccess> {
+        match s {
+            "auto" if in_cluster => Ok(RestAccess::ServiceDns),
+            "auto" => Ok(RestAccess::PortForward),
+            "service" => Ok(RestAccess::ServiceDns),
+            "port-forward" => Ok(RestAccess::PortForward),
+            _ => match s.strip_prefix("host:") {
+                Some(host) if !host.is_empty() => Ok(RestAccess::Host(host.to_string())),
+                _ => Err(InvalidRestAccess(s.to_string())),
+            },
+        }
+    }
 }
 
 /// Settings of the Kubernetes runtime.
@@ -60,6 +118,7 @@ pub struct KubernetesSettings {
 pub struct KubernetesRuntime {
     client: Client,
     settings: KubernetesSettings,
+    forwards: Arc<PortForwards>,
 }
 
 impl std::fmt::Debug for KubernetesRuntime {
@@ -115,16 +174,53 @@ impl KubernetesRuntime {
         cfg.read_timeout = Some(DEFAULT_API_TIMEOUT);
         cfg.write_timeout = Some(DEFAULT_API_TIMEOUT);
         let client = Client::try_from(cfg).map_err(KubeSetupError::Client)?;
-        Ok(KubernetesRuntime { client, settings })
+        Ok(Self::with_client(client, settings))
     }
 
     /// A runtime over a client made elsewhere.
     pub fn with_client(client: Client, settings: KubernetesSettings) -> KubernetesRuntime {
-        KubernetesRuntime { client, settings }
+        KubernetesRuntime {
+            client,
+            settings,
+            forwards: Arc::new(PortForwards::default()),
+        }
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The clusters this agent manages in every namespace it may list (JobManager
+    /// Deployments labelled `app.kubernetes.io/managed-by=flink-gitops`), for `diff`'s
+    /// unmanaged-cluster check. Empty when the API server refuses or does not answer
+    /// (logged): `diff` then reports only what Git and the status branch name.
+    pub async fn cluster_keys(&self) -> Vec<ResourceKey> {
+        let selector = format!(
+            "{}={},{}=jobmanager",
+            config::KUBE_LABEL_MANAGED_BY,
+            config::KUBE_FIELD_MANAGER,
+            config::KUBE_LABEL_COMPONENT
+        );
+        let all: Api<Deployment> = Api::all(self.client.clone());
+        match all.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .filter_map(|d| {
+                    let ns = d.metadata.namespace.clone()?;
+                    let name = d.metadata.labels.as_ref()?.get(config::KUBE_LABEL_NAME)?;
+                    Some(ResourceKey::new(
+                        ns,
+                        crate::flink::spec::Kind::FlinkDeployment,
+                        name.clone(),
+                    ))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the clusters on Kubernetes; unmanaged clusters are not looked for");
+                Vec::new()
+            }
+        }
     }
 
     fn api<K>(&self, namespace: &str) -> Api<K>
@@ -212,6 +308,9 @@ impl KubernetesRuntime {
                 owner: None,
             },
         )?;
+        if render::ha_enabled(&first.flink_config) {
+            self.replace_ha_application(request).await?;
+        }
         self.apply(ns, &names.config_map, &first.config_map).await?;
         let jm = self.apply(ns, &names.jobmanager, &first.jobmanager).await?;
         let uid = jm.metadata.uid.ok_or_else(|| {
@@ -239,7 +338,104 @@ impl KubernetesRuntime {
         self.apply(ns, &names.taskmanager, &owned.taskmanager)
             .await?;
         tracing::info!(resource = %request.key, generation = request.generation, "applied the cluster's Kubernetes objects");
+        // The pods of earlier attempts ran a job that is stopped by now (the runtime's
+        // contract): remove them at once rather than wait for the kubelet.
+        let generation = request.generation.to_string();
+        self.force_delete_pods(&request.key, |pod| {
+            pod.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(config::KUBE_ANNOTATION_GENERATION))
+                != Some(&generation)
+        })
+        .await;
         Ok(())
+    }
+
+    /// Before an application cluster with HA is replaced by one running another job id: the
+    /// old cluster (its application ended) and its HA metadata go first, or the new
+    /// JobManager would recover the old application from that metadata and refuse its own
+    /// job. A new cluster under the same job id (a last-state upgrade, a recovery) keeps
+    /// the metadata it restores from. The operator's ApplicationReconciler#deploy
+    /// ("Deleting cluster with terminated application before new deployment", HA data
+    /// deleted unless HA metadata is required).
+    async fn replace_ha_application(&self, request: &ClusterRequest) -> Result<(), RuntimeError> {
+        let Some(job) = &request.job else {
+            return Ok(());
+        };
+        let ns = &request.key.namespace;
+        let names = ObjectNames::of(&request.key.name);
+        let existing = self
+            .api::<Deployment>(ns)
+            .get_opt(&names.jobmanager)
+            .await
+            .map_err(|e| unavailable(format!("get Deployment {ns}/{}", names.jobmanager), e))?;
+        let Some(existing) = existing else {
+            return Ok(());
+        };
+        let running = deployed_job_id(&existing);
+        if running.as_deref() == Some(job.job_id.as_str()) {
+            return Ok(());
+        }
+        tracing::info!(resource = %request.key, old_job = running.as_deref().unwrap_or("?"), new_job = %job.job_id, "deleting the cluster with its ended application and its HA metadata before the new deployment");
+        self.delete_cluster(&request.key).await?;
+        self.wait_pods_gone(&request.key, DEFAULT_POD_DELETION_WAIT)
+            .await?;
+        self.delete_ha_metadata(&request.key).await
+    }
+
+    /// Waits until no pod of the cluster is left (they were force-deleted).
+    async fn wait_pods_gone(&self, key: &ResourceKey, limit: Duration) -> Result<(), RuntimeError> {
+        let pods = self.api::<Pod>(&key.namespace);
+        let selector = format!("{}={}", config::KUBE_LABEL_NAME, key.name);
+        let start = std::time::Instant::now();
+        loop {
+            let list = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| unavailable(format!("list pods {} {selector}", key.namespace), e))?;
+            if list.items.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(unavailable(
+                    format!("the old pods of {key}"),
+                    format!("{} still there after {limit:?}", list.items.len()),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Deletes the cluster's pods that `select` picks with no grace period (`kubectl delete
+    /// --force --grace-period=0`). Best effort: the Deployments replace or remove them
+    /// anyway, only later; a failure is logged.
+    async fn force_delete_pods(&self, key: &ResourceKey, select: impl Fn(&Pod) -> bool) {
+        let pods = self.api::<Pod>(&key.namespace);
+        let selector = format!("{}={}", config::KUBE_LABEL_NAME, key.name);
+        let list = match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(resource = %key, error = %e, "cannot list the old pods; the Deployments remove them");
+                return;
+            }
+        };
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::background()
+        };
+        for pod in list.items.iter().filter(|p| select(p)) {
+            let Some(name) = pod.metadata.name.as_deref() else {
+                continue;
+            };
+            match pods.delete(name, &now).await {
+                Ok(_) => tracing::debug!(resource = %key, pod = name, "deleted an old pod"),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    tracing::debug!(resource = %key, pod = name, error = %e, "cannot delete an old pod; its Deployment removes it")
+                }
+            }
+        }
     }
 
     /// Why a pod of the cluster cannot run, when one cannot: the first hard failure found
@@ -328,7 +524,7 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn deploy_cluster(&self, request: ClusterRequest) -> Result<(), RuntimeError> {
-        self.deploy(&request, None).await
+        self.deploy(&request, request.revision.as_deref()).await
     }
 
     async fn delete_cluster(&self, key: &ResourceKey) -> Result<(), RuntimeError> {
@@ -346,7 +542,29 @@ impl Runtime for KubernetesRuntime {
         self.delete_named::<Service>(ns, &names.rpc_service).await?;
         self.delete_named::<ConfigMap>(ns, &names.config_map)
             .await?;
+        self.force_delete_pods(key, |_| true).await;
+        self.forwards.forget(key);
         tracing::info!(resource = %key, "deleted the cluster's Kubernetes objects");
+        Ok(())
+    }
+
+    /// Flink's HA ConfigMaps of the cluster (labelled `app=<cluster-id>`,
+    /// `type=flink-native-kubernetes` by Flink 2.x), as the operator deletes them with the
+    /// FlinkDeployment.
+    async fn delete_ha_metadata(&self, key: &ResourceKey) -> Result<(), RuntimeError> {
+        let ns = &key.namespace;
+        let selector = format!("app={},type=flink-native-kubernetes", key.name);
+        let configmaps = self.api::<ConfigMap>(ns);
+        let list = configmaps
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| unavailable(format!("list ConfigMaps {ns} {selector}"), e))?;
+        for cm in &list.items {
+            if let Some(name) = cm.metadata.name.as_deref() {
+                self.delete_named::<ConfigMap>(ns, name).await?;
+                tracing::info!(resource = %key, config_map = name, "deleted a high-availability ConfigMap");
+            }
+        }
         Ok(())
     }
 
@@ -406,15 +624,30 @@ impl Runtime for KubernetesRuntime {
             .await
             .map_err(|e| unavailable(format!("get Service {ns}/{}", names.rest_service), e))?;
         let Some(svc) = svc else { return Ok(None) };
-        let port = svc
+        let rest = svc
             .spec
             .and_then(|s| s.ports)
-            .and_then(|p| p.into_iter().find(|p| p.name.as_deref() == Some("rest")))
+            .and_then(|p| p.into_iter().find(|p| p.name.as_deref() == Some("rest")));
+        let port = rest
+            .as_ref()
             .map(|p| p.port)
             .unwrap_or(i32::from(render::DEFAULT_REST_PORT));
+        // The port the JobManager listens on (a port-forward goes to the pod, not the
+        // Service).
+        let container_port = match rest.and_then(|p| p.target_port) {
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p)) => p,
+            _ => port,
+        };
         Ok(Some(match &self.settings.rest_access {
             RestAccess::ServiceDns => format!("http://{}.{ns}:{port}", names.rest_service),
             RestAccess::Host(host) => format!("http://{host}:{port}"),
+            RestAccess::PortForward => {
+                let remote = u16::try_from(container_port).map_err(|_| RuntimeError::Rejected {
+                    what: format!("Service {ns}/{}", names.rest_service),
+                    reason: format!("port {container_port} is not a TCP port"),
+                })?;
+                self.forwards.url(&self.client, key, remote).await?
+            }
         }))
     }
 

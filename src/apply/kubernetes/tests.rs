@@ -50,6 +50,7 @@ fn request(case: &str, restore: Option<&str>) -> ClusterRequest {
         spec,
         job,
         generation: 3,
+        revision: None,
     }
 }
 

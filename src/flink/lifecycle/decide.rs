@@ -455,6 +455,43 @@ pub fn decide(
     observed: &Observed,
     ctx: &Context,
 ) -> Step {
+    let step = next_step(desired, record, observed, ctx);
+    match (step, record) {
+        (Step::Deploy(mut d), Some(rec)) => {
+            if let Some(id) = ha_job_id(&d, rec) {
+                d.job_id = Some(id);
+            }
+            Step::Deploy(d)
+        }
+        (step, _) => step,
+    }
+}
+
+/// The job id a deploy must keep: a cluster with high availability whose job never
+/// reached a globally terminal state (it was stopped for a last-state upgrade, or its
+/// JobManager was lost) left HA metadata keyed by that id, which the new JobManager
+/// recovers; under a new id it would run a second job beside the recovered one. The
+/// operator's rule (`$internal.pipeline.job-id`: a new id per deploy, unless a last-state
+/// deploy with an existing id; FLINK-29109, FLINK-35831).
+fn ha_job_id(d: &DeployStep, rec: &Record) -> Option<String> {
+    let ha = |spec: &Spec| match spec {
+        Spec::Deployment(dep) => config::lookup(&dep.flink_configuration, &config::HA_TYPE)
+            .is_some_and(|(_, v)| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("none")),
+        Spec::SessionJob(_) => false,
+    };
+    let previous_left_ha_data = rec.last_reconciled_spec.as_ref().is_some_and(ha)
+        && !rec.job_state.is_some_and(JobStatus::is_globally_terminal);
+    (d.job_id.is_some() && !d.retry && ha(&d.spec) && previous_left_ha_data)
+        .then(|| rec.job_id.clone())
+        .flatten()
+}
+
+fn next_step(
+    desired: &Desired<'_>,
+    record: Option<&Record>,
+    observed: &Observed,
+    ctx: &Context,
+) -> Step {
     // A step in flight finishes first, whatever Git says now.
     if let Some(rec) = record {
         if let Some(flight) = &rec.in_flight {

@@ -1742,3 +1742,90 @@ fn health_check_restarts_unhealthy_jobs() {
         ),
     ]);
 }
+
+#[test]
+fn high_availability_keeps_the_job_id_its_metadata_is_keyed_by() {
+    let ha = |mode: UpgradeMode| {
+        app(mode, JobState::Running, |d| {
+            for (k, v) in [
+                ("execution.checkpointing.dir", "file:/cp"),
+                ("state.savepoints.dir", "file:/sp"),
+                ("high-availability.type", "kubernetes"),
+                ("high-availability.storageDir", "file:/ha"),
+            ] {
+                d.flink_configuration.insert(k.into(), v.into());
+            }
+        })
+    };
+    let base = ha(UpgradeMode::LastState);
+    let no_ha = app(UpgradeMode::LastState, JobState::Running, |d| {
+        d.flink_configuration
+            .insert("execution.checkpointing.dir".into(), "file:/cp".into());
+    });
+    let gone = Observed {
+        cluster: Evidence::Absent,
+        job: Evidence::Absent,
+        latest_checkpoint: Evidence::present("file:/cp/j1/chk-9".into()),
+        ..running()
+    };
+    // Stopped for an upgrade: how the job ended says whether HA metadata is left.
+    let stopped = |spec: &Spec, state: JobStatus, restore: &str| {
+        let mut r = applied(spec, true);
+        r.job_state = Some(state);
+        r.restore_path = Some(restore.into());
+        r.in_flight = Some(InFlight::Stopped {
+            purpose: StopPurpose::Upgrade,
+        });
+        r
+    };
+    let mut v2 = base.clone();
+    job_mut(&mut v2).args = vec!["v2".into()];
+    let mut v2_savepoint = ha(UpgradeMode::Savepoint);
+    job_mut(&mut v2_savepoint).args = vec!["v2".into()];
+    check(vec![
+        (
+            "HA, JobManager lost: the same job id (Flink recovers it from HA)",
+            valid(&base),
+            Some(&applied(&base, true)),
+            gone.clone(),
+            ctx(),
+            "deploy job=j1 restore=file:/cp/j1/chk-9",
+        ),
+        (
+            "no HA, JobManager lost: a new job id",
+            valid(&no_ha),
+            Some(&applied(&no_ha, true)),
+            gone,
+            ctx(),
+            "deploy job=newjob restore=file:/cp/j1/chk-9",
+        ),
+        (
+            "HA, last-state upgrade (the job never ended): the same job id",
+            valid(&v2),
+            Some(&stopped(&base, JobStatus::Running, "file:/cp/j1/chk-9")),
+            Observed {
+                cluster: Evidence::Absent,
+                job: Evidence::Absent,
+                ..running()
+            },
+            ctx(),
+            "deploy job=j1 restore=file:/cp/j1/chk-9",
+        ),
+        (
+            "HA, savepoint upgrade (the job FINISHED, HA cleaned up): a new job id",
+            valid(&v2_savepoint),
+            Some(&stopped(
+                &ha(UpgradeMode::Savepoint),
+                JobStatus::Finished,
+                "file:/sp/savepoint-1",
+            )),
+            Observed {
+                cluster: Evidence::Absent,
+                job: Evidence::Absent,
+                ..running()
+            },
+            ctx(),
+            "deploy job=newjob restore=file:/sp/savepoint-1",
+        ),
+    ]);
+}
