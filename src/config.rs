@@ -206,6 +206,45 @@ pub const ENV_NOTIFICATIONS: &str = "FLINK_GITOPS_NOTIFICATIONS";
 pub const ENV_FAILPOINT: &str = "FLINK_GITOPS_FAILPOINT";
 
 // ---------------------------------------------------------------------------------------
+// Leader election (a coordination.k8s.io/v1 Lease; `crate::leader`)
+// ---------------------------------------------------------------------------------------
+
+/// `run --leader-elect`: take part in leader election; only the holder of the Lease acts.
+pub const ENV_LEADER_ELECT: &str = "FLINK_GITOPS_LEADER_ELECT";
+/// `run --leader-election-namespace`: namespace of the Lease (default: [`ENV_POD_NAMESPACE`],
+/// else [`SERVICE_ACCOUNT_NAMESPACE_FILE`], else [`DEFAULT_NAMESPACE`]).
+pub const ENV_LEADER_ELECTION_NAMESPACE: &str = "FLINK_GITOPS_LEADER_ELECTION_NAMESPACE";
+/// `run --leader-election-id`: name of the Lease.
+pub const ENV_LEADER_ELECTION_ID: &str = "FLINK_GITOPS_LEADER_ELECTION_ID";
+/// `run --leader-election-lease-duration`.
+pub const ENV_LEADER_ELECTION_LEASE_DURATION: &str = "FLINK_GITOPS_LEADER_ELECTION_LEASE_DURATION";
+/// `run --leader-election-renew-deadline`.
+pub const ENV_LEADER_ELECTION_RENEW_DEADLINE: &str = "FLINK_GITOPS_LEADER_ELECTION_RENEW_DEADLINE";
+/// `run --leader-election-retry-period`.
+pub const ENV_LEADER_ELECTION_RETRY_PERIOD: &str = "FLINK_GITOPS_LEADER_ELECTION_RETRY_PERIOD";
+/// Name of the Lease when `--leader-election-id` gives none.
+pub const DEFAULT_LEADER_ELECTION_ID: &str = "flink-gitops-leader";
+/// How long a Lease whose holder stopped renewing stays held: followers wait this long
+/// (Flux's default; controller-runtime's own is 15 s).
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(35);
+/// How long after its last successful renewal was sent a leader keeps acting; shorter than
+/// [`DEFAULT_LEASE_DURATION`], so it stops before anyone else may take over (Flux: 30 s).
+pub const DEFAULT_LEASE_RENEW_DEADLINE: Duration = Duration::from_secs(30);
+/// Time between two attempts to take or renew the Lease (Flux: 5 s).
+pub const DEFAULT_LEASE_RETRY_PERIOD: Duration = Duration::from_secs(5);
+/// Trailer of every status commit naming the agent that wrote it (its leader election
+/// identity), e.g. `Agent: flink-gitops-7d9f-abcde_1a2b3c4d`; `status` shows the newest.
+pub const STATUS_AGENT_TRAILER: &str = "Agent";
+/// The pod's name (set from the downward API): the elector's identity, before a random
+/// suffix. Without it, the host name.
+pub const ENV_POD_NAME: &str = "POD_NAME";
+/// The pod's namespace (downward API): the Lease's namespace unless one is given.
+pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+/// The service account's namespace, mounted into every pod that has a token.
+pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+// ---------------------------------------------------------------------------------------
 // Flink and operator options
 // ---------------------------------------------------------------------------------------
 

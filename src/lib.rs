@@ -9,7 +9,8 @@
 //! reads the file).
 //! Around the agent: [`telemetry`] (Prometheus metrics, health), [`serve`] (the HTTP server:
 //! metrics, health, Git webhooks), [`notify`] (notifications to webhooks and chat), and
-//! [`signature`] (HMAC-SHA256 body signatures).
+//! [`signature`] (HMAC-SHA256 body signatures), and [`leader`] (leader election on a
+//! Kubernetes Lease, so one replica of several acts).
 
 pub mod apply;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod diff;
 pub mod flink;
 pub mod git;
+pub mod leader;
 pub mod notify;
 pub mod repo_settings;
 pub mod serve;

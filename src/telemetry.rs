@@ -31,6 +31,7 @@
 //! | `newest_savepoint_age_seconds` | gauge | `namespace`, `kind`, `name` | age of each job's newest savepoint |
 //! | `webhook_requests_total` | counter | `result` | webhook requests by outcome ([`WebhookResult`]) |
 //! | `notifications_total` | counter | `sink`, `result` (`delivered`, `failed`, `dropped`) | notifications by outcome |
+//! | `leader` | gauge | | 1 while this agent may reconcile (always without leader election), 0 while it follows or waits for the Lease |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -199,6 +200,7 @@ pub struct Telemetry {
     savepoint_age: Family<ResourceLabels, FloatGauge>,
     webhook: Family<WebhookLabels, Counter>,
     notifications: Family<NotificationLabels, Counter>,
+    leader: Gauge,
     views: Mutex<BTreeMap<ResourceKey, ResourceView>>,
     drifted_keys: Mutex<BTreeSet<ResourceKey>>,
     status_loaded: AtomicBool,
@@ -253,6 +255,7 @@ impl Telemetry {
             savepoint_age: Family::default(),
             webhook: Family::default(),
             notifications: Family::default(),
+            leader: Gauge::default(),
             views: Mutex::new(BTreeMap::new()),
             drifted_keys: Mutex::new(BTreeSet::new()),
             status_loaded: AtomicBool::new(false),
@@ -337,6 +340,11 @@ impl Telemetry {
             "Notifications by sink and outcome",
             t.notifications.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this agent may reconcile (holds the leader election Lease, or runs without leader election)",
+            t.leader.clone(),
+        );
         Telemetry { registry, ..t }
     }
 
@@ -350,6 +358,16 @@ impl Telemetry {
     /// Ready once the status branch was read and the first fetch succeeded (`/readyz`).
     pub fn ready(&self) -> bool {
         self.status_loaded.load(Ordering::SeqCst) && self.fetched.load(Ordering::SeqCst)
+    }
+
+    /// Whether this agent may reconcile now (the `leader` gauge).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// The `leader` gauge: 1 while this agent may reconcile.
+    pub fn leader(&self) -> bool {
+        self.leader.get() == 1
     }
 
     // ------------------------------------------------------------------ the loop

@@ -20,6 +20,8 @@ mod fuzz_property;
 mod fuzz_regressions;
 mod history_cli;
 mod kube_lab;
+mod leader_gate;
+mod leader_lab;
 mod notifications;
 mod operator_rules;
 mod ops;

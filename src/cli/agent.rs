@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 
 use super::{cache_dir, GitArgs, RulesArgs, EXIT_ERROR, EXIT_OK};
 use crate::apply::executor::{
-    Agent, AgentHooks, AgentParts, AgentSettings, GitManifests, GitStatusStore, SystemEnvironment,
+    Agent, AgentHooks, AgentParts, AgentSettings, GitManifests, GitStatusStore, RunEnd,
+    SystemEnvironment,
 };
 use crate::apply::kubernetes::{KubernetesRuntime, KubernetesSettings, RestAccess};
 use crate::apply::local::{LocalRuntime, LocalSettings};
@@ -108,6 +109,54 @@ pub struct RunArgs {
     pub drift: DriftPolicy,
     #[command(flatten)]
     pub ops: Box<OpsArgs>,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
+}
+
+/// Leader election on a `coordination.k8s.io/v1` Lease ([`crate::leader`]).
+#[derive(Args, Debug)]
+pub struct LeaderArgs {
+    /// Take part in leader election: of the replicas sharing the Lease only the holder
+    /// reconciles; the others fetch and wait. A leader that loses the Lease exits with
+    /// status 2 (its pod restarts as a follower).
+    #[arg(long, env = config::ENV_LEADER_ELECT, conflicts_with = "once")]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else the service account's
+    /// namespace, else `default`).
+    #[arg(long, env = config::ENV_LEADER_ELECTION_NAMESPACE, value_name = "NS")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, env = config::ENV_LEADER_ELECTION_ID, value_name = "NAME", default_value = config::DEFAULT_LEADER_ELECTION_ID)]
+    pub leader_election_id: String,
+    /// How long followers wait for a Lease whose holder stopped renewing.
+    #[arg(long, env = config::ENV_LEADER_ELECTION_LEASE_DURATION, default_value_t = config::DEFAULT_LEASE_DURATION.into())]
+    pub leader_election_lease_duration: humantime::Duration,
+    /// How long a leader keeps acting after its last successful renewal (shorter than the
+    /// lease duration).
+    #[arg(long, env = config::ENV_LEADER_ELECTION_RENEW_DEADLINE, default_value_t = config::DEFAULT_LEASE_RENEW_DEADLINE.into())]
+    pub leader_election_renew_deadline: humantime::Duration,
+    /// Time between two attempts to take or renew the Lease.
+    #[arg(long, env = config::ENV_LEADER_ELECTION_RETRY_PERIOD, default_value_t = config::DEFAULT_LEASE_RETRY_PERIOD.into())]
+    pub leader_election_retry_period: humantime::Duration,
+}
+
+impl LeaderArgs {
+    /// The Lease settings, or `None` without `--leader-elect`. The identity is
+    /// [`crate::leader::default_identity`].
+    pub fn settings(&self) -> Option<crate::leader::LeaseSettings> {
+        self.leader_elect.then(|| crate::leader::LeaseSettings {
+            namespace: self
+                .leader_election_namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(crate::leader::default_namespace),
+            name: self.leader_election_id.clone(),
+            identity: crate::leader::default_identity(),
+            lease_duration: self.leader_election_lease_duration.into(),
+            renew_deadline: self.leader_election_renew_deadline.into(),
+            retry_period: self.leader_election_retry_period.into(),
+        })
+    }
 }
 
 /// The HTTP server (metrics, health, webhooks) and notifications.
@@ -400,10 +449,30 @@ async fn run_agent<R: Runtime>(args: RunArgs, cache: PathBuf, runtime: Arc<R>) -
         };
         tokio::spawn(serve::serve(listener, state, rx.clone()));
     }
+    // Leader election: the elector runs in its own task; the agent reconciles only while
+    // it leads (AgentHooks::leadership).
+    let elector = match args.leader.settings() {
+        None => None,
+        Some(settings) => match crate::leader::connect(settings).await {
+            Ok(e) => Some(crate::leader::ElectorHandle::spawn(e)),
+            Err(e) => {
+                eprintln!("error: leader election: {e}");
+                return EXIT_ERROR;
+            }
+        },
+    };
+    let hooks = AgentHooks {
+        leadership: elector.as_ref().map(|e| e.state.clone()),
+        identity: elector.as_ref().map(|e| e.identity.clone()),
+        ..hooks
+    };
     let agent = match Agent::start_with(parts, agent_settings, hooks).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
+            if let Some(elector) = elector {
+                elector.stop().await;
+            }
             return EXIT_ERROR;
         }
     };
@@ -431,9 +500,21 @@ async fn run_agent<R: Runtime>(args: RunArgs, cache: PathBuf, runtime: Arc<R>) -
         );
         let _ = tx.send(true);
     });
-    agent.run(rx).await;
+    let end = agent.run(rx).await;
+    // Only now that the agent has stopped acting may the Lease be released.
+    if let Some(elector) = elector {
+        elector.stop().await;
+    }
     notifier.flush(config::DEFAULT_NOTIFY_FLUSH).await;
-    EXIT_OK
+    match end {
+        RunEnd::Shutdown => EXIT_OK,
+        RunEnd::LostLeadership => {
+            eprintln!(
+                "error: lost leadership; exiting so that this replica restarts as a follower"
+            );
+            EXIT_ERROR
+        }
+    }
 }
 
 /// One resource in `status -o json` (a stable shape).
@@ -602,6 +683,11 @@ pub fn cmd_status(args: StatusArgs) -> u8 {
                 println!("no status yet on branch {}", args.status_branch);
             } else {
                 print!("{}", render_status(&records));
+            }
+            // With leader election: which replica wrote the newest status (the leader then).
+            let tip = branch.tip_message().ok().flatten().unwrap_or_default();
+            if let Some(agent) = crate::leader::agent_of_commit(&tip) {
+                println!("last written by agent {agent}");
             }
         }
     }

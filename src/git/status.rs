@@ -100,6 +100,17 @@ impl StatusBranch {
         Ok(out)
     }
 
+    /// The message of the branch tip's commit as the local repository (or mirror) has it,
+    /// without fetching (call after [`StatusBranch::load`]). No branch yet: `None`.
+    pub fn tip_message(&self) -> Result<Option<String>, GitError> {
+        let repo = self.open()?;
+        let Ok(reference) = repo.find_reference(&self.refname()) else {
+            return Ok(None);
+        };
+        let commit = reference.peel_to_commit()?;
+        Ok(commit.message().map(str::to_string))
+    }
+
     /// Commits one record (replacing its file) with `message` and pushes it. Returns the
     /// commit id; `None` when the file already held exactly these bytes (no empty commits).
     pub fn write(&self, record: &Record, message: &str) -> Result<Option<String>, GitError> {

@@ -1,5 +1,7 @@
 //! The loops around [`Agent::reconcile`]: `run` (a fetch loop and per-resource scheduling
 //! with requeues and backoff, in the shape of kube-runtime's controller) and `run_once`.
+//! With leader election ([`super::AgentHooks::leadership`]) `run` reconciles only while
+//! leading and ends when the leadership goes, as a controller-runtime manager does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,6 +14,40 @@ use crate::apply::backoff;
 use crate::apply::runtime::Runtime;
 use crate::flink::rest::FlinkApiFactory;
 use crate::flink::spec::{Kind, ResourceKey};
+use crate::leader::LeaderState;
+
+/// Why [`Agent::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// `shutdown` turned true (or, waiting to lead, the elector went away).
+    Shutdown,
+    /// Leader election is on and the agent stopped leading: it stopped reconciling and
+    /// aborted the reconciles in flight. The process should exit (non-zero) and start
+    /// again as a follower, as controller-runtime does.
+    LostLeadership,
+}
+
+/// Returns when the leadership state changes; never without leader election or once the
+/// elector is gone (its last state then stands until its deadline).
+async fn leadership_changed(rx: &mut Option<watch::Receiver<LeaderState>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Until when the current leadership lets the agent act (`None`: no deadline).
+fn leading_until(rx: &Option<watch::Receiver<LeaderState>>) -> Option<Instant> {
+    match rx.as_ref().map(|r| r.borrow().clone()) {
+        Some(LeaderState::Leading { until }) => Some(until),
+        Some(_) => Some(Instant::now()),
+        None => None,
+    }
+}
 
 impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
     /// Fetches once and reconciles every resource until none has a step in flight, or
@@ -63,7 +99,12 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
     /// Runs until `shutdown` turns true: a fetch every interval or at once when the
     /// [`super::FetchTrigger`] is pulled (debounced), and each resource reconciled on its
     /// own schedule (see the module docs).
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    ///
+    /// With leader election it fetches from the start but reconciles nothing until the
+    /// elector leads (logging that it waits), and returns [`RunEnd::LostLeadership`] as soon
+    /// as the leadership is gone or its renew deadline passes (WARN `lost leadership,
+    /// stopping`), after aborting the reconciles in flight.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> RunEnd {
         let mut desired_rx = self.desired_tx.subscribe();
         // The fetch loop.
         let fetcher = {
@@ -94,6 +135,15 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 }
             })
         };
+        let mut leadership = self.hooks.leadership.clone();
+        if !self
+            .wait_for_leadership(&mut leadership, &mut shutdown)
+            .await
+        {
+            fetcher.abort();
+            return RunEnd::Shutdown;
+        }
+        let mut end = RunEnd::Shutdown;
         let mut due: BTreeMap<ResourceKey, Instant> = BTreeMap::new();
         let mut failures: BTreeMap<ResourceKey, u32> = BTreeMap::new();
         let mut running: BTreeSet<ResourceKey> = BTreeSet::new();
@@ -101,6 +151,12 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             tokio::task::JoinSet::new();
         loop {
             if *shutdown.borrow() {
+                break;
+            }
+            if !self.hooks.may_act() {
+                tracing::warn!(state = ?leadership.as_ref().map(|r| r.borrow().clone()), "lost leadership, stopping");
+                self.hooks.telemetry.set_leader(false);
+                end = RunEnd::LostLeadership;
                 break;
             }
             let now = Instant::now();
@@ -122,6 +178,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                 .map(|(_, t)| *t)
                 .min()
                 .unwrap_or(now + self.settings.interval);
+            let act_until = leading_until(&leadership);
             tokio::select! {
                 _ = shutdown.changed() => {}
                 changed = desired_rx.changed() => {
@@ -165,10 +222,65 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     }
                 }
                 _ = tokio::time::sleep_until(next_due) => {}
+                _ = leadership_changed(&mut leadership) => {}
+                _ = async {
+                    match act_until {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
         fetcher.abort();
-        // Steps in flight finish their current call; their facts are on the branch.
+        // Reconciles in flight are aborted at their next await: a step whose write-ahead
+        // is on the branch but whose I/O did not run is what a crash leaves, and is
+        // handled as one.
         tasks.shutdown().await;
+        end
+    }
+
+    /// Waits until the elector leads (true), or for shutdown or the elector's end (false).
+    /// Without leader election: true at once.
+    async fn wait_for_leadership(
+        &self,
+        leadership: &mut Option<watch::Receiver<LeaderState>>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let Some(rx) = leadership.as_mut() else {
+            self.hooks.telemetry.set_leader(true);
+            return true;
+        };
+        self.hooks.telemetry.set_leader(false);
+        let mut said = false;
+        loop {
+            if *shutdown.borrow() {
+                return false;
+            }
+            let state = rx.borrow_and_update().clone();
+            if state.is_leading() {
+                tracing::info!("leading: reconciling");
+                self.hooks.telemetry.set_leader(true);
+                return true;
+            }
+            if !said {
+                tracing::info!(
+                    ?state,
+                    "not leading: waiting for the Lease before reconciling (fetching meanwhile)"
+                );
+                said = true;
+            }
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
     }
 }

@@ -45,6 +45,10 @@ pub enum ReconcileError {
         reason: &'static str,
         message: String,
     },
+    /// Leader election is on and this agent does not hold the Lease (or its renew
+    /// deadline passed): it takes no step ([`super::AgentHooks::leadership`]).
+    #[error("not the leader: no step taken")]
+    NotLeading,
 }
 
 impl ReconcileError {
@@ -55,7 +59,8 @@ impl ReconcileError {
             | ReconcileError::StepFailed { .. }
             | ReconcileError::Status(_)
             | ReconcileError::Deadline { .. }
-            | ReconcileError::Failed { .. } => ErrorClass::Transient,
+            | ReconcileError::Failed { .. }
+            | ReconcileError::NotLeading => ErrorClass::Transient,
             ReconcileError::Git(e) if e.is_transient() => ErrorClass::Transient,
             ReconcileError::Git(_) => ErrorClass::Stalled,
         }
@@ -70,6 +75,7 @@ impl ReconcileError {
             ReconcileError::Deadline { .. } => "deadline",
             ReconcileError::Git(_) => "git",
             ReconcileError::Failed { .. } => "failed",
+            ReconcileError::NotLeading => "not_leading",
         }
     }
 }

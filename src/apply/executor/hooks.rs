@@ -1,6 +1,7 @@
-//! What the agent reports to, and what wakes it, beside its parts: metrics
-//! ([`Telemetry`]), notifications ([`Notifier`]) and a fetch trigger ([`FetchTrigger`],
-//! pulled by the webhook receiver). All three have a no-op default ([`AgentHooks::default`]),
+//! What the agent reports to, and what wakes or holds it, beside its parts: metrics
+//! ([`Telemetry`]), notifications ([`Notifier`]), a fetch trigger ([`FetchTrigger`],
+//! pulled by the webhook receiver) and the leadership gate ([`AgentHooks::leadership`]).
+//! All have a no-op default ([`AgentHooks::default`]: no leader election, always acts),
 //! so a test that does not look at them builds an agent as before ([`Agent::start`]).
 //!
 //! Data flow: every record write ([`Agent`]'s `persist`) hands the record before and after
@@ -19,6 +20,7 @@ use crate::apply::runtime::Runtime;
 use crate::flink::lifecycle::record::Record;
 use crate::flink::rest::FlinkApiFactory;
 use crate::flink::spec::ResourceKey;
+use crate::leader::LeaderState;
 use crate::notify::{self, Notifier};
 use crate::telemetry::{ErrorClassLabel, ReconcileResult, Telemetry};
 
@@ -55,15 +57,47 @@ impl FetchTrigger {
     }
 }
 
-/// Metrics, notifications and the fetch trigger of one agent.
+/// Metrics, notifications, the fetch trigger and the leadership gate of one agent.
 #[derive(Debug, Clone, Default)]
 pub struct AgentHooks {
     pub telemetry: Arc<Telemetry>,
     pub notifier: Notifier,
     pub fetch_trigger: FetchTrigger,
+    /// With leader election ([`crate::leader::LeaderElector`]): the elector's state. The
+    /// agent then reconciles only while it reads a current [`LeaderState::Leading`]:
+    /// [`Agent::run`] waits for it before the first reconcile and ends with
+    /// [`super::RunEnd::LostLeadership`] (in-flight reconciles aborted) as soon as it is
+    /// gone, and every reconcile checks it again before each step and before each
+    /// external action ([`ReconcileError::NotLeading`]). The fetch loop runs regardless
+    /// (it only reads Git), so a follower is ready to take over. `None`: always acts.
+    pub leadership: Option<watch::Receiver<LeaderState>>,
+    /// This agent's identity (with leader election, the Lease's `holderIdentity`): every
+    /// status commit names it in a [`crate::config::STATUS_AGENT_TRAILER`] trailer, which
+    /// `status` shows. `None`: no trailer.
+    pub identity: Option<String>,
 }
 
 impl AgentHooks {
+    /// Whether the agent may act now: always without leader election, else while the
+    /// elector holds the Lease and its renew deadline has not passed.
+    pub fn may_act(&self) -> bool {
+        self.leadership
+            .as_ref()
+            .is_none_or(|rx| rx.borrow().is_leading())
+    }
+
+    /// [`AgentHooks::may_act`] as a reconcile's guard.
+    ///
+    /// # Errors
+    /// [`ReconcileError::NotLeading`] when the agent may not act.
+    pub(super) fn ensure_leading(&self) -> Result<(), ReconcileError> {
+        if self.may_act() {
+            Ok(())
+        } else {
+            Err(ReconcileError::NotLeading)
+        }
+    }
+
     /// A record was written: `before` is what the agent held (None for a new resource).
     /// `now_ms` is the agent's clock.
     pub(super) fn after_write(&self, before: Option<&Record>, after: &Record, now_ms: u64) {

@@ -32,6 +32,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tokio::sync::{watch, Semaphore};
 
+pub use controller::RunEnd;
 pub use error::{ErrorClass, ReconcileError};
 pub use hooks::{AgentHooks, FetchTrigger};
 pub use observe::{cluster_of, observe};
@@ -341,7 +342,10 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         }
         let _guard = self.write_lock.lock().await;
         let title = format!("{}: {message}", key.name);
-        let body = format!("{title}\n\nResource: {key}\nLifecycle: {state}\n");
+        let mut body = format!("{title}\n\nResource: {key}\nLifecycle: {state}\n");
+        if let Some(id) = &self.hooks.identity {
+            body.push_str(&format!("{}: {id}\n", config::STATUS_AGENT_TRAILER));
+        }
         let status = self.status.clone();
         let to_write = rec.clone();
         blocking("status write", self.settings.git_timeout, move || {
@@ -532,6 +536,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         let hash = manifest.map(|m| m.spec.hash());
         let mut reused = None;
         for _ in 0..self.settings.max_steps_per_reconcile.max(1) {
+            self.hooks.ensure_leading()?;
             let record = self.record_of(key);
             if manifest.is_some() {
                 if let Some(r) = record.as_ref().and_then(returned_to_git) {
@@ -660,6 +665,9 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             };
             let outcome = if step.is_external() {
                 let _slot = self.actions.acquire().await;
+                // The write-ahead and the slot may have taken a while: as a crash here
+                // would, losing the Lease now leaves the step recorded but not done.
+                self.hooks.ensure_leading()?;
                 act::act(
                     self.runtime.as_ref(),
                     &self.flink,
