@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceA
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
 
-use crate::harness::flink::{field, Remote};
+use crate::harness::flink::{field, Remote, Slot};
 use crate::harness::{bin, root, GitDaemon};
 
 fn chart() -> PathBuf {
@@ -41,7 +41,11 @@ fn tool(tool: Tool) -> Option<PathBuf> {
         ..RenderTools::new(&cache)
     };
     match tools.program(tool) {
-        Ok(p) => Some(p),
+        Ok(p) if p.is_file() => Some(p),
+        Ok(p) => {
+            eprintln!("SKIPPED: {} does not exist", p.display());
+            None
+        }
         Err(e) => {
             eprintln!("SKIPPED: {e}");
             None
@@ -623,6 +627,8 @@ const METRICS_PORT: u16 = 28509;
 fn agent_chart_on_the_lab_cluster() {
     let Some(lab) = running_lab() else { return };
     let Some(helm) = tool(Tool::Helm) else { return };
+    // The lab's Flink pods are JVMs on this machine: one test with Flink at a time.
+    let _slot = Slot::take();
 
     // The agent image from this build's binary, loaded into the lab's containerd.
     let status = Command::new(root().join("scripts/kube-lab/agent-image.sh"))
