@@ -6,12 +6,13 @@
 //!
 //! helm and kubectl are found as the agent finds its render tools (`FLINK_GITOPS_HELM`,
 //! `FLINK_GITOPS_KUBECTL`, PATH, then what scripts/setup.sh installs in the cache); a test
-//! is skipped, saying so, when they are not there.
+//! is skipped, saying so, when they are not there. The lab test takes the lab cluster as
+//! the other lab tests do (`harness::kube`: started when built but not running, skipped
+//! when not built) and builds the agent image from this build's binary.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flink_gitops::config;
@@ -21,7 +22,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceA
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
 
-use crate::harness::flink::{field, Remote, Slot};
+use crate::harness::flink::{field, Remote};
+use crate::harness::kube::{kube_slot, node_ip, Lab, TestNamespace, FLINK_IMAGE, IMAGE_JOB_JAR};
 use crate::harness::{bin, root, GitDaemon};
 
 fn chart() -> PathBuf {
@@ -507,62 +509,9 @@ fn kustomize_manifests_render_objects_that_round_trip() {
 // On the lab cluster
 // ---------------------------------------------------------------------------------------
 
-fn lab_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FLINK_GITOPS_KUBE_LAB") {
-        return PathBuf::from(dir);
-    }
-    flink_gitops::cli::cache_dir(
-        std::env::var_os(config::ENV_CACHE_DIR)
-            .map(PathBuf::from)
-            .as_ref(),
-    )
-    .join("kube-lab")
-}
-
-/// The lab's directory when it is built and its API server and kubelet run.
-fn running_lab() -> Option<PathBuf> {
-    let dir = lab_dir();
-    let alive = |name: &str| {
-        std::fs::read_to_string(dir.join(format!("run/{name}.pid")))
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok())
-            .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
-    };
-    let built = std::fs::read_to_string(dir.join("built")).unwrap_or_default();
-    if built.trim().is_empty() || !dir.join("images/flink.tar").is_file() {
-        eprintln!(
-            "SKIPPED: the Kubernetes lab is not built in {} (scripts/setup.sh --kube)",
-            dir.display()
-        );
-        return None;
-    }
-    if !(alive("kube-apiserver") && alive("kubelet")) {
-        eprintln!("SKIPPED: the Kubernetes lab is not running (scripts/kube-lab/start.sh)");
-        return None;
-    }
-    Some(dir)
-}
-
-/// The lab's kubectl with its admin kubeconfig.
-fn lab_kubectl(lab: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    let mut child = Command::new(lab.join("bin/kubectl"))
-        .env("KUBECONFIG", lab.join("pki/admin.kubeconfig"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the lab's kubectl");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write to kubectl");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("kubectl");
+/// `kubectl ARGS` on the lab: stdout on success, else stderr.
+fn lab_kubectl(lab: &Lab, args: &[&str]) -> Result<String, String> {
+    let out = lab.kubectl(args);
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -570,29 +519,24 @@ fn lab_kubectl(lab: &Path, args: &[&str], stdin: Option<&str>) -> Result<String,
     }
 }
 
-/// Deletes the test's namespace (the agent, the Flink cluster, everything) on drop.
-struct LabNamespace<'a> {
-    lab: &'a Path,
-    name: String,
+/// On a failing test, prints the namespace's pods and the agent's last log lines.
+struct ShowOnFailure<'a> {
+    lab: &'a Lab,
+    namespace: String,
 }
 
-impl Drop for LabNamespace<'_> {
+impl Drop for ShowOnFailure<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for what in [
                 "get pods,deployments -o wide",
                 "logs deploy/flink-gitops --tail=25",
             ] {
-                let mut a: Vec<&str> = vec!["-n", &self.name];
+                let mut a: Vec<&str> = vec!["-n", &self.namespace];
                 a.extend(what.split(' '));
-                eprintln!("--- kubectl {what}\n{:?}", lab_kubectl(self.lab, &a, None));
+                eprintln!("--- kubectl {what}\n{:?}", lab_kubectl(self.lab, &a));
             }
         }
-        let _ = lab_kubectl(
-            self.lab,
-            &["delete", "namespace", &self.name, "--wait=false"],
-            None,
-        );
     }
 }
 
@@ -625,10 +569,9 @@ const METRICS_PORT: u16 = 28509;
 
 #[test]
 fn agent_chart_on_the_lab_cluster() {
-    let Some(lab) = running_lab() else { return };
     let Some(helm) = tool(Tool::Helm) else { return };
-    // The lab's Flink pods are JVMs on this machine: one test with Flink at a time.
-    let _slot = Slot::take();
+    let Some(lab) = Lab::start() else { return };
+    let _slot = kube_slot();
 
     // The agent image from this build's binary, loaded into the lab's containerd.
     let status = Command::new(root().join("scripts/kube-lab/agent-image.sh"))
@@ -637,22 +580,14 @@ fn agent_chart_on_the_lab_cluster() {
         .expect("run scripts/kube-lab/agent-image.sh");
     assert!(status.success(), "agent-image.sh failed");
 
-    let node_ip = lab_kubectl(
-        &lab,
-        &[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={.items[0].status.addresses[?(@.type==\"InternalIP\")].address}",
-        ],
-        None,
-    )
-    .expect("the node's address");
-    let ns = format!("fg-chart-{}", std::process::id());
-    lab_kubectl(&lab, &["create", "namespace", &ns], None).expect("namespace");
-    let _namespace = LabNamespace {
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let client = rt.block_on(lab.client());
+    let node_ip = rt.block_on(node_ip(&client));
+    let namespace = rt.block_on(TestNamespace::create(&lab, &client, "fg-chart"));
+    let ns = namespace.name.clone();
+    let _show = ShowOnFailure {
         lab: &lab,
-        name: ns.clone(),
+        namespace: ns.clone(),
     };
 
     // The repository: one application-mode FlinkDeployment (the stateful test job from the
@@ -669,7 +604,7 @@ metadata:
   namespace: {ns}
 spec:
   mode: standalone
-  image: flink-gitops.local/flink:2.3
+  image: {FLINK_IMAGE}
   imagePullPolicy: Never
   flinkVersion: v2_3
   serviceAccount: flink
@@ -691,7 +626,7 @@ spec:
     replicas: 1
     resource: {{memory: 1g, cpu: 0.25}}
   job:
-    jarURI: local:///opt/flink/usrlib/stateful-counter.jar
+    jarURI: {IMAGE_JOB_JAR}
     entryClass: lab.StatefulCounterJob
     args: ["--out", "/tmp/counter.out"]
     parallelism: 1
@@ -737,7 +672,7 @@ resources: {{requests: {{cpu: 50m, memory: 64Mi}}, limits: {{memory: 512Mi}}}}
     .expect("helm template");
     // The objects the lab's 1.20 API server accepts as they are.
     typed(&rendered);
-    lab_kubectl(&lab, &["apply", "-f", "-"], Some(&rendered)).expect("kubectl apply");
+    lab.apply(&rendered);
 
     // The agent pod is Ready: its /readyz answers through the readiness probe.
     let t0 = Instant::now();
@@ -754,7 +689,6 @@ resources: {{requests: {{cpu: 50m, memory: 64Mi}}, limits: {{memory: 512Mi}}}}
                 "-o",
                 "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
             ],
-            None,
         )
         .ok()?;
         (out.trim() == "True").then_some(())
@@ -769,7 +703,7 @@ resources: {{requests: {{cpu: 50m, memory: 64Mi}}, limits: {{memory: 512Mi}}}}
     wait_until(
         "the JobManager Deployment",
         Duration::from_secs(120),
-        || lab_kubectl(&lab, &["-n", &ns, "get", "deployment", "counter"], None).ok(),
+        || lab_kubectl(&lab, &["-n", &ns, "get", "deployment", "counter"]).ok(),
     );
     let rest = format!("http://{node_ip}:{REST_PORT}");
     let job = wait_until(
