@@ -11,6 +11,7 @@ mod agent_recovery;
 mod agent_session;
 mod agent_snapshots;
 mod corpus;
+mod deploy_chart;
 mod engine_drift;
 mod engine_faults;
 mod engine_rollback;

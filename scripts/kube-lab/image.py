@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Container images for the lab cluster without a registry or a container builder.
 
-  image.py layer OUT.tar [SRC:DEST ...] [--link DEST=TARGET ...] [--dir DEST ...]
-      one filesystem layer (a plain tar) from files of this machine, symlinks and directories
+  image.py layer OUT.tar [SRC:DEST[:MODE] ...] [--link DEST=TARGET ...] [--dir DEST ...]
+      one filesystem layer (a plain tar) from files of this machine (mode 0755 unless MODE,
+      octal, is given), symlinks and directories
   image.py assemble OUT.tar NAME:TAG CONFIG_JSON LAYER.tar [LAYER.tar ...]
       an image tarball in `docker save` layout (manifest.json, the config blob, <diff-id>/layer.tar),
       which `ctr images import` loads into containerd; CONFIG_JSON is the runtime config
@@ -38,7 +39,8 @@ def layer(out, specs):
             dirs.append(next(items).strip("/"))
         else:
             src, dest = spec.split(":", 1)
-            files.append((src, dest.strip("/")))
+            dest, _, mode = dest.partition(":")
+            files.append((src, dest.strip("/"), int(mode, 8) if mode else 0o755))
     made = set()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         def parents(path):
@@ -53,14 +55,14 @@ def layer(out, specs):
                     tar.addfile(info)
         for d in dirs:
             parents(d)
-        for src, dest in files:
+        for src, dest, mode in files:
             if "/" in dest:
                 parents(dest.rsplit("/", 1)[0])
             with open(src, "rb") as f:
                 data = f.read()
             info = tarfile.TarInfo(dest)
             info.size = len(data)
-            info.mode = 0o755
+            info.mode = mode
             tar.addfile(info, io.BytesIO(data))
         for dest, target in links:
             if "/" in dest:
