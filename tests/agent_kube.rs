@@ -393,6 +393,10 @@ fn application_lifecycle_on_kubernetes() {
         "the last good image runs"
     );
 
+    // The bad commit reverted: Git wants the running spec again, which is STABLE.
+    let c7r = remote.revert(&c7);
+    state_at(&remote, &agent, &status_file, &c7r, "STABLE");
+
     // Removal: a final savepoint, then every object of the cluster gone, HA ConfigMaps too.
     remote.remove(FILE);
     let c8 = remote.push("remove orders");
