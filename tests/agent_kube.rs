@@ -273,7 +273,7 @@ fn application_lifecycle_on_kubernetes() {
                 .iter()
                 .filter(|l| l.key == k)
                 .map(|l| l.count)
-                .last()
+                .next_back()
                 .unwrap_or(0)
         })
         .collect();

@@ -73,6 +73,8 @@ spec:
     )
 }
 
+// The lab slot is a std mutex held across awaits on purpose: it orders whole tests.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_runtime_on_the_lab_cluster() {
     let Some(lab) = Lab::start() else { return };

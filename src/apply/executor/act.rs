@@ -11,7 +11,7 @@ use super::observe::{cluster_of, connect};
 use crate::apply::runtime::{ApplicationJob, ClusterRequest, Runtime, RuntimeError};
 use crate::config;
 use crate::flink::lifecycle::decide::{DeployStep, Step, StopStep};
-use crate::flink::lifecycle::record::{reason, StopMode, StopPurpose};
+use crate::flink::lifecycle::record::{reason, Record, StopMode, StopPurpose};
 use crate::flink::lifecycle::transition::Outcome;
 use crate::flink::rest::{
     CheckpointType, ClaimMode, FlinkApi, FlinkApiFactory, JarId, JarRunRequest, JobId, RestError,
@@ -73,17 +73,19 @@ fn failpoint(name: &str) {
     }
 }
 
-/// Carries out the I/O of `step` for resource `key` (deployment attempt `generation`).
+/// Carries out the I/O of `step` for resource `key`, whose record (written ahead of the
+/// step) gives the deployment attempt, the reconciled spec and its revision.
 pub async fn act<R: Runtime, F: FlinkApiFactory>(
     runtime: &R,
     flink: &F,
     jars: &JarCache,
     key: &ResourceKey,
-    generation: u64,
-    reconciled: Option<&Spec>,
-    revision: Option<&str>,
+    written: &Record,
     step: &Step,
 ) -> Outcome {
+    let generation = written.generation;
+    let reconciled = written.last_reconciled_spec.as_ref();
+    let revision = written.last_reconciled_revision.as_deref();
     match step {
         Step::Deploy(d) => deploy(runtime, flink, jars, key, generation, revision, d).await,
         Step::Stop(s) => stop(runtime, flink, key, reconciled, s).await,

@@ -673,9 +673,7 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
                     &self.flink,
                     &self.jars,
                     key,
-                    written.generation,
-                    written.last_reconciled_spec.as_ref(),
-                    written.last_reconciled_revision.as_deref(),
+                    &written,
                     &step,
                 )
                 .await
