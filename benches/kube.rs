@@ -791,6 +791,7 @@ fn hand_app_upgrade(k: &Kubectl, s: &Setup, app: &mut HandApp, version: &str) ->
     let old_pods = app.cluster.pods(k, &s.ns);
     let t0 = now();
     let location = app.cluster.stop_with_savepoint(app.job.as_str(), &s.data);
+    let saved = now();
     let job = JobId::random();
     app.cluster.generation += 1;
     k.apply(&app.cluster.objects(Some(app.cluster.app_job(
@@ -799,10 +800,20 @@ fn hand_app_upgrade(k: &Kubectl, s: &Setup, app: &mut HandApp, version: &str) ->
         &job,
         Some(location),
     ))));
+    let applied = now();
     let mut delete = vec!["delete", "-n", &s.ns, "--force", "--grace-period=0"];
     delete.extend(old_pods.iter().map(String::as_str));
     let _ = k.run(&delete);
+    let deleted = now();
     let (last, first) = wait_switch(&out, &app.version, version);
+    eprintln!(
+        "  by hand application {version}: from the stop request, savepoint done +{:.2} s, applied +{:.2} s, old pods deleted +{:.2} s, first new line +{:.2} s; new pods' restarts: {}",
+        saved - t0,
+        applied - t0,
+        deleted - t0,
+        first - t0,
+        restarts(k, &s.ns, &app.cluster.name)
+    );
     app.job = job;
     app.version = version.to_string();
     (first - last, first - t0)
