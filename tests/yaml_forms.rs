@@ -8,7 +8,6 @@
 //! does. It lists the resources that must be read and every error and warning (severity,
 //! line, field, part of the message); notices are not compared.
 
-
 use flink_gitops::flink::spec::{validate::Options, ManifestSet, Severity, Spec};
 use flink_gitops::git::source::parse_files;
 

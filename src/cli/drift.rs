@@ -154,7 +154,20 @@ pub fn cmd_diff(args: DiffArgs) -> u8 {
             };
             let result = rt.block_on(async {
                 let runtime = KubernetesRuntime::connect(settings).await?;
-                let clusters = runtime.cluster_keys().await;
+                // Clusters in the namespaces this repository uses: other agents (other
+                // repositories) may manage clusters elsewhere on the same Kubernetes.
+                let namespaces: std::collections::BTreeSet<&str> = set
+                    .manifests
+                    .iter()
+                    .map(|m| m.key.namespace.as_str())
+                    .chain(records.keys().map(|k| k.namespace.as_str()))
+                    .collect();
+                let clusters: Vec<ResourceKey> = runtime
+                    .cluster_keys()
+                    .await
+                    .into_iter()
+                    .filter(|k| namespaces.contains(k.namespace.as_str()))
+                    .collect();
                 Ok::<_, KubeSetupError>(
                     drift_report::report(
                         &runtime,

@@ -859,6 +859,7 @@ impl StatsView {
                 external_path: Some(r.location.clone()),
                 restore_timestamp: *ts,
             }),
+            history: self.completed.iter().map(|s| completed(s, false)).collect(),
         }
     }
 }

@@ -313,9 +313,8 @@ pub async fn observe<R: Runtime, F: FlinkApiFactory>(
                     // Where it was written, while Flink's checkpoint list still names it.
                     let location = client.checkpoints(jid).await.ok().and_then(|stats| {
                         stats
-                            .latest_completed
-                            .filter(|c| c.id == checkpoint_id && !c.discarded)
-                            .and_then(|c| c.external_path)
+                            .completed(checkpoint_id)
+                            .and_then(|c| c.external_path.clone())
                     });
                     Evidence::present(TriggerResult::Completed { location })
                 }

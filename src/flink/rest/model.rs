@@ -499,9 +499,22 @@ pub struct CheckpointStats {
     pub latest_completed: Option<CompletedCheckpoint>,
     pub latest_savepoint: Option<CompletedCheckpoint>,
     pub latest_restored: Option<RestoredCheckpoint>,
+    /// The completed checkpoints and savepoints of `history`, newest first (Flink keeps
+    /// `web.checkpoints.history` of them): where a triggered checkpoint is found once a
+    /// periodic one has completed after it.
+    pub history: Vec<CompletedCheckpoint>,
 }
 
 impl CheckpointStats {
+    /// The completed checkpoint `id`, from `latest` or `history`; `None` when Flink no
+    /// longer lists it or it was discarded.
+    pub fn completed(&self, id: u64) -> Option<&CompletedCheckpoint> {
+        self.latest_completed
+            .iter()
+            .chain(self.history.iter())
+            .find(|c| c.id == id && !c.discarded)
+    }
+
     /// Path of the newest retained checkpoint: what a last-state upgrade restores from.
     pub fn latest_completed_path(&self) -> Option<&str> {
         self.latest_completed
@@ -747,6 +760,15 @@ pub(super) fn parse_checkpoints(body: &[u8]) -> Result<CheckpointStats, BadBody>
         counts: CheckpointCounts,
         #[serde(default)]
         latest: Option<RawLatest>,
+        #[serde(default)]
+        history: Vec<RawHistory>,
+    }
+    #[derive(Deserialize)]
+    struct RawHistory {
+        #[serde(default)]
+        status: String,
+        #[serde(flatten)]
+        checkpoint: RawCompleted,
     }
     #[derive(Deserialize)]
     struct RawLatest {
@@ -811,6 +833,12 @@ pub(super) fn parse_checkpoints(body: &[u8]) -> Result<CheckpointStats, BadBody>
             external_path: real_path(r.external_path),
             restore_timestamp: r.restore_timestamp,
         }),
+        history: raw
+            .history
+            .into_iter()
+            .filter(|h| h.status == "COMPLETED")
+            .map(|h| completed(h.checkpoint))
+            .collect(),
     })
 }
 
@@ -1188,6 +1216,16 @@ mod tests {
         let latest = stats.latest_completed.as_ref().unwrap();
         assert_eq!(latest.id, 5);
         assert!(!latest.is_savepoint);
+        // `history` is read too: a triggered checkpoint is found there once a newer one
+        // is the latest.
+        assert_eq!(stats.history.len(), 1);
+        let mut newer = stats.clone();
+        newer.latest_completed.as_mut().unwrap().id = 6;
+        assert_eq!(
+            newer.completed(5).and_then(|c| c.external_path.as_deref()),
+            Some("file:/tmp/restcheck/data/checkpoints/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01/chk-5")
+        );
+        assert_eq!(newer.completed(4), None);
         assert_eq!(
             (latest.trigger_timestamp, latest.latest_ack_timestamp),
             (1795429242659, 1795429242687)
