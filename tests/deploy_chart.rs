@@ -116,6 +116,8 @@ fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
                 (Some(p), Some(q)) => first_difference(p, q, format!("{at}.{k}")),
+                // An explicit null (a field cleared on `helm upgrade`) is no field.
+                (Some(Value::Null), None) => None,
                 (p, q) => Some(format!("{at}.{k}: {p:?} became {q:?}")),
             })
         }
@@ -300,8 +302,9 @@ fn helm_chart_lints_and_renders_objects_that_round_trip() {
     let lint = run(&helm, &["lint", "--strict", chart.to_str().expect("path")]);
     assert!(lint.is_ok(), "helm lint: {lint:?}");
 
-    // Defaults: one agent, no leader election, a ClusterRole for every namespace.
-    let r = typed(&template(&helm, &[]).expect("helm template"));
+    // Without leader election: one agent, replaced with Recreate.
+    let r =
+        typed(&template(&helm, &["--set", "leaderElection.enabled=false"]).expect("helm template"));
     let (d, c) = agent(&r, 1);
     assert_eq!(args(c), ["run", "--runtime", "kubernetes"]);
     assert_eq!(
@@ -309,6 +312,21 @@ fn helm_chart_lints_and_renders_objects_that_round_trip() {
             .as_ref()
             .and_then(|s| s.strategy.as_ref()?.type_.as_deref()),
         Some("Recreate")
+    );
+
+    // Defaults: one agent with leader election (a rollout or a change of replicaCount never
+    // has two acting), a ClusterRole for every namespace.
+    let r = typed(&template(&helm, &[]).expect("helm template"));
+    let (d, c) = agent(&r, 1);
+    assert_eq!(
+        args(c),
+        ["run", "--runtime", "kubernetes", "--leader-elect"]
+    );
+    assert_eq!(
+        d.spec
+            .as_ref()
+            .and_then(|s| s.strategy.as_ref()?.type_.as_deref()),
+        Some("RollingUpdate")
     );
     assert_eq!(setting(&r, "FLINK_GITOPS_LISTEN"), Some("0.0.0.0:9464"));
     assert_eq!(
@@ -321,13 +339,16 @@ fn helm_chart_lints_and_renders_objects_that_round_trip() {
         expected_rules()
     );
     assert_eq!(r.cluster_role_bindings.len(), 1);
-    // No Role but the Flink pods' own (ConfigMaps for Kubernetes HA); no Lease rights.
+    // Roles: the Flink pods' own (ConfigMaps for Kubernetes HA) and the Lease's.
     assert_eq!(
         r.roles
             .iter()
             .map(|x| name_of(&x.metadata))
             .collect::<Vec<_>>(),
-        [("flink-gitops", "flink")]
+        [
+            ("flink-gitops", "flink"),
+            ("flink-gitops", "flink-gitops-leader-election")
+        ]
     );
     assert!(r.secrets.is_empty());
     assert_eq!(r.services.len(), 1);

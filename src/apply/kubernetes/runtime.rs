@@ -316,6 +316,8 @@ impl KubernetesRuntime {
         )?;
         if render::ha_enabled(&first.flink_config) {
             self.replace_ha_application(request).await?;
+        } else if request.job.is_some() {
+            tracing::warn!(resource = %request.key, "application cluster without high availability: should Kubernetes replace its JobManager pod (eviction, node failure, deletion), Flink runs the job again from the state it was deployed with, not from its newest checkpoint; set high-availability.type: kubernetes (as the operator recommends)");
         }
         self.apply(ns, &names.config_map, &first.config_map).await?;
         let jm = self.apply(ns, &names.jobmanager, &first.jobmanager).await?;
