@@ -1065,10 +1065,9 @@ impl LeaseSampler {
             let (stop, samples) = (stop.clone(), samples.clone());
             std::thread::spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let read = handle.block_on(tokio::time::timeout(
-                        Duration::from_secs(3),
-                        api.get_opt(&name),
-                    ));
+                    let read = handle.block_on(async {
+                        tokio::time::timeout(Duration::from_secs(3), api.get_opt(&name)).await
+                    });
                     if let Ok(Ok(lease)) = read {
                         let spec = lease.and_then(|l| l.spec);
                         let sample = LeaseSample {
