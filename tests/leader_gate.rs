@@ -1,8 +1,10 @@
 //! The agent's leadership gate ([`AgentHooks::leadership`]) on the fake Flink: the real
 //! controller (`Agent::run`) fetches but takes no step while it follows, deploys once it
 //! leads, and ends with `RunEnd::LostLeadership` when the leadership goes or its renew
-//! deadline passes without a renewal; a reconcile refuses to act while not leading. The
-//! elector itself is tested on the lab API server (`leader_lab`).
+//! deadline passes without a renewal; a reconcile refuses to act while not leading; a
+//! follower that takes over acts on the records its predecessor wrote. The elector itself
+//! is tested on the lab API server (`leader_lab`), two agent replicas from the Helm chart
+//! on the lab cluster (`deploy_chart`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -232,4 +234,72 @@ async fn status_names_the_agent_that_wrote_last() {
         "{stdout}"
     );
     eprintln!("{stdout}");
+}
+
+/// The sum of `flink_gitops_reconciles_total` over its results.
+fn reconciles(telemetry: &Telemetry) -> u64 {
+    telemetry
+        .encode_text()
+        .lines()
+        .filter(|l| l.starts_with("flink_gitops_reconciles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A follower that takes over acts on what the leader before it recorded, not on the copy
+/// it read when it started: it starts while the status branch is still empty, another
+/// agent deploys the job and records it STABLE, then the follower leads, reads that
+/// record, and neither deploys the job again nor writes anything about it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_acts_on_the_records_of_the_one_before() {
+    let w = World::new();
+    w.push(&[(
+        "apps/a.yaml",
+        Some(app_yaml("a", &JobOpts::mode("savepoint"))),
+    )]);
+    let (lead, leadership) = watch::channel(following());
+    let telemetry = Arc::new(Telemetry::new());
+    let follower = w
+        .agent_with(AgentHooks {
+            telemetry: telemetry.clone(),
+            leadership: Some(leadership),
+            identity: Some("replica-b_89abcdef".into()),
+            ..AgentHooks::default()
+        })
+        .await;
+    assert!(follower.records().is_empty(), "nothing recorded yet");
+    let (_stop_tx, stop) = watch::channel(false);
+    let run = tokio::spawn(follower.clone().run(stop));
+
+    // The first leader deploys the job and records it STABLE.
+    let first = w.agent().await;
+    w.settle(&first).await;
+    let stable = w.store_records();
+    assert_eq!(
+        stable.get(&deployment("a")).map(|r| r.derive_lifecycle()),
+        Some(LifecycleState::Stable)
+    );
+    let calls = w.fake.calls();
+    let commits = w.store.log().len();
+
+    // The follower takes over and reconciles.
+    lead.send_replace(LeaderState::Leading {
+        until: Instant::now() + Duration::from_secs(3600),
+    });
+    wait_until("a reconcile by the new leader", || {
+        reconciles(&telemetry) >= 1
+    })
+    .await;
+    assert_eq!(
+        w.fake.calls(),
+        calls,
+        "the new leader acted on the job again"
+    );
+    assert_eq!(w.store.log().len(), commits, "{:?}", w.store.log());
+    assert_eq!(
+        follower.records().get(&deployment("a")),
+        stable.get(&deployment("a")),
+        "the new leader holds the record the first one wrote"
+    );
+    run.abort();
 }

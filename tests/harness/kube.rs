@@ -120,6 +120,35 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    /// Kills a container with SIGKILL through the lab's containerd, as a crash would: the
+    /// process gets no signal it could handle (a pod deleted with `--grace-period=0` still
+    /// gets SIGTERM from the kubelet first). `id` is a pod status's `containerID`, with or
+    /// without `containerd://`. The socket: `$KUBE_LAB_RUNTIME/containerd.sock` (as
+    /// scripts/kube-lab/lib.sh has it).
+    pub fn kill_container(&self, id: &str) {
+        let runtime = std::env::var("KUBE_LAB_RUNTIME")
+            .unwrap_or_else(|_| "/run/flink-gitops-kube-lab".to_string());
+        let id = id.strip_prefix("containerd://").unwrap_or(id);
+        let out = Command::new("ctr")
+            .args(["--address", &format!("{runtime}/containerd.sock")])
+            .args([
+                "--namespace",
+                "k8s.io",
+                "tasks",
+                "kill",
+                "--signal",
+                "SIGKILL",
+                id,
+            ])
+            .output()
+            .expect("run ctr");
+        assert!(
+            out.status.success(),
+            "ctr tasks kill {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 impl Drop for Lab {

@@ -143,6 +143,10 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
             fetcher.abort();
             return RunEnd::Shutdown;
         }
+        if let Some(end) = self.reload_records_on_leading(&mut shutdown).await {
+            fetcher.abort();
+            return end;
+        }
         let mut end = RunEnd::Shutdown;
         let mut due: BTreeMap<ResourceKey, Instant> = BTreeMap::new();
         let mut failures: BTreeMap<ResourceKey, u32> = BTreeMap::new();
@@ -237,6 +241,61 @@ impl<R: Runtime, F: FlinkApiFactory> Agent<R, F> {
         // handled as one.
         tasks.shutdown().await;
         end
+    }
+
+    /// With leader election, reads the records from the status branch again once the
+    /// elector leads, before the first reconcile: a replica that followed holds the copy it
+    /// read when it started, and the leader before it has written since (with a record
+    /// missing from that copy, the job would be deployed a second time). Retries a failed
+    /// read with backoff for as long as it leads; `Some` with how [`Agent::run`] ends when
+    /// the leadership or the agent stops first. Without leader election: `None` at once.
+    async fn reload_records_on_leading(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<RunEnd> {
+        self.hooks.leadership.as_ref()?;
+        let mut failures = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                return Some(RunEnd::Shutdown);
+            }
+            if !self.hooks.may_act() {
+                tracing::warn!("lost leadership before the first reconcile, stopping");
+                self.hooks.telemetry.set_leader(false);
+                return Some(RunEnd::LostLeadership);
+            }
+            let status = self.status.clone();
+            let loaded = super::blocking("status load", self.settings.git_timeout, move || {
+                status.load()
+            })
+            .await
+            .and_then(|r| r.map_err(ReconcileError::from));
+            match loaded {
+                Ok(records) => {
+                    tracing::info!(
+                        records = records.len(),
+                        "leading: read the status branch again"
+                    );
+                    records
+                        .values()
+                        .for_each(|r| self.hooks.telemetry.observe_record(r));
+                    if let Ok(mut mine) = self.records.lock() {
+                        *mine = records;
+                    }
+                    return None;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let d = backoff::default_delay(failures, self.env.jitter())
+                        .min(self.settings.interval);
+                    tracing::warn!(error = %e, retry_in = ?d, "cannot read the status branch; not reconciling until it is read");
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Waits until the elector leads (true), or for shutdown or the elector's end (false).
