@@ -998,7 +998,6 @@ async fn fake_flink_http_answers_the_real_client_like_the_in_memory_api() {
 
     // No answer: the real client times out.
     fake.stop_answering(&k);
-    let started = std::time::Instant::now();
     match impatient()
         .connect(&url)
         .expect("client")
@@ -1008,7 +1007,6 @@ async fn fake_flink_http_answers_the_real_client_like_the_in_memory_api() {
         Err(RestError::Timeout { .. }) => {}
         other => panic!("{other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(3));
     fake.resume_answering(&k);
     assert!(real.jobs_overview().await.is_ok());
     assert!(matches!(

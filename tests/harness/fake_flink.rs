@@ -836,7 +836,7 @@ impl StatsView {
                     "is_savepoint": true, "external_path": r.location,
                 })),
             },
-            "history": [],
+            "history": self.completed.iter().map(|s| Self::entry(s, false)).collect::<Vec<_>>(),
         })
     }
 
