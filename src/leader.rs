@@ -212,13 +212,9 @@ pub fn default_namespace() -> String {
 /// # Errors
 /// [`LeaderError::Config`] when no configuration is found or the client cannot be built.
 pub async fn client_from_environment(timeout: Duration) -> Result<Client, LeaderError> {
-    let mut cfg = kube::Config::infer()
+    crate::apply::kubernetes::runtime::infer_client(timeout)
         .await
-        .map_err(|e| LeaderError::Config(e.to_string()))?;
-    cfg.connect_timeout = Some(timeout);
-    cfg.read_timeout = Some(timeout);
-    cfg.write_timeout = Some(timeout);
-    Client::try_from(cfg).map_err(|e| LeaderError::Config(e.to_string()))
+        .map_err(|e| LeaderError::Config(e.to_string()))
 }
 
 // -------------------------------------------------------------------------------- pure

@@ -45,6 +45,21 @@ use crate::flink::spec::{DeploymentMode, ResourceKey};
 /// How long a call to the API server may take before the cluster counts as unknown.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A client from `KUBECONFIG` / `~/.kube/config`, or the in-cluster service account, with
+/// `timeout` on connecting, reading and writing (the runtime's and leader election's).
+///
+/// # Errors
+/// [`KubeSetupError`] when no configuration is found or the client cannot be built.
+pub async fn infer_client(timeout: Duration) -> Result<Client, KubeSetupError> {
+    let mut cfg = kube::Config::infer()
+        .await
+        .map_err(|e| KubeSetupError::Config(e.to_string()))?;
+    cfg.connect_timeout = Some(timeout);
+    cfg.read_timeout = Some(timeout);
+    cfg.write_timeout = Some(timeout);
+    Client::try_from(cfg).map_err(KubeSetupError::Client)
+}
+
 /// How long a replacement waits for the old cluster's force-deleted pods to go.
 pub const DEFAULT_POD_DELETION_WAIT: Duration = Duration::from_secs(90);
 
@@ -173,13 +188,7 @@ impl KubernetesRuntime {
     pub async fn connect(
         settings: KubernetesSettings,
     ) -> Result<KubernetesRuntime, KubeSetupError> {
-        let mut cfg = kube::Config::infer()
-            .await
-            .map_err(|e| KubeSetupError::Config(e.to_string()))?;
-        cfg.connect_timeout = Some(DEFAULT_API_TIMEOUT);
-        cfg.read_timeout = Some(DEFAULT_API_TIMEOUT);
-        cfg.write_timeout = Some(DEFAULT_API_TIMEOUT);
-        let client = Client::try_from(cfg).map_err(KubeSetupError::Client)?;
+        let client = infer_client(DEFAULT_API_TIMEOUT).await?;
         Ok(Self::with_client(client, settings))
     }
 
